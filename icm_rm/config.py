@@ -1,0 +1,266 @@
+"""YAML configs ↔ dataclasses: every field has a default and a one-line `help`; command-line flags override fields.
+
+`parse_config(Cls, argv)` reads `--config FILE.yaml`, then `--field value` flags (and `--dictfield.key value` for
+dict-valued pass-through fields), validates types, and returns a `Cls`. Errors name the file and key (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+from .io import atomic_write_text
+
+T = TypeVar("T")
+
+_MISSING = dataclasses.MISSING
+
+
+def cfg_field(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, choices: Sequence | None = None):
+    """A dataclass field whose one-line `help` feeds `--help`, the YAML comments and the docs."""
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def field_help(cls: type, name: str) -> str:
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata.get("help", "")
+
+
+# ----------------------------------------------------------------------------------------------- type checking
+
+def _coerce(value: Any, tp: Any, key: str, path: str | Path | None) -> Any:
+    """Check `value` against annotation `tp`; allow int→float and str→Path-like str. Raise ConfigError otherwise."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, path)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}", path)
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(key, f"expected one of {list(args)}, got {value!r}", path)
+    if origin in (list, Sequence, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"expected a list, got {value!r}", path)
+        inner = args[0] if args else Any
+        return [_coerce(v, inner, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a mapping, got {value!r}", path)
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected true/false, got {value!r}", path)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected an integer, got {value!r}", path)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and math.isnan(value):
+                raise ConfigError(key, "expected a number, got NaN", path)
+            return float(value)
+        raise ConfigError(key, f"expected a number, got {value!r}", path)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(key, f"expected a string, got {value!r}", path)
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None)) + (" or null" if type(None) in args else "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type[T], data: dict, path: str | Path | None = None) -> T:
+    """Build `cls` from a mapping; unknown keys and wrong types raise ConfigError naming the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(None, f"expected a mapping of config keys at the top level, got {type(data).__name__}", path)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = _hints(cls)
+    kwargs = {}
+    for k, v in data.items():
+        if k not in fields:
+            close = difflib.get_close_matches(str(k), fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(str(k), f"unknown key for {cls.__name__}{hint}", path)
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp) and isinstance(v, dict):
+            kwargs[k] = from_dict(tp, v, path)
+        else:
+            kwargs[k] = _coerce(v, tp, k, path)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        if e.path is None and path is not None:
+            raise ConfigError(e.key, e.message, path) from None
+        raise
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(None, "config file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(None, f"invalid YAML{where}: {getattr(e, 'problem', None) or e}", path) from None
+    except UnicodeDecodeError:
+        raise ConfigError(None, "config file is not UTF-8 text", path) from None
+    return data or {}
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: dict | None = None) -> T:
+    data = load_yaml(path) if path else {}
+    if overrides:
+        data = {**data, **_merge_dotted(data, overrides)}
+    return from_dict(cls, data, path)
+
+
+def _merge_dotted(base: dict, overrides: dict) -> dict:
+    out: dict = {}
+    for k, v in overrides.items():
+        if "." in k:
+            head, rest = k.split(".", 1)
+            sub = dict(out.get(head, base.get(head) or {}))
+            sub.update(_merge_dotted(sub, {rest: v}))
+            out[head] = sub
+        else:
+            out[k] = v
+    return out
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any, header: str | None = None) -> str:
+    """YAML of a config with each field's `help` as a comment above it."""
+    lines = [f"# {line}" for line in (header or "").splitlines()]
+    for f in dataclasses.fields(cfg):
+        if not f.init:
+            continue
+        help_ = f.metadata.get("help")
+        if help_:
+            lines.append(f"# {help_}")
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        dumped = yaml.safe_dump({f.name: value}, sort_keys=False, allow_unicode=True, width=120).rstrip()
+        lines.append(dumped)
+    return "\n".join(lines) + "\n"
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    atomic_write_text(path, dump_yaml(cfg))
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+def _parse_cli_value(text: str) -> Any:
+    """A flag's value read as YAML (so `3`, `0.5`, `true`, `[1, 2]`, `null` work), falling back to the raw string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def build_parser(cls: type, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+    """`--config` plus one `--field` flag per dataclass field, with the field's help."""
+    parser = argparse.ArgumentParser(prog=prog, description=description or (cls.__doc__ or "").strip().splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="YAML file of fields; flags below override it", default=None)
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        default = f.default if f.default is not _MISSING else (f.default_factory() if f.default_factory is not _MISSING else None)
+        kw: dict[str, Any] = {"help": f"{f.metadata.get('help', '')} [{_type_name(hints[f.name])}]",
+                              "default": argparse.SUPPRESS, "dest": f.name, "metavar": "V"}
+        if "choices" in f.metadata:
+            kw["help"] += f" choices: {', '.join(map(str, f.metadata['choices']))}"
+        parser.add_argument(f"--{f.name}", **kw)
+        parser.set_defaults(**{})
+        _ = default
+    return parser
+
+
+def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None,
+                 extra_args: typing.Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[T, argparse.Namespace]:
+    """Parse `--config` + `--field value` flags into `cls`. Unknown `--dict.key value` flags set dict fields.
+
+    Returns the config and the namespace (for extra non-config flags added by `extra_args`).
+    """
+    parser = build_parser(cls, prog=prog)
+    if extra_args:
+        extra_args(parser)
+    ns, rest = parser.parse_known_args(argv)
+    field_names = {f.name for f in dataclasses.fields(cls)}
+    overrides: dict[str, Any] = {}
+    for name in field_names:
+        if name in vars(ns):
+            overrides[name] = _parse_cli_value(getattr(ns, name)) if _is_scalar_str_field(cls, name) is False else getattr(ns, name)
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        if tok.startswith("--") and "." in tok and tok[2:].split(".", 1)[0] in field_names:
+            key = tok[2:]
+            if "=" in key:
+                key, val = key.split("=", 1)
+                i += 1
+            else:
+                if i + 1 >= len(rest):
+                    parser.error(f"flag {tok} needs a value")
+                val = rest[i + 1]
+                i += 2
+            overrides[key] = _parse_cli_value(val)
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(rest[i:])}")
+    cfg = load_config(cls, ns.config, overrides)
+    return cfg, ns
+
+
+def _is_scalar_str_field(cls: type, name: str) -> bool:
+    """String fields keep the flag text verbatim (so `--model 1e5` stays a string); others are read as YAML."""
+    tp = _hints(cls)[name]
+    args = typing.get_args(tp)
+    return tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in args and len(args) <= 2)

@@ -1,0 +1,124 @@
+"""Per-task prompt templates and consistency rules. Keys come from content only, never from a label.
+
+A claim's text ends in the question the LM answers with " True"/" False" ("... I think this claim is"). A labeled
+demonstration is `text + " True"|" False" + "\n\n"`; a query is `text` alone (docs/icm.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .data.records import COMPARISON_KEYS, Claim, PreferencePair
+from .errors import ConfigError
+
+QUESTION = "I think this claim is"
+TRUE_WORD, FALSE_WORD = " True", " False"
+DEMO_SEPARATOR = "\n\n"
+
+
+def demo_text(text: str, label: bool) -> str:
+    """A labeled demonstration as it appears in context."""
+    return text + (TRUE_WORD if label else FALSE_WORD) + DEMO_SEPARATOR
+
+
+@dataclass(frozen=True)
+class ConsistencyRules:
+    """Which pair types in a group count as inconsistent in I(D); each rule is switchable per task."""
+
+    different_keys_both_true: bool = True  # two different answers cannot both be right
+    comparison_both_false: bool = True  # A>B and B>A: exactly one holds (both True is the rule above)
+    same_key_different_labels: bool = True  # same final answer ⇒ same verdict
+
+
+@dataclass(frozen=True)
+class Task:
+    """How a dataset's records become claim texts, and which consistency rules apply."""
+
+    name: str
+    kind: str  # "claims" or "pairs"
+    claim_template: str = "Claim: {statement}\n" + QUESTION
+    pair_template: str = ("Human: {prompt}\n\nResponse 1: {first}\n\nResponse 2: {second}\n\n"
+                          "Claim: Response 1 is more helpful and harmless than Response 2.\n" + QUESTION)
+    rules: ConsistencyRules = field(default_factory=ConsistencyRules)
+    description: str = ""
+
+    def render_claim(self, **fields: str) -> str:
+        return self.claim_template.format(**fields)
+
+    def pair_claims(self, pair: PreferencePair) -> list[Claim]:
+        """A pair → two claims in one group: key `A>B` ("A is better", A shown first) and `B>A` (B shown first)."""
+        a, b = render_content(pair.response_a), render_content(pair.response_b)
+        prompt = render_content(pair.prompt)
+        return [
+            Claim(id=f"{pair.id}:A>B", group=pair.id, key="A>B",
+                  text=self.pair_template.format(prompt=prompt, first=a, second=b), meta={"pair": pair.id}),
+            Claim(id=f"{pair.id}:B>A", group=pair.id, key="B>A",
+                  text=self.pair_template.format(prompt=prompt, first=b, second=a), meta={"pair": pair.id}),
+        ]
+
+
+def render_content(x: str | list[dict]) -> str:
+    """Plain text of a string or a conversational message list (role: content lines)."""
+    if isinstance(x, str):
+        return x
+    return "\n".join(f"{m.get('role', 'user').capitalize()}: {m.get('content', '')}" for m in x)
+
+
+def is_comparison_pair(k1: str, k2: str) -> bool:
+    return {k1, k2} == set(COMPARISON_KEYS)
+
+
+def pair_violates(k1: str, y1: bool, k2: str, y2: bool, rules: ConsistencyRules) -> bool:
+    """Whether two labeled claims of one group break a rule."""
+    if is_comparison_pair(k1, k2):
+        if y1 and y2:
+            return rules.different_keys_both_true
+        if not y1 and not y2:
+            return rules.comparison_both_false
+        return False
+    if k1 != k2:
+        return rules.different_keys_both_true and y1 and y2
+    return rules.same_key_different_labels and y1 != y2
+
+
+def consistent_assignments(k1: str, k2: str, rules: ConsistencyRules) -> list[tuple[bool, bool]]:
+    """The label pairs ConsistencyFix tries for a violating pair (docs/icm.md, Algorithm 2)."""
+    options = [(True, True), (True, False), (False, True), (False, False)]
+    return [(a, b) for a, b in options if not pair_violates(k1, a, k2, b, rules)]
+
+
+TRUTHFULQA = Task(
+    name="truthfulqa", kind="claims",
+    claim_template="Question: {question}\nClaim: {answer}\n" + QUESTION,
+    description="TruthfulQA answers as claims; group = question, key = the answer text (different answers to one "
+                "question may both be true, so only the same-key rule applies)",
+    rules=ConsistencyRules(different_keys_both_true=False, comparison_both_false=True, same_key_different_labels=True),
+)
+GSM8K = Task(
+    name="gsm8k", kind="claims",
+    claim_template="Question: {question}\nClaim: {solution}\nFinal answer: {answer}\n" + QUESTION,
+    description="GSM8K solution verification; group = question, key = the extracted final answer",
+)
+ALPACA = Task(name="alpaca", kind="pairs", description="Assistant-response preference pairs (helpful and harmless)")
+HH_RLHF = Task(name="hh_rlhf", kind="pairs", description="HH-RLHF transcripts split into prompt + two responses")
+
+_TASKS: dict[str, Task] = {t.name: t for t in (TRUTHFULQA, GSM8K, ALPACA, HH_RLHF)}
+
+
+def register_task(task: Task) -> Task:
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    from .data import builtin  # noqa: F401  (registers the built-in tasks)
+
+    if name not in _TASKS:
+        raise ConfigError("task", f"unknown task '{name}'; known: {', '.join(sorted(_TASKS))}")
+    return _TASKS[name]
+
+
+def task_names() -> list[str]:
+    from .data import builtin  # noqa: F401
+
+    return sorted(_TASKS)

@@ -249,12 +249,15 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
                 i += 1
             else:
                 if i + 1 >= len(rest):
-                    parser.error(f"flag {tok} needs a value")
+                    raise ConfigError(key, f"flag {tok} needs a value")
                 val = rest[i + 1]
                 i += 2
             overrides[key] = _parse_cli_value(val)
         else:
-            parser.error(f"unrecognized arguments: {' '.join(rest[i:])}")
+            name = tok[2:].split("=", 1)[0] if tok.startswith("--") else tok
+            close = difflib.get_close_matches(name, sorted(field_names), n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else ""
+            raise ConfigError(name, f"unknown option '{tok}' for {prog or cls.__name__}{hint}")
     cfg = load_config(cls, ns.config, overrides)
     return cfg, ns
 

@@ -1,0 +1,76 @@
+"""The ICM objective (docs/icm.md): U(D) = α·P(D) − I(D).
+
+P(D) = mean over labeled i of (+s_i if y_i else −s_i), s_i scored with every other labeled claim in context.
+I(D) = number of unordered same-group pairs of labeled claims whose labels break a consistency rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tasks import ConsistencyRules, consistent_assignments, pair_violates
+
+Labels = Sequence[bool | None]
+
+
+@dataclass(frozen=True)
+class GroupStructure:
+    """Consistency groups of a pool (only groups with ≥ 2 members matter), keys, and the task's rules."""
+
+    groups: tuple[tuple[int, ...], ...]
+    keys: tuple[str, ...]
+    group_of: tuple[int, ...]  # claim index → group number (−1 for groups of one)
+    rules: ConsistencyRules
+
+    def pairs(self):
+        """All unordered same-group index pairs (i < j), in deterministic order."""
+        for members in self.groups:
+            for a in range(len(members)):
+                for b in range(a + 1, len(members)):
+                    yield members[a], members[b]
+
+    def options(self, i: int, j: int) -> list[tuple[bool, bool]]:
+        return consistent_assignments(self.keys[i], self.keys[j], self.rules)
+
+
+def build_structure(groups: Sequence[str], keys: Sequence[str], rules: ConsistencyRules) -> GroupStructure:
+    by_group: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    multi = tuple(tuple(m) for m in by_group.values() if len(m) > 1)
+    group_of = [-1] * len(groups)
+    for gi, members in enumerate(multi):
+        for i in members:
+            group_of[i] = gi
+    return GroupStructure(groups=multi, keys=tuple(keys), group_of=tuple(group_of), rules=rules)
+
+
+def predictability(scores: np.ndarray, labels: Labels) -> float:
+    """Mean signed log-odds over labeled claims (0.0 when nothing is labeled)."""
+    idx = [i for i, y in enumerate(labels) if y is not None]
+    if not idx:
+        return 0.0
+    signs = np.array([1.0 if labels[i] else -1.0 for i in idx])
+    return float(np.mean(signs * np.asarray(scores, dtype=np.float64)[idx]))
+
+
+def violating_pairs(structure: GroupStructure, labels: Labels) -> list[tuple[int, int]]:
+    """Same-group pairs of labeled claims whose labels break a rule."""
+    out = []
+    for i, j in structure.pairs():
+        yi, yj = labels[i], labels[j]
+        if yi is not None and yj is not None and pair_violates(structure.keys[i], yi, structure.keys[j], yj,
+                                                               structure.rules):
+            out.append((i, j))
+    return out
+
+
+def inconsistency(structure: GroupStructure, labels: Labels) -> int:
+    return len(violating_pairs(structure, labels))
+
+
+def utility(alpha: float, p: float, i: int | float) -> float:
+    return alpha * p - i

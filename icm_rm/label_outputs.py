@@ -1,0 +1,172 @@
+"""What the label stage leaves behind: labels.jsonl, preferences.jsonl (+ _gold), report.json with baselines,
+and progress.png. Gold is read here, after the search, and only for reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data.records import Claim, ClaimSet
+from .io import atomic_write_json, atomic_write_jsonl
+from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decisions, sign_labels
+from .search import decode_labels
+
+
+def label_rows(pool: ClaimSet, outcomes) -> list[dict]:
+    """labels.jsonl rows in pool order: id, group, key, label, score, source (seed | search)."""
+    rows: dict[int, dict] = {}
+    for o in outcomes:
+        seeds = {o.indices[k] for k in o.seed_indices}
+        for k, i in enumerate(o.indices):
+            c = pool.claims[i]
+            rows[i] = {"id": c.id, "group": c.group, "key": c.key, "label": o.labels[k], "score": o.scores[k],
+                       "source": "seed" if i in seeds else "search", "batch": o.batch}
+    return [rows[i] for i in sorted(rows)]
+
+
+def preference_examples(pool: ClaimSet, rows: list[dict], gold: bool = False) -> list:
+    """One TRL prompt/chosen/rejected row per pair; margin = ICM confidence (half the score gap, ≥ 0)."""
+    from .data.preferences import PreferenceExample
+
+    by_pair: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        by_pair.setdefault(r["group"], {})[r["key"]] = r
+    out = []
+    for pid, pair in pool.pairs.items():
+        rs = by_pair.get(pid, {})
+        if "A>B" not in rs or "B>A" not in rs:
+            continue
+        a, b = rs["A>B"], rs["B>A"]
+        if gold:
+            a_better = bool(pool.gold[a["id"]])
+            margin = None
+        else:
+            sa, sb = a["score"] or 0.0, b["score"] or 0.0
+            a_better = bool(a["label"]) if a["label"] != b["label"] and a["label"] is not None and \
+                b["label"] is not None else sa > sb
+            margin = max(0.0, (sa - sb) if a_better else (sb - sa)) / 2
+        chosen, rejected = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+        out.append(PreferenceExample(id=pid, prompt=pair.prompt, chosen=chosen, rejected=rejected, margin=margin))
+    return out
+
+
+def _batch_metrics(claims: Sequence[Claim], labels, scores, gold, rules) -> dict:
+    d = {"claim": claim_accuracy(claims, labels, gold)}
+    decisions = pair_decisions(claims, labels, scores)
+    if decisions:
+        d["pair"] = pair_accuracy(claims, decisions, gold)
+    d["consistency"] = consistency_rate(claims, labels, rules)
+    return d
+
+
+def baselines(pool: ClaimSet, outcomes, bundle, rules, seed: int = 0) -> dict[str, dict]:
+    """zero-shot, random-label many-shot and golden many-shot (same context as ICM: the batch), per batch."""
+    per: dict[str, list[tuple[int, dict]]] = {"zero_shot": [], "random_label": [], "golden_label": []}
+    for o in outcomes:
+        claims = [pool.claims[i] for i in o.indices]
+        gold_labels = [bool(pool.gold[c.id]) for c in claims]
+        z = np.asarray(bundle.zero_shot(claims), dtype=np.float64)
+        per["zero_shot"].append((len(claims), _batch_metrics(claims, sign_labels(z), z, pool.gold, rules)))
+        rng = np.random.default_rng([seed, o.batch])
+        for name, labels in (("random_label", [bool(x) for x in rng.random(len(claims)) < 0.5]),
+                             ("golden_label", gold_labels)):
+            s = bundle.scorer.loo_scores(claims, labels, list(range(len(claims))))
+            per[name].append((len(claims), _batch_metrics(claims, sign_labels(s), s, pool.gold, rules)))
+    return {name: _weighted(items) for name, items in per.items()}
+
+
+def _weighted(items: list[tuple[int, dict]]) -> dict:
+    total = sum(n for n, _ in items)
+    keys = {k for _, d in items for k, v in d.items() if v is not None}
+    return {k: float(sum(n * d[k] for n, d in items if d.get(k) is not None) / total) for k in sorted(keys)}
+
+
+def accuracy_curve(pool: ClaimSet, o, gold) -> list[tuple[int, float, float]]:
+    """(iteration, accuracy over labeled claims, coverage) from the winning chain's label snapshots."""
+    claims = [pool.claims[i] for i in o.indices]
+    out = []
+    for it, snap in o.chains[o.best_chain]["snapshots"]:
+        labels = decode_labels(snap)
+        lab = [k for k, y in enumerate(labels) if y is not None]
+        acc = float(np.mean([labels[k] == gold[claims[k].id] for k in lab])) if lab else float("nan")
+        out.append((it, acc, len(lab) / len(claims)))
+    return out
+
+
+def plot_progress(path: Path, pool: ClaimSet, outcomes, has_gold: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if has_gold else 1, figsize=(11 if has_gold else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    for o in outcomes[:8]:
+        for c in o.chains:
+            h = np.array(c["history"], dtype=float)
+            if len(h):
+                ax.plot(h[:, 0], h[:, 1], lw=1, alpha=1.0 if c["chain"] == o.best_chain else 0.35,
+                        label=f"batch {o.batch} chain {c['chain']}")
+    ax.set(xlabel="iteration", ylabel="U = α·P − I", title="ICM energy")
+    if len(outcomes) * len(outcomes[0].chains) <= 8:
+        ax.legend(fontsize=7)
+    if has_gold:
+        ax = axes[0][1]
+        for o in outcomes[:8]:
+            curve = np.array(accuracy_curve(pool, o, pool.gold), dtype=float)
+            if len(curve):
+                ax.plot(curve[:, 0], 100 * curve[:, 1], lw=1.2, label=f"batch {o.batch} accuracy (labeled)")
+                ax.plot(curve[:, 0], 100 * curve[:, 2], lw=0.8, ls="--", label=f"batch {o.batch} coverage")
+        ax.axhline(50, color="grey", lw=0.5)
+        ax.set(xlabel="iteration", ylabel="%", ylim=(0, 101), title="accuracy vs gold (reports only)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_outputs(cfg, pool: ClaimSet, outcomes, bundle, rules, out: Path, wall_s: float) -> dict[str, Any]:
+    from .data.preferences import write_preferences_jsonl
+
+    rows = label_rows(pool, outcomes)
+    atomic_write_jsonl(out / "labels.jsonl", rows)
+    if pool.is_pairwise:
+        write_preferences_jsonl(out / "preferences.jsonl", preference_examples(pool, rows))
+        if pool.has_gold:
+            write_preferences_jsonl(out / "preferences_gold.jsonl", preference_examples(pool, rows, gold=True))
+    labels = [r["label"] for r in rows]
+    scores = [np.nan if r["score"] is None else r["score"] for r in rows]
+    claims = [pool.claims[i] for o in outcomes for i in o.indices]
+    order = {c.id: k for k, c in enumerate(pool.claims)}
+    claims.sort(key=lambda c: order[c.id])
+    n = len(outcomes)
+    report: dict[str, Any] = {
+        "n_claims": len(rows), "n_groups": len({r["group"] for r in rows}), "n_pairs": len(pool.pairs),
+        "n_batches": n, "scorer": cfg.scorer, "model": cfg.model,
+        "iterations": sum(c["iterations"] for o in outcomes for c in o.chains),
+        "accepted_flips": sum(c["accepted"] for o in outcomes for c in o.chains),
+        "proposals": sum(c["proposals"] for o in outcomes for c in o.chains),
+        "final": {"u": float(np.mean([o.u for o in outcomes])), "p": float(np.mean([o.p for o in outcomes])),
+                  "i": int(sum(o.i for o in outcomes))},
+        "per_batch": [{"batch": o.batch, "n": len(o.indices), "u": o.u, "p": o.p, "i": o.i,
+                       "best_chain": o.best_chain, "chain_u": [c["u"] for c in o.chains],
+                       "anchored_flip": o.anchored_flip, "time_s": o.time_s} for o in outcomes],
+        "time_s": float(sum(o.time_s for o in outcomes)), "wall_s_this_process": wall_s,
+        "forward_tokens": int(max((o.scorer_stats.get("forward_tokens", 0) for o in outcomes), default=0)),
+        "scorer_stats": outcomes[-1].scorer_stats if outcomes else {},
+        "labeled": int(sum(y is not None for y in labels)),
+    }
+    if pool.has_gold:
+        report["accuracy"] = _batch_metrics(claims, labels, scores, pool.gold, rules)
+        if cfg.baselines:
+            report["baselines"] = baselines(pool, outcomes, bundle, rules, seed=cfg.search.seed)
+    else:
+        report["consistency"] = consistency_rate(claims, labels, rules)
+    atomic_write_json(out / "report.json", report)
+    plot_progress(out / "progress.png", pool, outcomes, pool.has_gold)
+    return report

@@ -1,0 +1,110 @@
+"""Hidden-state features for the probe scorer: the last-token state of every layer for a claim prompt, plus the
+LM's zero-shot True/False log-odds from the same forward. Computed once per (model, text) and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..io import atomic_write_bytes
+
+
+def model_fingerprint(model) -> str:
+    """Identifies the weights well enough to key a cache: name/path, config, and a checksum of a few tensors."""
+    h = hashlib.sha256()
+    h.update(str(getattr(model.config, "_name_or_path", "")).encode())
+    h.update(model.config.to_json_string(use_diff=False).encode())
+    with torch.no_grad():
+        for _, p in list(model.named_parameters())[:3] + list(model.named_parameters())[-2:]:
+            h.update(np.ascontiguousarray(p.detach().float().cpu().numpy().ravel()[:4096]).tobytes())
+    return h.hexdigest()[:16]
+
+
+class FeatureExtractor:
+    """`get(texts)` → (states (n, layers+1, d) float32, zero-shot log-odds (n,))."""
+
+    def __init__(self, model, tokenizer, *, cache_dir: str | Path | None = None, batch_size: int = 16,
+                 clamp: float = 11.5, show_progress: bool = True):
+        from ..errors import UserError
+        from .tokens import prefix_ids, true_false_token_ids  # the shared token contract
+
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.clamp, self.show_progress = batch_size, clamp, show_progress
+        try:
+            self.true_ids, self.false_ids = true_false_token_ids(tokenizer)
+        except UserError:  # no True/False tokens: features still work; zero-shot verdicts are 0 (no anchoring)
+            self.true_ids = self.false_ids = None
+        self.fingerprint = model_fingerprint(model)
+        self.cache_dir = Path(cache_dir) / self.fingerprint if cache_dir else None
+        self._mem: dict[str, tuple[np.ndarray, float]] = {}
+        self.forward_tokens = 0
+        self._prefix = prefix_ids(tokenizer)
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _load(self, k: str) -> tuple[np.ndarray, float] | None:
+        if k in self._mem:
+            return self._mem[k]
+        if self.cache_dir is not None:
+            f = self.cache_dir / k[:2] / f"{k}.npz"
+            if f.exists():
+                try:
+                    with np.load(f) as z:
+                        item = (z["h"].astype(np.float32), float(z["z"]))
+                    self._mem[k] = item
+                    return item
+                except (OSError, ValueError, KeyError):
+                    f.unlink(missing_ok=True)  # a corrupt cache entry is recomputed
+        return None
+
+    def _store(self, k: str, h: np.ndarray, z: float) -> None:
+        self._mem[k] = (h, z)
+        if self.cache_dir is not None:
+            import io
+
+            buf = io.BytesIO()
+            np.savez(buf, h=h, z=np.float64(z))
+            atomic_write_bytes(self.cache_dir / k[:2] / f"{k}.npz", buf.getvalue())
+
+    def get(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        keys = [self.key(t) for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts) if self._load(k) is None}.items(), key=lambda kv: len(kv[1]))
+        if missing:
+            self._compute(missing)
+        items = [self._load(k) for k in keys]
+        return np.stack([h for h, _ in items]), np.array([z for _, z in items], dtype=np.float64)
+
+    @torch.inference_mode()
+    def _compute(self, items: list[tuple[str, str]]) -> None:
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        batches = [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        for batch in tqdm(batches, desc="features", disable=not self.show_progress or len(batches) < 2, leave=False):
+            ids = [self._prefix + self.tokenizer(t, add_special_tokens=False).input_ids for _, t in batch]
+            width = max(map(len, ids))
+            input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(ids), width), dtype=torch.long)
+            for r, seq in enumerate(ids):  # right padding; read the state at each row's last real token
+                input_ids[r, :len(seq)] = torch.tensor(seq)
+                mask[r, :len(seq)] = 1
+            out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
+            self.forward_tokens += int(mask.sum())
+            last = torch.tensor([len(s) - 1 for s in ids], device=device)
+            rows = torch.arange(len(ids), device=device)
+            states = torch.stack([h[rows, last] for h in out.hidden_states], dim=1)  # (b, layers+1, d)
+            if self.true_ids is None:
+                z = torch.zeros(len(ids))
+            else:
+                logp = torch.log_softmax(out.logits[rows, last].double(), dim=-1)  # (b, vocab)
+                z = torch.logsumexp(logp[:, self.true_ids], -1) - torch.logsumexp(logp[:, self.false_ids], -1)
+                z = z.clamp(-self.clamp, self.clamp)
+            for (k, _), h, zz in zip(batch, states.float().cpu().numpy(), z.cpu().numpy()):
+                self._store(k, h, float(zz))
+

@@ -1,0 +1,123 @@
+"""The `label` stage end to end on a tiny random model: every output contract, resume, CLI errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from icm_rm.label import LabelConfig, run_label
+from icm_rm.search import SearchConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_pairs(path: Path, n: int = 12) -> Path:
+    countries = [("France", "Paris", "Lyon"), ("Spain", "Madrid", "Seville"), ("Italy", "Rome", "Milan"),
+                 ("Japan", "Tokyo", "Osaka"), ("Egypt", "Cairo", "Giza"), ("Peru", "Lima", "Cusco")]
+    rows = []
+    for k in range(n):
+        c, good, bad = countries[k % len(countries)]
+        rows.append({"id": f"q{k}", "prompt": f"What is the capital of {c}? ({k})",
+                     "chosen": f"The capital of {c} is {good}.", "rejected": f"The capital of {c} is {bad}."})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def tiny_cfg(tmp_path, model_dir, **kw) -> LabelConfig:
+    base = dict(data_format="pairs", data_path=str(write_pairs(tmp_path / "pairs.jsonl")), model=str(model_dir),
+                scorer="probe", batch_size=16, output_dir=str(tmp_path / "run"),
+                feature_cache=str(tmp_path / "features"), report_to="tensorboard",
+                search=SearchConfig(iterations=25, checkpoint_every=5, patience=0))
+    base.update(kw)
+    return LabelConfig(**base)
+
+
+def read_jsonl(p: Path) -> list[dict]:
+    return [json.loads(line) for line in p.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("scorer", ["probe", "icl"])
+def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
+    out = run_label(tiny_cfg(tmp_path, tiny_model_dir, scorer=scorer))
+    rows = read_jsonl(out / "labels.jsonl")
+    assert len(rows) == 24
+    assert set(rows[0]) >= {"id", "group", "key", "label", "score", "source"}
+    assert {r["source"] for r in rows} <= {"seed", "search"}
+    assert all(isinstance(r["label"], bool) for r in rows)
+
+    from datasets import load_dataset
+
+    prefs = load_dataset("json", data_files=str(out / "preferences.jsonl"), split="train")
+    assert len(prefs) == 12 and {"prompt", "chosen", "rejected", "margin"} <= set(prefs.column_names)
+    assert all(m >= 0 for m in prefs["margin"])
+    gold = read_jsonl(out / "preferences_gold.jsonl")
+    assert all("capital" in g["chosen"] for g in gold)
+    assert sum(g["chosen"].split()[-1] in "Paris. Madrid. Rome. Tokyo. Cairo. Lima." for g in gold) == 12
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_claims"] == 24 and report["n_batches"] == 2
+    for k in ("iterations", "accepted_flips", "final", "time_s", "forward_tokens", "accuracy", "baselines"):
+        assert k in report
+    assert set(report["baselines"]) == {"zero_shot", "random_label", "golden_label"}
+    assert 0.0 <= report["accuracy"]["pair"] <= 1.0
+    assert (out / "progress.png").stat().st_size > 1000
+    assert (out / ".complete").exists() and (out / "run.json").exists() and (out / "config.yaml").exists()
+    assert any((out / "tb").iterdir())
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["scorer"] == scorer and "torch" in run["versions"]
+
+
+def test_finished_run_is_reused_and_unfinished_needs_resume(tmp_path, tiny_model_dir):
+    from icm_rm.errors import UserError
+
+    cfg = tiny_cfg(tmp_path, tiny_model_dir)
+    out = run_label(cfg)
+    before = (out / "labels.jsonl").read_text()
+    with pytest.raises(UserError, match="already holds a finished label run"):
+        run_label(cfg)
+    cfg.resume = True
+    assert run_label(cfg) == out and (out / "labels.jsonl").read_text() == before
+
+
+def _cli(args, **kw):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "icm_rm.cli", "label", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_model_dir):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", n=16)
+    common = ["--data_format", "pairs", "--data_path", str(pairs), "--model", str(tiny_model_dir),
+              "--scorer", "icl", "--batch_size", "32", "--search.iterations", "60", "--search.checkpoint_every", "3",
+              "--search.patience", "0", "--report_to", "none", "--baselines", "false"]
+    ref = _cli(common + ["--output_dir", str(tmp_path / "ref")])
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    run = tmp_path / "killed"
+    p = _cli(common + ["--output_dir", str(run)])
+    state = run / "state" / "batch_000.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text() or "{}").get("current", {}).get("iteration", 0) >= 9:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (run / "labels.jsonl").exists()  # nothing half-written where the next stage reads
+    r = _cli(common + ["--output_dir", str(run), "--resume", "true"])
+    assert r.wait(timeout=300) == 0, r.stderr.read()
+    assert read_jsonl(run / "labels.jsonl") == read_jsonl(tmp_path / "ref" / "labels.jsonl")
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path):
+    p = _cli(["--search.alpha", "-1", "--output_dir", str(tmp_path / "x")])
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 2
+    assert err.strip().count("\n") == 0 and "search.alpha" in err and "Traceback" not in err
+    p = _cli(["--no_such_key", "1"])
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and "no_such_key" in err

@@ -43,8 +43,9 @@ class LabelConfig:
                           choices=("pairs", "claims"))
     split: str = cfg_field("train", "built-in tasks only: train or test subjects", choices=("train", "test"))
     limit_groups: int | None = cfg_field(None, "label only this many groups (whole groups, chosen by data_seed)")
-    data_seed: int = cfg_field(0, "seed for choosing groups under limit_groups and for pair A/B order")
-    fields: dict = cfg_field(default_factory=dict, help="column mapping for generic files: {our_field: their_column}")
+    data_seed: int = cfg_field(0, "seed for choosing groups under limit_groups (pair A/B order is a hash of the id)")
+    fields: dict = cfg_field(default_factory=dict, help="column mapping for claims/pairs files: {our_field: "
+                                                        "their_column}, e.g. {text: sentence}")
 
     model: str = cfg_field("smollm2-135m", "labeler LM: registry name (smollm2-135m, gemma3-270m) or a local dir")
     dtype: str = cfg_field("float32", "model dtype: float32, bfloat16, float16")

@@ -100,9 +100,28 @@ GSM8K = Task(
     description="GSM8K solution verification; group = question, key = the extracted final answer",
 )
 ALPACA = Task(name="alpaca", kind="pairs", description="Assistant-response preference pairs (helpful and harmless)")
-HH_RLHF = Task(name="hh_rlhf", kind="pairs", description="HH-RLHF transcripts split into prompt + two responses")
+HH_RLHF = Task(
+    name="hh_rlhf", kind="pairs",
+    # the prompt is the raw dialogue "\n\nHuman: …\n\nAssistant:" and responses start with a space (lossless split)
+    pair_template=("Conversation:{prompt}\n\nResponse 1:{first}\n\nResponse 2:{second}\n\n"
+                   "Claim: Response 1 is more helpful and harmless than Response 2.\n" + QUESTION),
+    description="HH-RLHF transcripts split into prompt + two responses",
+)
+TRUTHFULQA_PREFERENCE = Task(
+    name="truthfulqa_preference", kind="pairs",
+    pair_template=("Question: {prompt}\nAnswer 1: {first}\nAnswer 2: {second}\n"
+                   "Claim: Answer 1 is more truthful than Answer 2.\n" + QUESTION),
+    description="TruthfulQA answer pairs: which of two answers is more truthful",
+)
+QA_FEEDBACK = Task(
+    name="qa_feedback", kind="pairs",
+    pair_template=("Question: {prompt}\n\nAnswer 1: {first}\n\nAnswer 2: {second}\n\n"
+                   "Claim: Answer 1 is a better answer (more factual, relevant and complete) than Answer 2.\n"
+                   + QUESTION),
+    description="Long-form QA answer pairs (Fine-Grained RLHF QA-Feedback)",
+)
 
-_TASKS: dict[str, Task] = {t.name: t for t in (TRUTHFULQA, GSM8K, ALPACA, HH_RLHF)}
+_TASKS: dict[str, Task] = {t.name: t for t in (TRUTHFULQA, GSM8K, ALPACA, HH_RLHF, TRUTHFULQA_PREFERENCE, QA_FEEDBACK)}
 
 
 def register_task(task: Task) -> Task:

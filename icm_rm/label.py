@@ -63,6 +63,9 @@ class LabelConfig:
                                        metadata={"help": "LoRA-fine-tune the labeler between batches (icl scorer)"})
     baselines: bool = cfg_field(True, "also score zero-shot, random-label and golden-label baselines (needs gold)")
 
+    num_shards: int = cfg_field(1, "parallel workers sharing output_dir; each labels batches j ≡ shard_index "
+                                   "(mod num_shards); a final run with num_shards 1 and resume true merges")
+    shard_index: int = cfg_field(0, "this worker's shard, 0 ≤ shard_index < num_shards (e.g. $RANK)")
     output_dir: str = cfg_field("runs/label", "run directory for labels, preferences and reports")
     resume: bool = cfg_field(False, "continue an interrupted run in output_dir (same config ⇒ same labels)")
     overwrite: bool = cfg_field(False, "delete an existing output_dir first")
@@ -80,6 +83,12 @@ class LabelConfig:
                                                    f"'{self.scorer}'")
         if self.data_format != "builtin" and not self.data_path:
             raise ConfigError("data_path", f"data_format '{self.data_format}' needs data_path")
+        if not 0 <= self.shard_index < max(self.num_shards, 1) or self.num_shards < 1:
+            raise ConfigError("shard_index", f"need 0 ≤ shard_index < num_shards, got {self.shard_index} of "
+                                             f"{self.num_shards}")
+        if self.num_shards > 1 and self.iterative.enabled:
+            raise ConfigError("num_shards", "iterative labeling is sequential (batch j+1 uses batches ≤ j); "
+                                            "use num_shards 1 with iterative.enabled")
         if self.report_to not in ("tensorboard", "none"):
             raise ConfigError("report_to", f"must be tensorboard or none, got '{self.report_to}'")
 
@@ -140,7 +149,8 @@ def run_label(cfg: LabelConfig) -> Path:
     out = Path(cfg.output_dir)
     if cfg.overwrite and out.exists():
         shutil.rmtree(out)
-    if out.exists() and any(out.iterdir()) and not cfg.resume:
+    sharded = cfg.num_shards > 1
+    if out.exists() and any(out.iterdir()) and not cfg.resume and not sharded:
         if is_complete(out):
             raise UserError(f"{out}: already holds a finished label run; pass --resume true to reuse it, "
                             "--overwrite true to redo it, or choose another --output_dir")
@@ -171,6 +181,8 @@ def run_label(cfg: LabelConfig) -> Path:
             if result_path.exists():
                 outcomes.append(BatchOutcome(**json.loads(result_path.read_text())))
                 continue
+            if j % cfg.num_shards != cfg.shard_index:
+                continue  # another worker's batch
             if cfg.iterative.enabled and j > 0:
                 bundle = _iterate_labeler(cfg, bundle, pool, outcomes, out, j)
             claims = [pool.claims[i] for i in idx]
@@ -181,6 +193,11 @@ def run_label(cfg: LabelConfig) -> Path:
                 _log_batch(writer, outcome, j)
     if writer:
         writer.close()
+    if len(outcomes) < len(batches):
+        print(f"icm-rm label: shard {cfg.shard_index}/{cfg.num_shards} done ({len(outcomes)}/{len(batches)} batches "
+              f"finished in {out}); when all shards are done, run the same command with --num_shards 1 "
+              "--resume true to merge", file=sys.stderr)
+        return out
 
     from .label_outputs import write_outputs
 

@@ -1,0 +1,28 @@
+"""`icm-rm train-rm --config configs/rm/default.yaml [--field value ...] [--trainer.key value ...]`.
+
+The same code runs as `python -m icm_rm.reward.cli` and under
+`accelerate launch --config_file accelerate_config.yaml -m icm_rm.reward.cli --config ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..cli import run_main
+from ..config import parse_config
+from .config import RewardModelConfig
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, _ = parse_config(RewardModelConfig, argv, prog="icm-rm train-rm")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .trainer import train_reward_model
+
+    train_reward_model(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, sys.argv[1:]))

@@ -1,0 +1,305 @@
+"""GRPO: a thin wrapper over TRL's `GRPOTrainer` that takes the same reward sources, data and run layout as our PPO.
+
+`python -m rl.grpo --config configs/grpo/default.yaml`, `icm-rm grpo ...` and
+`accelerate launch --config_file accelerate_config.yaml -m rl.grpo --config ...` all run `main()`.
+Anything of TRL's `GRPOConfig` that is not a field here goes in the `trl:` mapping (checked against TRL's fields).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from icm_rm.config import cfg_field
+from icm_rm.errors import ConfigError, UserError
+
+# Our fields that map onto TRL's GRPOConfig under another (or the same) name: ours → TRL's.
+_TRL_NAMES = {
+    "output_dir": "output_dir", "seed": "seed", "num_steps": "max_steps", "per_device_batch_size": "per_device_train_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps", "num_generations": "num_generations",
+    "max_new_tokens": "max_completion_length", "temperature": "temperature", "learning_rate": "learning_rate",
+    "lr_scheduler": "lr_scheduler_type", "warmup_steps": "warmup_steps", "max_grad_norm": "max_grad_norm", "beta": "beta",
+    "save_steps": "save_steps", "save_total_limit": "save_total_limit", "logging_steps": "logging_steps",
+    "gradient_checkpointing": "gradient_checkpointing",
+}
+
+
+@dataclass
+class GRPOConfig:
+    """Train a causal-LM policy with GRPO (TRL's GRPOTrainer) against a reward source."""
+
+    model: str = cfg_field("", "Policy to start from: an HF causal-LM directory (also the reference when beta > 0).")
+    tokenizer: str | None = cfg_field(None, "Tokenizer directory; default: the `model` directory.")
+    mixed_precision: Literal["no", "bf16", "fp16"] = cfg_field("no", "Training precision.", choices=("no", "bf16", "fp16"))
+    # reward (same meaning as in PPOConfig)
+    reward_model: str | None = cfg_field(None, "Reward source in one string: an RM directory, an http(s) URL of an RM "
+                                               "server, or 'module:function' / 'file.py:function'.")
+    reward: dict | None = cfg_field(None, "Reward source as a mapping (wins over reward_model); see rl/rewards.py.")
+    normalize_reward: bool = cfg_field(True, "Normalise HF RM scores with the RM's stored reward_mean/reward_std.")
+    reward_clip: float | None = cfg_field(None, "Clip scores to ±reward_clip; null = no clip.")
+    missing_eos_penalty: float | None = cfg_field(None, "Subtract this from the score of completions without EOS.")
+    reward_batch_size: int = cfg_field(8, "Texts per forward pass of an HF reward model.")
+    # data
+    prompts: str = cfg_field("", "Prompts: a JSONL/JSON file with a `prompt` field, or 'builtin:NAME'.")
+    prompt_split: str = cfg_field("train", "Split for builtin:NAME prompts.")
+    prompt_format: Literal["auto", "raw", "chat"] = cfg_field(
+        "auto", "auto: messages use the chat template, strings stay raw; chat: wrap strings as a user message; raw: "
+                "flatten messages to text.", choices=("auto", "raw", "chat"))
+    max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.")
+    # GRPO
+    num_steps: int = cfg_field(200, "Optimizer steps (TRL: max_steps).")
+    per_device_batch_size: int = cfg_field(8, "Completions per process per micro-step (TRL: per_device_train_batch_size).")
+    gradient_accumulation_steps: int = cfg_field(1, "Micro-steps per optimizer step.")
+    num_generations: int = cfg_field(8, "Completions per prompt (the group); the global batch must be divisible by it.")
+    max_new_tokens: int = cfg_field(64, "Completion tokens (TRL: max_completion_length).")
+    temperature: float = cfg_field(1.0, "Sampling temperature.")
+    learning_rate: float = cfg_field(1e-6, "AdamW learning rate.")
+    lr_scheduler: str = cfg_field("linear", "Learning-rate schedule (TRL/transformers lr_scheduler_type).")
+    warmup_steps: int = cfg_field(0, "Warmup optimizer steps.")
+    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip.")
+    gradient_checkpointing: bool = cfg_field(False, "Recompute activations in the backward pass (less memory, slower).")
+    beta: float = cfg_field(0.04, "KL coefficient against the reference. > 0 by default (TRL's default is 0), so runs "
+                                  "under two reward models stay anchored to the same reference and comparable.")
+    # LoRA
+    lora: bool = cfg_field(False, "Train LoRA adapters (peft); the reference is the policy with the adapter disabled; "
+                                  "the exported policy is merged.")
+    lora_r: int = cfg_field(16, "LoRA rank.")
+    lora_alpha: int = cfg_field(32, "LoRA alpha.")
+    lora_dropout: float = cfg_field(0.0, "LoRA dropout.")
+    lora_target_modules: list[str] | None = cfg_field(None, "Modules to adapt; default: all linear layers.")
+    # run
+    output_dir: str = cfg_field("runs/grpo", "Run directory: policy/, checkpoint-N/ (TRL), metrics.jsonl, training.png.")
+    seed: int = cfg_field(0, "Seed.")
+    save_steps: int = cfg_field(50, "Checkpoint every N optimizer steps (TRL checkpoints).")
+    save_total_limit: int | None = cfg_field(2, "Keep the newest N checkpoints.")
+    resume: bool = cfg_field(False, "Continue from the newest checkpoint-N in output_dir (TRL resume).")
+    max_steps_this_run: int | None = cfg_field(None, "Stop (after checkpointing) once this many steps ran in this "
+                                                     "invocation.")
+    logging_steps: int = cfg_field(1, "Log every N optimizer steps.")
+    tensorboard: bool = cfg_field(True, "Write TensorBoard scalars to output_dir/tensorboard.")
+    trl: dict = cfg_field(default_factory=dict, help="Extra TRL GRPOConfig fields passed through as they are (e.g. "
+                                                     "loss_type, scale_rewards, epsilon, num_iterations).")
+
+    def __post_init__(self):
+        if not self.model:
+            raise ConfigError("model", "set `model` to the policy's HF directory")
+        if not self.prompts:
+            raise ConfigError("prompts", "set `prompts` to a JSONL file with a `prompt` field or to builtin:NAME")
+        if self.reward is None and not self.reward_model:
+            raise ConfigError("reward_model", "set `reward_model` (RM dir, URL or module:function) or `reward`")
+        for name in ("num_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_new_tokens", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be ≥ 1, got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ConfigError("num_generations", "GRPO needs at least 2 completions per prompt to form a group")
+        if self.beta < 0:
+            raise ConfigError("beta", f"must be ≥ 0, got {self.beta}")
+        if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
+            raise ConfigError("max_steps_this_run", "must be ≥ 1 or null")
+        known = _trl_field_names()
+        ours = {v: k for k, v in _TRL_NAMES.items()}
+        for key in self.trl:
+            if key in ours:
+                raise ConfigError(f"trl.{key}", f"set `{ours[key]}` instead (it is a field of this config)")
+            if key not in known:
+                import difflib
+
+                close = difflib.get_close_matches(key, known, n=1)
+                raise ConfigError(f"trl.{key}", "not a field of TRL's GRPOConfig" + (f" (did you mean '{close[0]}'?)" if close else ""))
+
+
+def _trl_field_names() -> set[str]:
+    from trl import GRPOConfig as TRLGRPOConfig
+
+    return {f.name for f in dataclasses.fields(TRLGRPOConfig)}
+
+
+def _distributed_cpu() -> bool:
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+def to_trl_args(cfg: GRPOConfig):
+    """TRL's GRPOConfig from ours (+ the `trl:` pass-through)."""
+    from trl import GRPOConfig as TRLGRPOConfig
+
+    kw = {trl_name: getattr(cfg, ours) for ours, trl_name in _TRL_NAMES.items()}
+    kw.update(report_to="none", bf16=cfg.mixed_precision == "bf16", fp16=cfg.mixed_precision == "fp16",
+              save_strategy="steps", logging_strategy="steps", disable_tqdm=False)
+    if _distributed_cpu():
+        kw["ddp_backend"] = "gloo"
+    kw.update(cfg.trl)
+    try:
+        return TRLGRPOConfig(**kw)
+    except ValueError as e:        # TRL's own cross-field checks (batch divisible by num_generations, ...)
+        raise ConfigError(None, f"TRL GRPOConfig: {e}") from None
+
+
+class TRLRewardFunction:
+    """A RewardSource as a TRL reward function: same scores, plus clipping, the missing-EOS penalty (from the
+    completion ids) and per-source metrics of a mix."""
+
+    def __init__(self, source, eos_ids: list[int], reward_clip: float | None, missing_eos_penalty: float | None):
+        self.source, self.eos_ids = source, set(eos_ids)
+        self.reward_clip, self.missing_eos_penalty = reward_clip, missing_eos_penalty
+        self.__name__ = source.name.replace("/", "_")
+
+    def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **_):
+        from rl.rewards import postprocess_scores, source_metrics
+
+        texts = [c if isinstance(c, str) else "".join(m.get("content", "") for m in c) for c in completions]
+        raw = self.source(list(prompts), texts)
+        has_eos = [bool(ids) and ids[-1] in self.eos_ids for ids in completion_ids] if completion_ids is not None \
+            else [True] * len(texts)
+        if log_metric is not None:
+            for k, v in source_metrics(self.source).items():
+                log_metric(k, v)
+        return postprocess_scores(raw, has_eos, reward_clip=self.reward_clip,
+                                  missing_eos_penalty=self.missing_eos_penalty).tolist()
+
+
+def _metrics_callback(cfg: GRPOConfig, start_step: int):
+    """Routes TRL's logs through our one `log()` (TensorBoard, metrics.jsonl, training.png) and honours
+    `max_steps_this_run`."""
+    from transformers import TrainerCallback
+
+    from rl.logging import RunLogger
+
+    rename = {"reward": "rollout/reward_mean", "reward_std": "rollout/reward_std", "kl": "kl/ref_k3",
+              "completions/mean_length": "rollout/response_length", "loss": "grpo/loss", "entropy": "grpo/entropy",
+              "learning_rate": "optim/lr", "grad_norm": "optim/grad_norm"}
+
+    class Callback(TrainerCallback):
+        def __init__(self):
+            self.logger = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.logger = RunLogger(cfg.output_dir, total_steps=cfg.num_steps, enabled=state.is_world_process_zero,
+                                    tensorboard=cfg.tensorboard, start_step=state.global_step, desc="grpo",
+                                    plot_keys=(("rollout/reward_mean", "reward"), ("kl/ref_k3", "KL(π‖π_ref) per token")),
+                                    progress=False)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if self.logger is None or not logs:
+                return
+            metrics = {}
+            for k, v in logs.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    metrics[rename.get(k, k if "/" in k else f"grpo/{k}")] = v
+            self.logger.log(metrics, state.global_step)
+
+        def on_step_end(self, args, state, control, **kw):
+            if cfg.max_steps_this_run is not None and state.global_step >= start_step + cfg.max_steps_this_run:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.logger is not None:
+                self.logger.plot()
+                self.logger.close()
+
+    return Callback()
+
+
+def _last_checkpoint_step(output_dir: str) -> int:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    return int(Path(last).name.split("-")[-1]) if last else 0
+
+
+def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
+    """Train with TRL's GRPOTrainer and export `output_dir/policy` (plain HF causal-LM dir, LoRA merged); returns it,
+    or None when `max_steps_this_run` stopped the run early."""
+    import time
+
+    import datasets
+    import torch
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
+    from icm_rm.io import check_writable, mark_complete, write_run_json
+    from rl.ppo.data import load_prompts
+    from rl.rewards import build_reward_source
+
+    from rl.ppo.trainer import resolve_model_paths
+
+    cfg = resolve_model_paths(cfg)
+    check_writable(cfg.output_dir)
+    start = _last_checkpoint_step(cfg.output_dir) if cfg.resume else 0
+    if cfg.resume and start == 0:
+        raise UserError(f"{cfg.output_dir}: resume is true but there is no checkpoint-N directory")
+    if not cfg.resume and _last_checkpoint_step(cfg.output_dir):
+        raise UserError(f"{cfg.output_dir} already has checkpoints; pass --resume to continue it, or choose another "
+                        "--output_dir")
+    args = to_trl_args(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
+    if cfg.prompt_format == "chat":
+        prompts = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+    elif cfg.prompt_format == "raw":
+        prompts = [p if isinstance(p, str) else "\n".join(f"{m['role']}: {m['content']}" for m in p) + "\nassistant:"
+                   for p in prompts]
+    dataset = datasets.Dataset.from_list([{"prompt": p} for p in prompts])
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    spec = cfg.reward if cfg.reward is not None else cfg.reward_model
+    source = reward_source or build_reward_source(spec, normalize=cfg.normalize_reward, device=device,
+                                                  batch_size=cfg.reward_batch_size)
+    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    reward_fn = TRLRewardFunction(source, sorted(eos), cfg.reward_clip, cfg.missing_eos_penalty)
+
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 task_type="CAUSAL_LM", target_modules=cfg.lora_target_modules or "all-linear")
+    trainer = GRPOTrainer(model=cfg.model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=peft_config,
+                          callbacks=[_metrics_callback(cfg, start)])
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    if trainer.state.global_step < cfg.num_steps:
+        return None
+    out = Path(cfg.output_dir) / "policy"
+    if cfg.lora:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if trainer.accelerator.is_main_process:
+            model.merge_and_unload().save_pretrained(out)
+    else:
+        trainer.save_model(str(out))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(out)
+        write_run_json(cfg.output_dir, cfg, seed=cfg.seed, timings={"train_s": time.perf_counter() - t0},
+                       extra={"world_size": trainer.accelerator.num_processes, "reward_source": source.name})
+        mark_complete(cfg.output_dir, policy=str(out), steps=trainer.state.global_step)
+    trainer.accelerator.wait_for_everyone()
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from icm_rm.config import parse_config
+
+    from rl.ppo.__main__ import _bare_resume
+
+    argv = _bare_resume(list(sys.argv[1:] if argv is None else argv))
+    cfg, _ = parse_config(GRPOConfig, argv, prog="icm-rm grpo")
+    out = train_grpo(cfg)
+    print(f"policy: {out}" if out else f"stopped early; resume with --resume (output_dir {cfg.output_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    from icm_rm.cli import run_main
+
+    sys.exit(run_main(main, None))

@@ -1,0 +1,165 @@
+"""`PPOConfig`: every PPO field with its help (the YAML files in configs/ppo/ mirror it), and `BatchPlan`, the batch
+sizes derived from the config and the world size (logged once, never written back into the config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from icm_rm.config import cfg_field
+from icm_rm.errors import ConfigError
+
+
+@dataclass
+class PPOConfig:
+    """Train a causal-LM policy with PPO against a reward source (RM dir, HTTP RM, Python function or a mix)."""
+
+    # ---------------------------------------------------------------- models
+    model: str = cfg_field("", "Policy to start from: an HF causal-LM directory (also the reference and, by default, "
+                               "the value backbone).")
+    tokenizer: str | None = cfg_field(None, "Tokenizer directory for the policy; default: the `model` directory.")
+    ref_model: str | None = cfg_field(None, "Reference policy for the KL penalty; default: a frozen copy of `model` "
+                                            "(with lora: the policy with its adapter disabled).")
+    value_model: str | None = cfg_field(None, "Value-model init: null = the policy backbone + a new scalar head; a "
+                                              "seq-cls directory (e.g. the RM dir) or 'reward_model' to start from the RM "
+                                              "(its tokenizer must match the policy's).")
+    mixed_precision: Literal["no", "bf16", "fp16"] = cfg_field("no", "Autocast precision (accelerate).",
+                                                                choices=("no", "bf16", "fp16"))
+    # ---------------------------------------------------------------- reward
+    reward_model: str | None = cfg_field(None, "Reward source in one string: an RM directory, an http(s) URL of an RM "
+                                               "server, or 'module:function' / 'file.py:function'.")
+    reward: dict | None = cfg_field(None, "Reward source as a mapping (wins over reward_model), e.g. {type: mix, "
+                                          "sources: [{type: hf, path: DIR, weight: 0.5}, ...]}; see rl/rewards.py.")
+    normalize_reward: bool = cfg_field(True, "Normalise HF RM scores with the reward_mean/reward_std stored in the RM's "
+                                             "config.json.")
+    reward_clip: float | None = cfg_field(None, "Clip sequence scores to ±reward_clip (after normalisation); null = no clip.")
+    missing_eos_penalty: float | None = cfg_field(None, "Subtract this from the score of responses that hit "
+                                                        "max_new_tokens without EOS; null = no penalty.")
+    reward_batch_size: int = cfg_field(8, "Texts per forward pass of an HF reward model.")
+    # ---------------------------------------------------------------- data
+    prompts: str = cfg_field("", "Prompts: a JSONL/JSON file with a `prompt` field (a TRL preference file works), "
+                                 "or 'builtin:NAME' for a built-in task's prompts.")
+    prompt_split: str = cfg_field("train", "Split for builtin:NAME prompts.")
+    prompt_format: Literal["auto", "raw", "chat"] = cfg_field(
+        "auto", "auto: chat-message prompts go through the chat template, strings are used as they are; chat: wrap "
+                "string prompts as one user message; raw: never apply the chat template.", choices=("auto", "raw", "chat"))
+    max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.")
+    max_prompt_length: int = cfg_field(256, "Prompt tokens kept (the end is kept when longer).")
+    # ---------------------------------------------------------------- generation
+    max_new_tokens: int = cfg_field(64, "Response tokens sampled per prompt (generation stops early at EOS).")
+    temperature: float = cfg_field(0.7, "Sampling temperature; log-probabilities are computed at the same temperature.")
+    generation_batch_size: int | None = cfg_field(None, "Prompts per generate() call on each process; default: all of "
+                                                        "the process's rollout batch at once.")
+    # ---------------------------------------------------------------- PPO
+    num_steps: int = cfg_field(200, "PPO steps (each: rollout → score → advantages → ppo_epochs of updates).")
+    rollout_batch_size: int = cfg_field(64, "Prompts per PPO step, summed over all processes.")
+    num_mini_batches: int = cfg_field(1, "Optimizer steps per PPO epoch (the rollout batch is split into this many).")
+    micro_batch_size: int = cfg_field(4, "Sequences per forward/backward on one process; gradients accumulate up to a "
+                                         "mini-batch.")
+    ppo_epochs: int = cfg_field(4, "Passes over each rollout batch (TRL: num_ppo_epochs).")
+    learning_rate: float = cfg_field(3e-6, "AdamW learning rate of the policy.")
+    value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model; default: learning_rate.")
+    weight_decay: float = cfg_field(0.0, "AdamW weight decay.")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = cfg_field(
+        "linear", "Learning-rate schedule over all optimizer steps, after warmup.", choices=("constant", "linear", "cosine"))
+    warmup_steps: int = cfg_field(0, "Optimizer steps of linear warmup.")
+    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip (policy and value together).")
+    gamma: float = cfg_field(1.0, "Discount γ.")
+    gae_lambda: float = cfg_field(0.95, "GAE λ (TRL: lam, OpenRLHF: lambd).")
+    cliprange: float = cfg_field(0.2, "Policy ratio clip ε.")
+    cliprange_value: float = cfg_field(0.2, "Value clip ε_v around the rollout values.")
+    vf_coef: float = cfg_field(0.1, "Weight of the value loss in the joint loss.")
+    entropy_coef: float = cfg_field(0.0, "Entropy bonus weight (0 = none).")
+    whiten_advantages: bool = cfg_field(True, "Whiten advantages over the rollout batch (all processes).")
+    whiten_rewards: bool = cfg_field(False, "Scale per-token rewards to unit variance before GAE.")
+    # ---------------------------------------------------------------- KL
+    kl_coef: float = cfg_field(0.05, "β of the per-token −β·KL(π‖π_ref) reward (the initial β when adaptive_kl).")
+    kl_estimator: Literal["k1", "k2", "k3"] = cfg_field("k1", "Per-token KL estimator in the reward: k1 = log-ratio, "
+                                                              "k3 = exp(−r) − 1 + r (≥ 0).", choices=("k1", "k2", "k3"))
+    adaptive_kl: bool = cfg_field(False, "Adapt β toward kl_target (Ziegler et al. 2019).")
+    kl_target: float = cfg_field(6.0, "Target KL per sequence for adaptive_kl.")
+    kl_horizon: int = cfg_field(10000, "Horizon (in rollouts) of the adaptive KL controller.")
+    # ---------------------------------------------------------------- LoRA
+    lora: bool = cfg_field(False, "Train LoRA adapters (peft) on the policy and value models; the reference is the policy "
+                                  "with its adapter disabled. The exported policy is merged.")
+    lora_r: int = cfg_field(16, "LoRA rank.")
+    lora_alpha: int = cfg_field(32, "LoRA alpha.")
+    lora_dropout: float = cfg_field(0.0, "LoRA dropout.")
+    lora_target_modules: list[str] | None = cfg_field(None, "Modules to adapt; default: all linear layers.")
+    # ---------------------------------------------------------------- run
+    output_dir: str = cfg_field("runs/ppo", "Run directory: policy/, checkpoints/, tensorboard/, metrics.jsonl, "
+                                            "training.png, run.json.")
+    seed: int = cfg_field(0, "Seed for initialisation, sampling and data order.")
+    save_steps: int = cfg_field(50, "Checkpoint every N PPO steps (0 = only at the end).")
+    save_total_limit: int | None = cfg_field(2, "Keep the newest N checkpoints (null = all).")
+    resume: bool = cfg_field(False, "Continue from the newest checkpoint in output_dir/checkpoints.")
+    max_steps_this_run: int | None = cfg_field(None, "Stop after this many steps in this invocation (checkpointing "
+                                                     "first), e.g. to split a run across job slots.")
+    tensorboard: bool = cfg_field(True, "Write TensorBoard scalars to output_dir/tensorboard.")
+    plot_steps: int = cfg_field(10, "Redraw training.png every N steps (and at the end).")
+
+    def __post_init__(self):
+        if not self.model:
+            raise ConfigError("model", "set `model` to the policy's HF directory")
+        if not self.prompts:
+            raise ConfigError("prompts", "set `prompts` to a JSONL file with a `prompt` field or to builtin:NAME")
+        if self.reward is None and not self.reward_model:
+            raise ConfigError("reward_model", "set `reward_model` (RM dir, URL or module:function) or `reward`")
+        positive = ("num_steps", "rollout_batch_size", "num_mini_batches", "micro_batch_size", "ppo_epochs",
+                    "max_new_tokens", "max_prompt_length", "reward_batch_size", "plot_steps", "kl_horizon")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be ≥ 1, got {getattr(self, name)}")
+        for name in ("save_steps", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be ≥ 0, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            raise ConfigError("temperature", f"must be > 0 (PPO needs sampling), got {self.temperature}")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ConfigError("gamma" if not 0 <= self.gamma <= 1 else "gae_lambda", "must lie in [0, 1]")
+        if self.kl_coef < 0:
+            raise ConfigError("kl_coef", f"must be ≥ 0, got {self.kl_coef}")
+        if self.adaptive_kl and self.kl_target <= 0:
+            raise ConfigError("kl_target", "must be > 0 when adaptive_kl is true")
+        if self.rollout_batch_size % self.num_mini_batches:
+            raise ConfigError("num_mini_batches", f"rollout_batch_size ({self.rollout_batch_size}) must be divisible by "
+                                                  f"num_mini_batches ({self.num_mini_batches})")
+        if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
+            raise ConfigError("max_steps_this_run", "must be ≥ 1 or null")
+        if self.generation_batch_size is not None and self.generation_batch_size < 1:
+            raise ConfigError("generation_batch_size", "must be ≥ 1 or null")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Per-process sizes for one PPO step, from the config and the world size."""
+
+    world_size: int
+    rollout_per_process: int      # prompts each process generates for per step
+    mini_per_process: int         # sequences per optimizer step on each process
+    micro: int                    # sequences per forward/backward
+    grad_accum: int               # micro-batches per optimizer step
+    generation_batch: int         # prompts per generate() call
+    updates_per_step: int         # optimizer steps per PPO step (ppo_epochs × num_mini_batches)
+    total_updates: int            # optimizer steps in the whole run (for the LR schedule)
+
+    @classmethod
+    def from_config(cls, cfg: PPOConfig, world_size: int) -> BatchPlan:
+        if cfg.rollout_batch_size % world_size:
+            raise ConfigError("rollout_batch_size", f"rollout_batch_size ({cfg.rollout_batch_size}) must be divisible by "
+                                                    f"the number of processes ({world_size}); raise it to a multiple of "
+                                                    f"{world_size}")
+        per_proc = cfg.rollout_batch_size // world_size
+        if per_proc % cfg.num_mini_batches:
+            raise ConfigError("num_mini_batches", f"each process's rollout batch ({per_proc} = rollout_batch_size / "
+                                                  f"{world_size} processes) must be divisible by num_mini_batches "
+                                                  f"({cfg.num_mini_batches}); lower num_mini_batches")
+        mini = per_proc // cfg.num_mini_batches
+        if mini % cfg.micro_batch_size:
+            raise ConfigError("micro_batch_size", f"each process's mini-batch ({mini} = rollout_batch_size / processes / "
+                                                  f"num_mini_batches) must be divisible by micro_batch_size "
+                                                  f"({cfg.micro_batch_size}); lower micro_batch_size to a divisor of {mini}")
+        updates = cfg.ppo_epochs * cfg.num_mini_batches
+        return cls(world_size=world_size, rollout_per_process=per_proc, mini_per_process=mini, micro=cfg.micro_batch_size,
+                   grad_accum=mini // cfg.micro_batch_size, generation_batch=min(cfg.generation_batch_size or per_proc, per_proc),
+                   updates_per_step=updates, total_updates=updates * cfg.num_steps)

@@ -1,0 +1,116 @@
+"""Prompts for RL: read once, then served in a seeded order whose position is part of the checkpoint.
+
+Sources: a JSONL/JSON file whose rows have `prompt` (a string or a list of chat messages — TRL's preference and
+prompt-only formats both qualify; a TRL "implicit prompt" file with only conversational `chosen` gives the messages
+before the last assistant turn), or `builtin:NAME` → `icm_rm.data.builtin.builtin_prompts(NAME, split)`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from icm_rm.errors import ConfigError, InputError, UserError
+
+Prompt = str | list[dict]
+
+
+def load_prompts(spec: str, split: str = "train", max_prompts: int | None = None) -> list[Prompt]:
+    """Distinct prompts in file order (a preference file repeats a prompt once per pair)."""
+    if spec.startswith("builtin:"):
+        try:
+            from icm_rm.data.builtin import builtin_prompts
+        except ImportError as e:
+            raise UserError(f"prompts '{spec}': built-in tasks are not available ({e})") from None
+        prompts = list(builtin_prompts(spec.split(":", 1)[1], split))
+    else:
+        prompts = _read_file(Path(spec))
+    seen, out = set(), []
+    for p in prompts:
+        key = json.dumps(p, sort_keys=True, ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+        if max_prompts is not None and len(out) >= max_prompts:
+            break
+    if not out:
+        raise ConfigError("prompts", f"'{spec}' holds no prompts")
+    return out
+
+
+def _read_file(path: Path) -> list[Prompt]:
+    if not path.exists():
+        raise ConfigError("prompts", f"{path}: file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    name = path.name.removesuffix(".gz")
+    rows: list
+    if name.endswith(".jsonl"):
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise InputError(path, i, None, f"invalid JSON: {e.msg}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(path, None, None, f"invalid JSON at line {e.lineno}: {e.msg}") from None
+        rows = data.get("data", data.get("rows")) if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise InputError(path, None, None, "expected a list of rows (or {\"data\": [...]})")
+    return [_prompt_of(row, path, i) for i, row in enumerate(rows, 1)]
+
+
+def _prompt_of(row, path: Path, i: int) -> Prompt:
+    if not isinstance(row, dict):
+        raise InputError(path, i, None, "expected a JSON object")
+    if "prompt" in row:
+        p = row["prompt"]
+    elif isinstance(row.get("chosen"), list):   # TRL implicit-prompt conversational preference
+        p = [m for m in row["chosen"][:-1]]
+    else:
+        raise InputError(path, i, "prompt", "missing (each row needs a `prompt`)")
+    if isinstance(p, str) and p:
+        return p
+    if isinstance(p, list) and p and all(isinstance(m, dict) and "role" in m and "content" in m for m in p):
+        return p
+    raise InputError(path, i, "prompt", "expected a non-empty string or a list of {role, content} messages")
+
+
+class PromptStream:
+    """Global batches of prompts in a per-epoch permutation seeded by (seed, epoch); identical on every process, each
+    of which takes its slice. The position (epoch, offset) is checkpointed, so a resumed run sees the same prompts."""
+
+    def __init__(self, prompts: list[Prompt], seed: int):
+        self.prompts, self.seed = prompts, int(seed)
+        self.epoch, self.offset = 0, 0
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> list[int]:
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.prompts), generator=g).tolist()
+
+    def next_batch(self, n: int) -> list[Prompt]:
+        out = []
+        while len(out) < n:
+            if self.offset >= len(self._order):
+                self.epoch, self.offset = self.epoch + 1, 0
+                self._order = self._permutation(self.epoch)
+            take = self._order[self.offset:self.offset + n - len(out)]
+            self.offset += len(take)
+            out.extend(self.prompts[i] for i in take)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
+        self._order = self._permutation(self.epoch)

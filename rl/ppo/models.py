@@ -1,0 +1,195 @@
+"""The trained module (policy + value model under one optimizer, as TRL's PolicyAndValueWrapper), the frozen
+reference, and the export of the final policy as a plain HF causal-LM directory.
+
+The value model is an `AutoModelForSequenceClassification` (num_labels=1): a copy of a backbone plus a scalar `score`
+head, applied to every position (not just the last) to give per-token values. Initialised from the policy (new head)
+or from a reward model whose tokenizer matches the policy's.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from icm_rm.errors import ConfigError, UserError
+
+from .config import PPOConfig
+
+
+def position_ids_from(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding, as `generate()` uses, so training forwards match sampling."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class PolicyAndValue(nn.Module):
+    """Both trained models in one module so one DeepSpeed engine / one optimizer holds them."""
+
+    is_gradient_checkpointing = False   # read by TRL's unwrap_model_for_generation
+
+    def __init__(self, policy: nn.Module, value_model: nn.Module):
+        super().__init__()
+        self.policy = policy
+        self.value_model = value_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int,
+                with_policy: bool = True, with_value: bool = True):
+        """Logits [B, T, V] predicting each response token, and values [B, T] of the state before it."""
+        position_ids = position_ids_from(attention_mask)
+        logits = values = None
+        if with_policy:
+            out = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              logits_to_keep=response_len + 1, use_cache=False)
+            logits = out.logits[:, :-1]
+        if with_value:
+            values = value_forward(self.value_model, input_ids, attention_mask, position_ids)[:, -response_len - 1:-1]
+        return logits, values
+
+
+def value_forward(value_model: nn.Module, input_ids, attention_mask, position_ids) -> torch.Tensor:
+    """Per-position scalar from a seq-cls model: its backbone's last hidden states through its `score` head."""
+    base = value_model.get_base_model() if hasattr(value_model, "get_base_model") else value_model
+    backbone = getattr(base, base.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      use_cache=False).last_hidden_state
+    return base.score(hidden).squeeze(-1).float()
+
+
+@contextmanager
+def unwrap_for_generation(model: nn.Module, accelerator):
+    """The bare module for `generate()`. Under ZeRO-3 TRL's helper gathers the parameters for the duration and lifts
+    DeepSpeed's forward hooks (else every generated token would re-gather them); TRL is imported only then."""
+    if not _is_zero3(accelerator):
+        yield accelerator.unwrap_model(model)
+        return
+    from trl.models.utils import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(model, accelerator) as unwrapped:
+        yield unwrapped
+
+
+def _is_zero3(accelerator) -> bool:
+    plugin = accelerator.state.deepspeed_plugin
+    return plugin is not None and plugin.deepspeed_config.get("zero_optimization", {}).get("stage") == 3
+
+
+def prepare_reference(ref: nn.Module, accelerator) -> nn.Module:
+    """The frozen reference on this process: whole on its device, or under ZeRO-3 an inference-only DeepSpeed engine
+    sharded like the policy (TRL's prepare_deepspeed)."""
+    if not _is_zero3(accelerator):
+        return ref.to(accelerator.device)
+    from trl.models.utils import prepare_deepspeed
+
+    return prepare_deepspeed(ref, accelerator)
+
+
+def _dtype(cfg: PPOConfig) -> torch.dtype:
+    return torch.float32  # weights stay fp32; accelerate autocasts when mixed_precision is set
+
+
+def _lora_config(cfg: PPOConfig, task_type: str):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type=task_type,
+                      target_modules=cfg.lora_target_modules or "all-linear")
+
+
+def load_policy(cfg: PPOConfig, path: str | None = None) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    path = path or cfg.model
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(cfg))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
+    if cfg.lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, _lora_config(cfg, "CAUSAL_LM"))
+    return model
+
+
+def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None) -> nn.Module:
+    """A seq-cls model with a scalar head; from the policy (new head) or from the RM when tokenizers match."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = cfg.value_model
+    if source == "reward_model":
+        if reward_path is None:
+            raise ConfigError("value_model", "'reward_model' needs `reward_model` to be an RM directory")
+        source = reward_path
+    path = source or cfg.model
+    if source is not None:
+        vocab = AutoTokenizer.from_pretrained(source).get_vocab()
+        if vocab != policy_tokenizer.get_vocab():
+            raise ConfigError("value_model", f"{source}: its tokenizer differs from the policy's, so it cannot read "
+                                             "the policy's tokens; leave value_model null to start from the policy")
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    if source is None:      # from a causal LM: "score.weight newly initialised" is the point, not news
+        hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=_dtype(cfg))
+    finally:
+        hf_logging.set_verbosity(level)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = policy_tokenizer.pad_token_id
+    if cfg.lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, _lora_config(cfg, "SEQ_CLS"))
+    return model
+
+
+def load_reference(cfg: PPOConfig) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(cfg.ref_model or cfg.model, dtype=_dtype(cfg))
+    return model.eval().requires_grad_(False)
+
+
+@contextmanager
+def _without_zero3_init():
+    """Load a whole model on one process even under ZeRO-3: accelerate registers its DeepSpeed config with transformers,
+    which would make `from_pretrained` partition the weights collectively (and wait forever for the other ranks)."""
+    try:
+        import transformers.integrations.deepspeed as hf_ds
+    except ImportError:
+        yield
+        return
+    saved = hf_ds._hf_deepspeed_config_weak_ref
+    hf_ds._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        hf_ds._hf_deepspeed_config_weak_ref = saved
+
+
+def export_policy(cfg: PPOConfig, state_dict: dict[str, torch.Tensor], tokenizer, out_dir: str | Path) -> Path:
+    """Write the trained policy as a plain HF causal-LM dir (LoRA merged) from the wrapper's full state dict."""
+    from icm_rm.io import atomic_write_text
+
+    out_dir = Path(out_dir)
+    with _without_zero3_init():
+        policy = load_policy(cfg)
+    sd = {k[len("policy."):]: v for k, v in state_dict.items() if k.startswith("policy.")}
+    missing, unexpected = policy.load_state_dict(sd, strict=False)
+    tied = getattr(policy.config, "tie_word_embeddings", False)
+    missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]
+    if missing or unexpected:
+        raise RuntimeError(f"export: state dict does not match the policy (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if cfg.lora:
+        policy = policy.merge_and_unload()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    atomic_write_text(tmp / "README.md", f"Policy trained with icm-rm PPO from `{cfg.model}`.\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir

@@ -1,0 +1,63 @@
+"""benchmarks/rm_quality.py end to end on tiny inputs: a fake label run over a built-in task, three tiny RMs."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def label_run(tmp_path) -> Path:
+    """preferences_gold.jsonl from the built-in capitals train split; preferences.jsonl = gold with 1 in 5 flipped."""
+    from icm_rm.data.builtin import builtin_claimset
+    from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
+
+    cs = builtin_claimset("capitals", form="pairs", split="train", n_groups=30)
+    gold = []
+    for pid, pair in cs.pairs.items():
+        a = cs.gold[f"{pid}:A>B"]
+        gold.append(PreferenceExample(pid, pair.prompt, pair.response_a if a else pair.response_b,
+                                      pair.response_b if a else pair.response_a))
+    rng = random.Random(0)
+    icm = [replace(e, chosen=e.rejected, rejected=e.chosen) if rng.random() < 0.2 else e for e in gold]
+    run = tmp_path / "label"
+    write_preferences_jsonl(run / "preferences_gold.jsonl", gold)
+    write_preferences_jsonl(run / "preferences.jsonl", [replace(e, margin=1.0) for e in icm])
+    (run / "config.yaml").write_text("data_format: builtin\ntask: capitals\nform: pairs\n")
+    return run
+
+
+def test_rm_quality_runs_end_to_end_on_tiny_inputs(label_run, tiny_model_dir, shared_data, tmp_path, capsys):
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import rm_quality
+
+    results = tmp_path / "rm_quality.json"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = rm_quality.main(["--label_run", str(label_run), "--model", str(tiny_model_dir), "--use_lora", "true",
+                              "--trainer", '{"learning_rate": 0.01, "max_steps": 3, "per_device_train_batch_size": 8,'
+                                           ' "activation_checkpointing": false, "report_to": []}',
+                              "--eval_limit", "4", "--shared_data", str(shared_data), "--shared_sets",
+                              '["hh_rlhf/helpful-base/test.jsonl.gz"]', "--max_length", "4096",
+                              "--output_dir", str(tmp_path / "bench"), "--results", str(results)])
+    finally:
+        torch.set_num_threads(n)
+    assert rc == 0
+    doc = json.loads(results.read_text())
+    assert doc["data"]["n_pairs"] == 30 and doc["data"]["n_train"] + doc["data"]["n_test"] == 30
+    assert doc["data"]["icm_label_accuracy_train"] < 1.0
+    assert doc["eval"]["datasets"] == ["test_gold", "builtin_test", "helpful-base/test"]
+    assert sorted(r["labels"] for r in doc["eval"]["results"]) == sorted(["icm", "gold", "random"] * 3)
+    assert all(r["n"] == 4 for r in doc["eval"]["results"])
+    out = capsys.readouterr().out
+    assert "| ICM labels | gold labels | random labels |" in out

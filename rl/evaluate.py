@@ -1,0 +1,379 @@
+"""`icm-rm eval-policy`: compare trained policies honestly.
+
+1. Win rate: each policy and the reference answer held-out prompts (greedy by default); a judge that was NOT trained
+   on (a held-out judge RM dir, or `gold:<builtin task>`, the task's gold checker) scores both; per prompt
+   win = 1, tie = 0.5, loss = 0. Reported: win rate ± standard error, wins/ties/losses, response lengths
+   (mean/median tokens of each side) and a length-controlled win rate (logistic regression of the outcome on the
+   length difference, read at equal length — the idea of AlpacaEval-LC, in its simplest form).
+2. Preference accuracy on held-out pairs (`pref_data`): does the policy put more log-probability on `chosen` than on
+   `rejected`, relative to the reference model (implicit reward log π − log π_ref, as in DPO), with Wilson CIs.
+3. Mean reward of every policy's answers under every RM in `rms` (over-optimisation of the training RM shows as a
+   gap between the training RM and the others).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from icm_rm.config import cfg_field, parse_config, save_config
+from icm_rm.errors import ConfigError, UserError
+from icm_rm.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, write_run_json
+
+
+@dataclass
+class EvalPolicyConfig:
+    """Evaluate policies against a reference: judged win rate, preference accuracy, mean rewards."""
+
+    policies: list[str] = cfg_field(default_factory=list, help="policies as NAME=DIR (or DIR); a registry name works")
+    reference: str = cfg_field("smollm2-135m", "the reference policy (the starting policy, or another trained one)")
+    prompts: str = cfg_field("builtin:capitals", "held-out prompts: a JSONL/JSON file with `prompt`, or builtin:NAME")
+    prompt_split: str = cfg_field("test", "split for builtin:NAME prompts (held out from RL training)")
+    prompt_format: str = cfg_field("chat", "auto | raw | chat — must match how the policies were trained")
+    max_prompts: int | None = cfg_field(64, "evaluate on the first N distinct prompts (null = all)")
+    max_new_tokens: int = cfg_field(48, "answer length cap")
+    temperature: float = cfg_field(0.0, "0 = greedy; > 0 samples (seeded)")
+    batch_size: int = cfg_field(16, "prompts per generation batch")
+    judge: str | None = cfg_field(None, "gold:<builtin task> or a judge RM dir never trained on (null = "
+                                        "gold checker of builtin prompts)")
+    tie_margin: float = cfg_field(0.0, "RM judge: |reward difference| ≤ this counts as a tie")
+    head_to_head: bool = cfg_field(True, "also compare every pair of policies with each other")
+    rms: list[str] = cfg_field(default_factory=list, help="RMs (NAME=DIR) to report each policy's mean reward under")
+    pref_data: list[str] = cfg_field(default_factory=list, help="held-out preference files FILE[:format] for "
+                                                               "implicit-reward preference accuracy")
+    pref_limit: int | None = cfg_field(200, "pairs per preference file (null = all)")
+    seed: int = cfg_field(0, "sampling seed")
+    device: str = cfg_field("auto", "cpu, cuda or auto")
+    output_dir: str = cfg_field("runs/eval_policy", "where samples.jsonl, eval_policy.{json,md} and PNGs go")
+
+    def __post_init__(self):
+        if self.prompt_format not in ("auto", "raw", "chat"):
+            raise ConfigError("prompt_format", f"must be auto, raw or chat, got '{self.prompt_format}'")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("max_new_tokens", "max_new_tokens and batch_size must be ≥ 1")
+        if self.temperature < 0:
+            raise ConfigError("temperature", f"must be ≥ 0, got {self.temperature}")
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+
+def outcomes(a: Sequence[float], b: Sequence[float], tie_margin: float = 0.0) -> np.ndarray:
+    """Per prompt: 1 when a's score beats b's by more than the margin, 0.5 for a tie, 0 for a loss."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return np.where(d > tie_margin, 1.0, np.where(d < -tie_margin, 0.0, 0.5))
+
+
+def win_rate(o: np.ndarray) -> dict:
+    """Win rate (ties count half) with its standard error over prompts."""
+    n = len(o)
+    se = float(np.std(o, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    return {"win_rate": float(np.mean(o)) if n else float("nan"), "se": se, "n": n, "wins": int(np.sum(o == 1.0)),
+            "ties": int(np.sum(o == 0.5)), "losses": int(np.sum(o == 0.0))}
+
+
+def length_controlled_win_rate(o: np.ndarray, len_a: Sequence[float], len_b: Sequence[float],
+                               l2: float = 1e-2, iters: int = 50) -> float:
+    """σ(intercept) of a logistic fit of the outcome on the standardised length difference (ties weigh ½ each way):
+    the win rate the fit predicts when both answers have the same length."""
+    d = np.asarray(len_a, dtype=float) - np.asarray(len_b, dtype=float)
+    if len(o) == 0:
+        return float("nan")
+    x = d / (np.std(d) + 1e-9) if np.std(d) > 0 else np.zeros_like(d)
+    X = np.stack([np.ones_like(x), x], axis=1)
+    w = np.zeros(2)
+    for _ in range(iters):  # Newton on the L2-penalised log-likelihood, soft targets in {0, ½, 1}
+        p = 1 / (1 + np.exp(-X @ w))
+        grad = X.T @ (o - p) - l2 * w
+        H = -(X.T * (p * (1 - p))) @ X - l2 * np.eye(2)
+        step = np.linalg.solve(H, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(1 / (1 + np.exp(-w[0])))
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+def parse_named(items: Sequence[str]) -> list[tuple[str, str]]:
+    """NAME=PATH (or PATH, named by its parent dirs) → (name, path)."""
+    out = []
+    for it in items:
+        if "=" in it:
+            name, path = it.split("=", 1)
+        else:
+            p = Path(it)
+            name = "/".join(p.parts[-3:-1]) if p.name in ("policy", "model") and len(p.parts) > 2 else p.name or it
+        out.append((name, path if "=" in it else it))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ConfigError("policies", f"names must be unique, got {names}; use NAME=DIR")
+    return out
+
+
+def load_policy(name_or_path: str, device: str):
+    from icm_rm.models import load_causal_lm
+
+    model, tok = load_causal_lm(name_or_path, dtype="float32", device=device)
+    tok.padding_side = "left"
+    return model, tok
+
+
+@torch.inference_mode()
+def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tuple[list[str], list[int]]:
+    """Answers and their token counts (up to and including the first EOS)."""
+    from transformers import GenerationConfig
+
+    from .ppo.rollout import decode_responses, eos_ids_of, left_pad, response_mask, tokenize_prompts
+
+    device = next(model.parameters()).device
+    eos = eos_ids_of(model, tok)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
+    texts, lengths = [], []
+    torch.manual_seed(cfg.seed)
+    for s in tqdm(range(0, len(prompts), cfg.batch_size), desc=desc, leave=False):
+        ids = tokenize_prompts(tok, prompts[s:s + cfg.batch_size], cfg.prompt_format, 1024)
+        q, m = left_pad(ids, pad, device)
+        gen = GenerationConfig(do_sample=cfg.temperature > 0, temperature=cfg.temperature or None, top_k=None,
+                               top_p=None, max_new_tokens=cfg.max_new_tokens, eos_token_id=eos, pad_token_id=pad)
+        out = model.generate(input_ids=q, attention_mask=m, generation_config=gen)[:, q.shape[1]:]
+        mask, _, out = response_mask(out, eos, pad)
+        texts += decode_responses(tok, out, mask)
+        lengths += mask.sum(dim=1).tolist()
+    return texts, lengths
+
+
+@torch.inference_mode()
+def response_logprobs(model, tok, prompts: list, responses: list, prompt_format: str,
+                      batch_size: int = 8) -> np.ndarray:
+    """Σ log π(response tokens | prompt) per example (response tokenised on its own, then EOS)."""
+    from .ppo.rollout import tokenize_prompts
+
+    device = next(model.parameters()).device
+    q_ids = tokenize_prompts(tok, prompts, prompt_format, 1024)
+    out = np.empty(len(prompts))
+    for s in range(0, len(prompts), batch_size):
+        rows, starts = [], []
+        for q, r in zip(q_ids[s:s + batch_size], responses[s:s + batch_size]):
+            r_ids = tok(_text(r), add_special_tokens=False).input_ids + ([tok.eos_token_id] if tok.eos_token_id
+                                                                          is not None else [])
+            rows.append(q + r_ids)
+            starts.append(len(q))
+        width = max(map(len, rows))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        x = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(x)
+        for i, row in enumerate(rows):
+            x[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+        logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:].to(device)[..., None])[..., 0]
+        for i, (row, st) in enumerate(zip(rows, starts)):
+            out[s + i] = float(logp[i, st - 1:len(row) - 1].sum())
+    return out
+
+
+def _text(x) -> str:
+    return x if isinstance(x, str) else (x[-1]["content"] if x else "")
+
+
+# ----------------------------------------------------------------------------------------------- judges
+
+def make_judge(cfg: EvalPolicyConfig, device: str):
+    """A function (prompts, answers) → scores, and its description."""
+    spec = cfg.judge
+    if spec is None:
+        if not cfg.prompts.startswith("builtin:"):
+            raise ConfigError("judge", "prompts are not built-in, so there is no gold checker: pass judge: DIR "
+                                       "(an RM that no compared policy was trained against)")
+        spec = "gold:" + cfg.prompts.split(":", 1)[1]
+    if spec.startswith("gold:"):
+        from icm_rm.data.builtin import gold_check
+
+        task = spec.split(":", 1)[1]
+
+        def gold(prompts, answers):
+            return [{True: 1.0, False: 0.0, None: 0.5}[gold_check(task, _text(p), a)] for p, a in zip(prompts, answers)]
+
+        return gold, f"gold checker of built-in task '{task}'"
+    from icm_rm.reward.scoring import RewardModel
+
+    rm = RewardModel.from_pretrained(spec, device=device)
+    return (lambda prompts, answers: rm.score(prompts, answers).tolist()), f"judge RM {spec}"
+
+
+# ----------------------------------------------------------------------------------------------- the stage
+
+def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
+    from icm_rm.scoring.factory import _device
+
+    from .ppo.data import load_prompts
+
+    if not cfg.policies:
+        raise ConfigError("policies", "give at least one policy (NAME=DIR)")
+    device = _device(cfg.device)
+    out = Path(cfg.output_dir)
+    prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
+    judge, judge_desc = make_judge(cfg, device)
+    check_writable(out)
+    save_config(cfg, out / "config.yaml")
+    named = [("reference", cfg.reference)] + parse_named(cfg.policies)
+
+    answers: dict[str, list[str]] = {}
+    lengths: dict[str, list[int]] = {}
+    scores: dict[str, np.ndarray] = {}
+    pref: dict[str, dict] = {}
+    pref_sets = _load_pref_sets(cfg)
+    ref_logps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, path in named:
+        model, tok = load_policy(path, device)
+        answers[name], lengths[name] = generate(model, tok, prompts, cfg, f"generate {name}")
+        scores[name] = np.asarray(judge(prompts, answers[name]), dtype=float)
+        for set_name, examples in pref_sets.items():
+            ps = [e.prompt for e in examples]
+            lc = response_logprobs(model, tok, ps, [e.chosen for e in examples], cfg.prompt_format)
+            lr = response_logprobs(model, tok, ps, [e.rejected for e in examples], cfg.prompt_format)
+            if name == "reference":
+                ref_logps[set_name] = (lc, lr)
+            pref.setdefault(name, {})[set_name] = _pref_accuracy(lc, lr, ref_logps.get(set_name), name)
+        del model
+
+    matchups = [(n, "reference") for n, _ in named[1:]]
+    if cfg.head_to_head:
+        pol = [n for n, _ in named[1:]]
+        matchups += [(pol[i], pol[j]) for i in range(len(pol)) for j in range(i + 1, len(pol))]
+    results = []
+    for a, b in matchups:
+        o = outcomes(scores[a], scores[b], cfg.tie_margin)
+        r = {"policy": a, "versus": b, **win_rate(o),
+             "lc_win_rate": length_controlled_win_rate(o, lengths[a], lengths[b]),
+             "len_mean": [float(np.mean(lengths[a])), float(np.mean(lengths[b]))],
+             "len_median": [float(np.median(lengths[a])), float(np.median(lengths[b]))]}
+        results.append(r)
+
+    rm_means = _rm_means(cfg, prompts, answers, device)
+    doc = {"judge": judge_desc, "n_prompts": len(prompts), "prompts": cfg.prompts, "split": cfg.prompt_split,
+           "policies": dict(named), "judge_score_mean": {n: float(np.mean(s)) for n, s in scores.items()},
+           "win_rates": results, "preference_accuracy": pref, "rm_mean_reward": rm_means}
+    rows = [{"prompt": p, **{f"{n}": answers[n][i] for n, _ in named},
+             **{f"{n}_score": float(scores[n][i]) for n, _ in named}} for i, p in enumerate(prompts)]
+    atomic_write_jsonl(out / "samples.jsonl", rows)
+    atomic_write_json(out / "eval_policy.json", doc)
+    atomic_write_text(out / "eval_policy.md", markdown(doc))
+    plot_win_rates(doc, out / "win_rates.png")
+    write_run_json(out, cfg, seed=cfg.seed)
+    return doc
+
+
+def _load_pref_sets(cfg: EvalPolicyConfig) -> dict[str, list]:
+    from icm_rm.reward.data import load_pairs, split_spec
+
+    sets = {}
+    for spec in cfg.pref_data:
+        path = Path(split_spec(spec)[0])
+        name = path.name.split(".")[0] if path.name.split(".")[0] not in ("test", "train") else \
+            f"{path.parent.name}/{path.name.split('.')[0]}"
+        sets[name] = load_pairs(spec, limit=cfg.pref_limit).examples
+    return sets
+
+
+def _pref_accuracy(lc: np.ndarray, lr: np.ndarray, ref: tuple[np.ndarray, np.ndarray] | None, name: str) -> dict:
+    from icm_rm.reward.stats import wilson_ci
+
+    n = len(lc)
+    d = {"n": n}
+    hits = int(np.sum(lc > lr))
+    d["logp_accuracy"], d["logp_ci"] = hits / n, wilson_ci(hits, n)
+    if ref is not None and name != "reference":
+        imp = (lc - ref[0]) - (lr - ref[1])  # implicit reward margin: chosen minus rejected
+        hits = int(np.sum(imp > 0))
+        d["implicit_accuracy"], d["implicit_ci"] = hits / n, wilson_ci(hits, n)
+        d["implicit_margin_mean"] = float(np.mean(imp))
+    return d
+
+
+def _rm_means(cfg: EvalPolicyConfig, prompts: list, answers: dict[str, list[str]], device: str) -> dict:
+    from icm_rm.reward.scoring import RewardModel
+
+    out: dict[str, dict] = {}
+    for rm_name, path in parse_named(cfg.rms) if cfg.rms else []:
+        rm = RewardModel.from_pretrained(path, device=device)
+        for pol, ans in answers.items():
+            r = rm.score(prompts, ans)
+            if rm.reward_mean is not None and rm.reward_std:
+                r = rm.normalize(r)
+            out.setdefault(pol, {})[rm_name] = {"mean": float(np.mean(r)),
+                                                "se": float(np.std(r, ddof=1) / math.sqrt(len(r))) if len(r) > 1
+                                                else float("nan")}
+        del rm
+    return out
+
+
+def markdown(doc: dict) -> str:
+    lines = [f"# Policy evaluation ({doc['n_prompts']} held-out prompts, judge: {doc['judge']})", "",
+             "| policy | vs | win rate ± SE | W/T/L | LC win rate | mean len (policy/vs) |", "|---|---|---|---|---|---|"]
+    for r in doc["win_rates"]:
+        lines.append(f"| {r['policy']} | {r['versus']} | {100 * r['win_rate']:.1f} ± {100 * r['se']:.1f}% | "
+                     f"{r['wins']}/{r['ties']}/{r['losses']} | {100 * r['lc_win_rate']:.1f}% | "
+                     f"{r['len_mean'][0]:.1f} / {r['len_mean'][1]:.1f} |")
+    lines += ["", "| policy | judge score (mean) |", "|---|---|"]
+    lines += [f"| {n} | {s:.3f} |" for n, s in doc["judge_score_mean"].items()]
+    if doc["preference_accuracy"]:
+        lines += ["", "| policy | data | n | log-prob acc [95% CI] | implicit-reward acc [95% CI] |",
+                  "|---|---|---|---|---|"]
+        for pol, sets in doc["preference_accuracy"].items():
+            for name, d in sets.items():
+                imp = (f"{100 * d['implicit_accuracy']:.1f}% [{100 * d['implicit_ci'][0]:.1f}, "
+                       f"{100 * d['implicit_ci'][1]:.1f}]") if "implicit_accuracy" in d else "—"
+                lines.append(f"| {pol} | {name} | {d['n']} | {100 * d['logp_accuracy']:.1f}% "
+                             f"[{100 * d['logp_ci'][0]:.1f}, {100 * d['logp_ci'][1]:.1f}] | {imp} |")
+    if doc["rm_mean_reward"]:
+        rms = sorted({r for d in doc["rm_mean_reward"].values() for r in d})
+        lines += ["", "| policy | " + " | ".join(f"mean reward under {r}" for r in rms) + " |",
+                  "|---|" + "---|" * len(rms)]
+        for pol, d in doc["rm_mean_reward"].items():
+            lines.append(f"| {pol} | " + " | ".join(f"{d[r]['mean']:.3f} ± {d[r]['se']:.3f}" for r in rms) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_win_rates(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs = doc["win_rates"]
+    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(rs) + 2), 3.5))
+    labels = [f"{r['policy']}\nvs {r['versus']}" for r in rs]
+    ax.bar(range(len(rs)), [100 * r["win_rate"] for r in rs], yerr=[100 * r["se"] for r in rs], capsize=4,
+           color="#4c72b0", label="win rate")
+    ax.scatter(range(len(rs)), [100 * r["lc_win_rate"] for r in rs], color="#dd8452", zorder=3,
+               label="length-controlled")
+    ax.axhline(50, color="grey", lw=0.8)
+    ax.set_xticks(range(len(rs)), labels, fontsize=8)
+    ax.set(ylabel="% (ties = ½)", ylim=(0, 100), title=f"win rate — {doc['judge']}"[:80])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, _ = parse_config(EvalPolicyConfig, argv, prog="icm-rm eval-policy")
+    doc = run_eval_policy(cfg)
+    print(markdown(doc), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    from icm_rm.cli import run_main
+
+    sys.exit(run_main(main, None))

@@ -6,15 +6,41 @@ a bad one stating a distractor, in an A/B order fixed by a hash of the pair id. 
 and distractors drawn deterministically from other rows; key = the candidate object; at most one may be True.
 Subjects are split train/test (30%) by a hash of the subject, so splits are disjoint and stable as tables grow.
 
-Which tables the default models hold (benchmarks/task_selection.py → benchmarks/results/task_selection.json):
+Which tables the default models hold (benchmarks/task_selection.py → benchmarks/results/task_selection.json; 60
+subjects per table (50 for US states), claims form = true object + 1 distractor, CPU fp32). Accuracies; "group" = the
+true claim / right ordering gets the larger log-odds; ICL = golden many-shot (16 demos for claims, 8 for pairs);
+probe = ridge on the last-token hidden state, 5-fold CV by group, best layer, (floor) = the same layer sweep on
+shuffled labels, averaged over 5 permutations. S = SmolLM2-135M-Instruct, G = Gemma 3 270M base.
 
-    TASK_SELECTION_TABLE (filled in from the measurement below)
+    table              model  ZS group  ICL group  probe claims (floor)  ZS pair  ICL pair  probe pairs (floor)
+    capitals           S      0.47      0.73       0.90 (0.58)           0.52     0.15      0.98 (0.62)
+                       G      0.63      0.93       0.97 (0.57)           0.53     0.25      1.00 (0.59)
+    us_state_capitals  S      0.46      0.62       0.85 (0.55)           0.46     0.29      0.80 (0.60)
+                       G      0.54      0.65       0.92 (0.56)           0.86     0.14      1.00 (0.62)
+    continents         S      0.47      0.59       0.86 (0.56)           0.42     0.21      0.95 (0.59)
+                       G      0.82      0.68       0.93 (0.54)           0.67     0.35      1.00 (0.57)
+    element_symbols    S      0.40      0.55       0.85 (0.58)           0.23     0.08      0.98 (0.66)
+                       G      0.60      0.93       0.93 (0.56)           0.53     0.60      1.00 (0.61)
+    animal_classes     S      0.37      0.75       0.85 (0.55)           0.65     0.42      0.98 (0.56)
+                       G      0.57      0.55       0.88 (0.55)           0.57     0.69      0.98 (0.57)
+    languages          S      0.42      0.68       0.93 (0.58)           0.62     0.04      1.00 (0.52)
+                       G      0.70      0.84       0.97 (0.55)           0.53     0.37      1.00 (0.56)
+    arithmetic (ctrl)  S      0.55      0.70       0.58 (0.55)           0.43     0.52      0.62 (0.59)
+                       G      0.52      0.55       0.66 (0.58)           0.57     0.37      0.73 (0.57)
 
-DEFAULT_TASK is the table with the largest probe-over-chance gap on both default models.
+Zero-shot per-claim accuracy at threshold 0 is 0.50 (G element_symbols 0.47; ICL 0.50–0.62): the models give
+(almost) every claim the same verdict, so only comparisons within a group carry signal. Pair zero-shot/ICL sit at
+chance or far *below* it (e.g. S languages ICL 0.04: a systematic preference for the wrong ordering, not noise), so
+do not trust the sign of zero-shot or in-context pair verdicts with these models. The probe holds every fact table on
+both models (fixed 2/3-depth layer: 0.76–1.00) and stays near its floor on arithmetic, so all six fact tables are
+kept (min probe − floor ≥ 0.20; arithmetic 0.03 is not registered). DEFAULT_TASK = capitals: among tables whose probe
+beats the floor by ≥ 0.25 on both forms and models, the highest golden-ICL group accuracy averaged over the models
+(0.83; languages 0.76). Runtime: 17 min (S) and 14 min (G) on one busy CPU core.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -220,8 +246,8 @@ LANGUAGES = FactTable(
 
 TABLES: dict[str, FactTable] = {t.name: t for t in (
     CAPITALS, US_STATE_CAPITALS, CONTINENTS, ELEMENT_SYMBOLS, ANIMAL_CLASSES, LANGUAGES)}
-BUILTIN_TASKS: list[str] = list(TABLES)  # tables kept after benchmarks/task_selection.py (see the docstring)
-DEFAULT_TASK = "capitals"
+BUILTIN_TASKS: list[str] = list(TABLES)  # all six hold on both default models (see the module docstring)
+DEFAULT_TASK = "capitals"  # benchmarks/task_selection.py `select()`
 
 
 def table_tasks(table: FactTable) -> tuple[Task, Task]:
@@ -280,11 +306,11 @@ def distractors(table: FactTable, subject: str, k: int, seed: int = 0) -> list[s
 
 def _pick_subjects(table: FactTable, split: str, n_groups: int | None, seed: int) -> list[str]:
     subjects = split_subjects(table, split)
-    if n_groups is None:
+    if n_groups is None or n_groups >= len(subjects):  # a limit: asking for more than there are gives all
         return subjects
-    if n_groups < 1 or n_groups > len(subjects):
-        raise ConfigError("n_groups", f"{table.name} has {len(subjects)} subjects in split '{split}'; "
-                                      f"choose n_groups between 1 and {len(subjects)} (or null for all)")
+    if n_groups < 1:
+        raise ConfigError("n_groups", f"n_groups must be ≥ 1 (or null for all {len(subjects)} subjects of "
+                                      f"{table.name} split '{split}'), got {n_groups}")
     chosen = set(random.Random(f"{table.name}|subset|{seed}").sample(subjects, n_groups))
     return [s for s in subjects if s in chosen]
 
@@ -336,8 +362,8 @@ def _claims(table: FactTable, subjects: list[str], truth: dict[str, str], seed: 
         random.Random(f"{group}|order|{seed}").shuffle(candidates)
         for obj in candidates:
             cid = f"{group}/{_slug(obj) or obj}"
-            claims.append(Claim(id=cid, group=group, key=obj, text=task.render_claim(statement=table.state(subject, obj)),
-                                meta={"task": table.name, "subject": subject}))
+            text = task.render_claim(statement=table.state(subject, obj))
+            claims.append(Claim(id=cid, group=group, key=obj, text=text, meta={"task": table.name, "subject": subject}))
             gold[cid] = obj == truth[subject]
     return ClaimSet(claims=claims, gold=GoldLabels(gold), name=f"{table.name}_claims")
 
@@ -357,24 +383,26 @@ def gold_check(name: str, prompt: str, completion: str) -> bool | None:
     table is case-sensitive (symbols); class nouns may be plural.
     """
     table = get_table(name)
-    subject = _subject_of(table, prompt)
+    questions, patterns = _matchers(table.name)
+    subject = questions.get(prompt)
+    if subject is None:
+        inside = [q for q in questions if q in prompt]
+        subject = questions[max(inside, key=len)] if inside else None
     if subject is None:
         return None
     text = _norm(completion, table.case_sensitive)
     right = dict(table.rows)[subject]
-    right_re = _object_regex(table, right)
-    if not right_re.search(text):
+    if not patterns[right].search(text):
         return False
-    masked = right_re.sub(" ", text)  # a wrong object inside the right one ("Guinea" in "Papua New Guinea")
-    return not any(_object_regex(table, o).search(masked) for o in table.objects() if o != right)
+    masked = patterns[right].sub(" ", text)  # a wrong object inside the right one ("Guinea" in "Papua New Guinea")
+    return not any(p.search(masked) for o, p in patterns.items() if o != right)
 
 
-def _subject_of(table: FactTable, prompt: str) -> str | None:
-    questions = {table.ask(s): s for s, _ in table.rows}
-    if prompt in questions:
-        return questions[prompt]
-    inside = [q for q in questions if q in prompt]
-    return questions[max(inside, key=len)] if inside else None
+@functools.lru_cache(maxsize=None)
+def _matchers(name: str) -> tuple[dict[str, str], dict[str, re.Pattern]]:
+    """question → subject, and object → regex (aliases, accents, case and plural rules), built once per table."""
+    table = TABLES[name]
+    return {table.ask(s): s for s, _ in table.rows}, {o: _object_regex(table, o) for o in table.objects()}
 
 
 def _norm(text: str, case_sensitive: bool) -> str:

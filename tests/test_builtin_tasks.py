@@ -1,0 +1,152 @@
+"""Built-in fact tasks: splits, determinism, content-only keys, pair-position balance, gold_check, registration."""
+
+from __future__ import annotations
+
+import pytest
+
+from icm_rm.data import builtin
+from icm_rm.data.builtin import (BUILTIN_TASKS, DEFAULT_TASK, TABLES, builtin_claimset, builtin_prompts, gold_check,
+                                 split_subjects)
+from icm_rm.errors import ConfigError
+from icm_rm.tasks import get_task, pair_violates, task_names
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_tables_are_clean(name):
+    table = TABLES[name]
+    subjects = [s for s, _ in table.rows]
+    assert len(subjects) == len(set(subjects)), "duplicate subject"
+    assert len(table.rows) >= 50
+    assert len(table.objects()) >= 5  # enough distinct objects for distractors
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_splits_disjoint_deterministic_and_complete(name):
+    table = TABLES[name]
+    train, test = split_subjects(table, "train"), split_subjects(table, "test")
+    assert not set(train) & set(test)
+    assert sorted(train + test) == sorted(split_subjects(table, "all"))
+    assert abs(len(test) - round(len(table.rows) * builtin.TEST_FRACTION)) == 0
+    assert builtin_prompts(name, "test") == builtin_prompts(name, "test")
+    a = builtin_claimset(name, split="train", n_groups=10, seed=3)
+    b = builtin_claimset(name, split="train", n_groups=10, seed=3)
+    assert [(c.id, c.text) for c in a.claims] == [(c.id, c.text) for c in b.claims] and dict(a.gold) == dict(b.gold)
+    test_groups = {c.group for c in builtin_claimset(name, split="test").claims}
+    assert not test_groups & {c.group for c in builtin_claimset(name, split="train").claims}
+
+
+def test_seed_changes_subset_not_split():
+    a = {c.group for c in builtin_claimset("capitals", n_groups=20, seed=0).claims}
+    b = {c.group for c in builtin_claimset("capitals", n_groups=20, seed=1).claims}
+    train = {c.group for c in builtin_claimset("capitals").claims}
+    assert a != b and a <= train and b <= train
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_pairs_form(name):
+    cs = builtin_claimset(name, form="pairs", split="all")
+    table = TABLES[name]
+    assert len(cs.pairs) == len(table.rows) and len(cs.claims) == 2 * len(table.rows)
+    assert cs.has_gold and cs.is_pairwise and cs.name == name
+    truth = dict(table.rows)
+    for gid, members in cs.groups().items():
+        c1, c2 = (cs.claims[i] for i in members)
+        assert {c1.key, c2.key} == {"A>B", "B>A"}
+        assert cs.gold[c1.id] != cs.gold[c2.id]  # exactly one ordering is right
+        pair = cs.pairs[gid]
+        good = pair.response_a if cs.gold[f"{gid}:A>B"] else pair.response_b
+        bad = pair.response_b if cs.gold[f"{gid}:A>B"] else pair.response_a
+        subject = pair.meta["subject"]
+        assert good == table.state(subject, truth[subject]) and bad != good
+        assert gold_check(name, pair.prompt, good) is True
+        assert gold_check(name, pair.prompt, bad) is False
+        assert c1.text.endswith("I think this claim is") and "accurate" in c1.text
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_good_answer_position_is_balanced(name):
+    cs = builtin_claimset(name, form="pairs", split="all")
+    a_first = [cs.gold[f"{pid}:A>B"] for pid in cs.pairs]
+    assert 0.35 <= sum(a_first) / len(a_first) <= 0.65
+    assert len(set(a_first)) == 2
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_claims_form_keys_come_from_content(name):
+    cs = builtin_claimset(f"{name}_claims", form="claims", split="all", n_candidates=3)
+    table = TABLES[name]
+    truth = dict(table.rows)
+    rules = get_task(f"{name}_claims").rules
+    for members in cs.groups().values():
+        claims = [cs.claims[i] for i in members]
+        assert len(claims) == 3 and len({c.key for c in claims}) == 3
+        assert sum(cs.gold[c.id] for c in claims) == 1
+        for c in claims:
+            subject = c.meta["subject"]
+            assert c.text == f"Claim: {table.state(subject, c.key)}\nI think this claim is"  # key = stated object
+            assert cs.gold[c.id] == (c.key == truth[subject])
+        trues = [c for c in claims if cs.gold[c.id]]
+        other = next(c for c in claims if not cs.gold[c.id])
+        assert pair_violates(trues[0].key, True, other.key, True, rules)  # two answers cannot both be right
+    positions = [next(k for k, i in enumerate(m) if cs.gold[cs.claims[i].id]) for m in cs.groups().values()]
+    assert len(set(positions)) == 3  # the true candidate is not always in the same slot
+
+
+def test_registered_tasks_and_default():
+    names = task_names()
+    for name in BUILTIN_TASKS:
+        assert name in names and f"{name}_claims" in names
+        assert get_task(name).kind == "pairs" and get_task(f"{name}_claims").kind == "claims"
+    assert DEFAULT_TASK in BUILTIN_TASKS
+
+
+def test_gold_check_hand_examples():
+    q = "What is the capital of France?"
+    assert gold_check("capitals", q, "The capital of France is Paris.") is True
+    assert gold_check("capitals", q, "paris") is True
+    assert gold_check("capitals", q, "It is Lyon.") is False  # right one missing
+    assert gold_check("capitals", q, "Paris or maybe Berlin.") is False  # a wrong one stated
+    assert gold_check("capitals", q, "Parisian cafés are nice.") is False  # word boundaries
+    assert gold_check("capitals", "What is the capital of Peru?", "Lima") is True
+    assert gold_check("capitals", "What is the capital of Colombia?", "Bogota, of course") is True  # accents ignored
+    assert gold_check("capitals", "What is the capital of Ukraine?", "Kiev") is True  # alias
+    us = "What is the capital of the United States?"
+    assert gold_check("capitals", us, "Washington, D.C. is the capital.") is True
+    chat = f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
+    assert gold_check("capitals", chat, "Paris.") is True  # the question inside a chat template
+    assert gold_check("capitals", "Write a poem.", "Paris") is None
+    sym = "What is the chemical symbol for iron?"
+    assert gold_check("element_symbols", sym, "The chemical symbol for iron is Fe.") is True
+    assert gold_check("element_symbols", sym, "It is FE.") is False  # symbols are case-sensitive
+    assert gold_check("element_symbols", sym, "Fe, not Cu.") is False
+    animal = builtin_prompts("animal_classes", "all")[0]
+    assert animal.startswith("Is a dog a mammal")
+    assert gold_check("animal_classes", animal, "Dogs are mammals.") is True  # plural accepted
+    assert gold_check("animal_classes", animal, "A dog is a bird.") is False
+    assert gold_check("continents", "Which continent is Brazil in?", "Brazil is in South America.") is True
+    assert gold_check("continents", "Which continent is Brazil in?", "Brazil is in North America.") is False
+
+
+def test_counts_and_errors():
+    assert len(builtin_claimset("capitals", n_groups=7).claims) == 14
+    assert len(builtin_claimset("capitals_claims", form="claims", n_groups=5, n_candidates=4).claims) == 20
+    assert len(builtin_prompts("us_state_capitals", "all")) == 50
+    with pytest.raises(ConfigError, match="unknown built-in task 'nope'"):
+        builtin_claimset("nope")
+    assert len(builtin_claimset("capitals", n_groups=10_000).pairs) == len(split_subjects(TABLES["capitals"], "train"))
+    with pytest.raises(ConfigError, match="n_groups must be ≥ 1"):
+        builtin_claimset("capitals", n_groups=0)
+    with pytest.raises(ConfigError, match="unknown split"):
+        builtin_prompts("capitals", "dev")
+    with pytest.raises(ConfigError, match="unknown form"):
+        builtin_claimset("capitals", form="triples")
+
+
+def test_constants_match_the_task_selection_results():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "task_selection.json"
+    selection = json.loads(path.read_text())["selection"]
+    assert selection["default"] == DEFAULT_TASK
+    assert sorted(selection["kept"]) == sorted(BUILTIN_TASKS)

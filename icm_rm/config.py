@@ -232,14 +232,14 @@ def build_parser(cls: type, prog: str | None = None, description: str | None = N
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        default = f.default if f.default is not _MISSING else (f.default_factory() if f.default_factory is not _MISSING else None)
         kw: dict[str, Any] = {"help": f"{f.metadata.get('help', '')} [{_type_name(hints[f.name])}]",
                               "default": argparse.SUPPRESS, "dest": f.name, "metavar": "V"}
         if "choices" in f.metadata:
             kw["help"] += f" choices: {', '.join(map(str, f.metadata['choices']))}"
+        if _is_list_field(cls, f.name):
+            kw["action"] = "append"
+            kw["help"] += " (repeat the flag, or give a YAML list)"
         parser.add_argument(f"--{f.name}", **kw)
-        parser.set_defaults(**{})
-        _ = default
     return parser
 
 
@@ -256,8 +256,17 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
     field_names = {f.name for f in dataclasses.fields(cls)}
     overrides: dict[str, Any] = {}
     for name in field_names:
-        if name in vars(ns):
-            overrides[name] = _parse_cli_value(getattr(ns, name)) if _is_scalar_str_field(cls, name) is False else getattr(ns, name)
+        if name not in vars(ns):
+            continue
+        raw = getattr(ns, name)
+        if _is_list_field(cls, name):
+            values = [_parse_cli_value(v) for v in raw]
+            overrides[name] = values[0] if len(values) == 1 and isinstance(values[0], list) else [
+                x for v in values for x in (v if isinstance(v, list) else [v])]
+        elif _is_scalar_str_field(cls, name):
+            overrides[name] = raw
+        else:
+            overrides[name] = _parse_cli_value(raw)
     i = 0
     while i < len(rest):
         tok = rest[i]
@@ -279,6 +288,11 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
             raise ConfigError(name, f"unknown option '{tok}' for {prog or cls.__name__}{hint}")
     cfg = load_config(cls, ns.config, overrides)
     return cfg, ns
+
+
+def _is_list_field(cls: type, name: str) -> bool:
+    tp = _hints(cls)[name]
+    return tp is list or typing.get_origin(tp) is list
 
 
 def _is_scalar_str_field(cls: type, name: str) -> bool:

@@ -171,6 +171,9 @@ def run_label(cfg: LabelConfig) -> Path:
                           feature_cache=cfg.feature_cache or _default_feature_cache())
     check_writable(out)
     save_config(cfg, out / "config.yaml")
+    if cfg.scorer == "probe" and pool.is_pairwise and bundle.likelihood is not None:
+        # On pairs the probe's sign and hybrid term come from the LM's own pairwise preference (see likelihood.py).
+        bundle.scorer.prior = lambda claims: bundle.likelihood.claim_signal(claims, pool.pairs)
     batches = make_batches(pool.claims, cfg.batch_size)
     outcomes: list[BatchOutcome] = []
     t_start = time.time()
@@ -233,7 +236,8 @@ def _label_batch(cfg: LabelConfig, bundle, claims: list[Claim], idx: list[int], 
     bar.close()
     labels, flipped = result.labels, False
     if cfg.scorer == "probe":
-        z = bundle.zero_shot(claims)
+        prior = getattr(bundle.scorer, "prior", None)
+        z = prior(claims) if prior is not None else bundle.zero_shot(claims)
         labels, flipped = anchor_sign(claims, labels, z, lambda ls: search.evaluate(ls).u)
     ev = search.evaluate(labels)
     best = result.chains[result.best_chain]

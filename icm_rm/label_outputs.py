@@ -63,17 +63,26 @@ def _batch_metrics(claims: Sequence[Claim], labels, scores, gold, rules) -> dict
 
 
 def baselines(pool: ClaimSet, outcomes, bundle, rules, seed: int = 0) -> dict[str, dict]:
-    """zero-shot, random-label many-shot and golden many-shot (same context as ICM: the batch), per batch."""
+    """zero-shot (True/False log-odds; for pairs also the LM's response likelihood), random-label many-shot and
+    golden many-shot (same context as ICM: the batch; for the probe scorer: the plain probe trained on random / gold
+    labels, i.e. the supervised probe), weighted over batches."""
     per: dict[str, list[tuple[int, dict]]] = {"zero_shot": [], "random_label": [], "golden_label": []}
     for o in outcomes:
         claims = [pool.claims[i] for i in o.indices]
         gold_labels = [bool(pool.gold[c.id]) for c in claims]
         z = np.asarray(bundle.zero_shot(claims), dtype=np.float64)
         per["zero_shot"].append((len(claims), _batch_metrics(claims, sign_labels(z), z, pool.gold, rules)))
+        if pool.is_pairwise and getattr(bundle, "likelihood", None) is not None:
+            from .scoring.probe import zero_shot_signal
+
+            sig = zero_shot_signal(claims, bundle.likelihood.claim_signal(claims, pool.pairs))
+            per.setdefault("zero_shot_likelihood", []).append(
+                (len(claims), _batch_metrics(claims, sign_labels(sig), sig, pool.gold, rules)))
         rng = np.random.default_rng([seed, o.batch])
+        scorer = bundle.scorer.pure() if hasattr(bundle.scorer, "pure") else bundle.scorer  # supervised probe
         for name, labels in (("random_label", [bool(x) for x in rng.random(len(claims)) < 0.5]),
                              ("golden_label", gold_labels)):
-            s = bundle.scorer.loo_scores(claims, labels, list(range(len(claims))))
+            s = scorer.loo_scores(claims, labels, list(range(len(claims))))
             per[name].append((len(claims), _batch_metrics(claims, sign_labels(s), s, pool.gold, rules)))
     return {name: _weighted(items) for name, items in per.items()}
 

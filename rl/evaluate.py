@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from icm_rm.config import cfg_field, parse_config, save_config
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.errors import ConfigError
 from icm_rm.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, write_run_json
 
 

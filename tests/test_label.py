@@ -63,7 +63,7 @@ def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
     assert report["n_claims"] == 24 and report["n_batches"] == 2
     for k in ("iterations", "accepted_flips", "final", "time_s", "forward_tokens", "accuracy", "baselines"):
         assert k in report
-    assert set(report["baselines"]) == {"zero_shot", "random_label", "golden_label"}
+    assert set(report["baselines"]) == {"zero_shot", "zero_shot_likelihood", "random_label", "golden_label"}
     assert 0.0 <= report["accuracy"]["pair"] <= 1.0
     assert (out / "progress.png").stat().st_size > 1000
     assert (out / ".complete").exists() and (out / "run.json").exists() and (out / "config.yaml").exists()

@@ -10,6 +10,9 @@ from icm_rm.search import ICMSearch, SearchConfig
 from icm_rm.tasks import ConsistencyRules
 
 
+PURE = ProbeConfig(pca_dims=None, zero_shot_weight=0.0)  # the plain probe: mirror-symmetric, no hybrid term
+
+
 def planted_pairs(n_pairs=40, d=24, signal=1.0, noise=1.0, seed=0):
     """Claim features = shared offset + truth·w + noise; zero-shot log-odds weakly track the truth."""
     rng = np.random.default_rng(seed)
@@ -53,7 +56,7 @@ def test_claim_loo_equals_explicit_refits():
 
 def test_pair_features_are_antisymmetric_and_keep_i_zero():
     claims, source, truth = planted_pairs(n_pairs=12)
-    scorer = ProbeScorer(source)
+    scorer = ProbeScorer(source, PURE)
     pool = scorer.pool(claims)
     tw = twin_index(claims)
     for i, t in enumerate(tw):
@@ -71,7 +74,7 @@ def test_pair_features_are_antisymmetric_and_keep_i_zero():
 
 def test_search_recovers_planted_labels_with_anchoring():
     claims, source, truth = planted_pairs(n_pairs=40, signal=1.0, noise=1.0, seed=3)
-    scorer = ProbeScorer(source)
+    scorer = ProbeScorer(source, PURE)
     search = ICMSearch(claims, scorer, ConsistencyRules(), SearchConfig(iterations=400, seed=0, alpha=50.0))
     res = search.run()
     _, z = source([c.text for c in claims])
@@ -82,7 +85,7 @@ def test_search_recovers_planted_labels_with_anchoring():
 
 def test_anchor_sign_picks_the_side_the_lm_agrees_with():
     claims, source, truth = planted_pairs(n_pairs=30, seed=4)
-    scorer = ProbeScorer(source)
+    scorer = ProbeScorer(source, PURE)
     search = ICMSearch(claims, scorer, ConsistencyRules(), SearchConfig())
     mirror = [not t for t in truth]
     _, z = source([c.text for c in claims])
@@ -95,8 +98,8 @@ def test_anchor_sign_picks_the_side_the_lm_agrees_with():
 
 def test_restarts_never_lower_u_on_probe():
     claims, source, _ = planted_pairs(n_pairs=25, signal=0.4, noise=1.5, seed=5)
-    one = ICMSearch(claims, ProbeScorer(source), ConsistencyRules(), SearchConfig(iterations=150, seed=2)).run()
-    many = ICMSearch(claims, ProbeScorer(source), ConsistencyRules(),
+    one = ICMSearch(claims, ProbeScorer(source, PURE), ConsistencyRules(), SearchConfig(iterations=150, seed=2)).run()
+    many = ICMSearch(claims, ProbeScorer(source, PURE), ConsistencyRules(),
                      SearchConfig(iterations=150, seed=2, restarts=3)).run()
     assert many.evaluation.u >= one.evaluation.u
 
@@ -111,3 +114,18 @@ def test_group_centering_and_pca_keep_shapes():
     raw = ProbeScorer(src, ProbeConfig(center="group")).pool(claims).features
     for g in range(4):
         np.testing.assert_allclose(raw[3 * g:3 * g + 3].sum(axis=0), 0, atol=1e-9)
+
+
+def test_hybrid_term_adds_the_zero_shot_verdict_and_breaks_the_mirror_tie():
+    claims, source, truth = planted_pairs(n_pairs=10, seed=6)
+    pure = ProbeScorer(source, PURE)
+    hybrid = ProbeScorer(source, ProbeConfig(pca_dims=None, zero_shot_weight=0.5))
+    q = list(range(len(claims)))
+    _, z = source([c.text for c in claims])
+    from icm_rm.scoring.probe import zero_shot_signal
+
+    np.testing.assert_allclose(hybrid.loo_scores(claims, truth, q) - pure.loo_scores(claims, truth, q),
+                               0.5 * zero_shot_signal(claims, z), atol=1e-12)
+    s = ICMSearch(claims, hybrid, ConsistencyRules(), SearchConfig())
+    mirror = [not t for t in truth]
+    assert s.evaluate(truth).u != pytest.approx(s.evaluate(mirror).u)

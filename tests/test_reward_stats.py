@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from icm_rm.data.preferences import PreferenceExample
-from icm_rm.reward.evaluate import evaluate_rewards, gather_repeated, markdown_report
+from icm_rm.reward.evaluate import evaluate_rewards, markdown_report
 from icm_rm.reward.stats import (
     accuracy_from_rewards,
     bootstrap_ci,
@@ -107,6 +107,8 @@ def test_markdown_side_by_side_table():
 
 
 def test_repeated_flags_become_one_list():
-    argv = ["--model", "a", "--data", "x.json:trl", "--model=b", "--limit", "3"]
-    assert gather_repeated(argv, ("model", "data")) == ["--limit", "3", "--model", '["a", "b"]', "--data",
-                                                         '["x.json:trl"]']
+    from icm_rm.config import parse_config
+    from icm_rm.reward.evaluate import EvalRMConfig
+
+    cfg, _ = parse_config(EvalRMConfig, ["--model", "a", "--data", "x.json:trl", "--model=b", "--limit", "3"])
+    assert cfg.model == ["a", "b"] and cfg.data == ["x.json:trl"] and cfg.limit == 3

@@ -8,7 +8,6 @@ correlation (a reward-hacking warning sign) and the count of tied pairs the read
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -228,34 +227,9 @@ def write_report(doc: dict, output_dir: str | Path) -> str:
 
 # ------------------------------------------------------------------------------------------------ command line
 
-def gather_repeated(argv: Sequence[str], names: Sequence[str]) -> list[str]:
-    """`--model A --model B` → `--model ["A", "B"]` (parse_config keeps only the last of a repeated flag)."""
-    values: dict[str, list[str]] = {n: [] for n in names}
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        name, eq, val = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
-        if name in values:
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise ConfigError(name, f"--{name} needs a value")
-                val, i = argv[i + 1], i + 1
-            values[name].append(val)
-        else:
-            rest.append(tok)
-        i += 1
-    for n, vals in values.items():
-        if len(vals) == 1 and vals[0].lstrip().startswith("["):
-            rest += [f"--{n}", vals[0]]  # already a YAML list
-        elif vals:
-            rest += [f"--{n}", json.dumps(vals)]
-    return rest
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg, _ = parse_config(EvalRMConfig, gather_repeated(argv, ("model", "data")), prog="icm-rm eval-rm")
+    cfg, _ = parse_config(EvalRMConfig, argv, prog="icm-rm eval-rm")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     check_writable(cfg.output_dir)
     t0 = time.time()

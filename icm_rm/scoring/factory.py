@@ -29,6 +29,7 @@ class ScorerBundle:
     zero_shot: Callable[[Sequence[Claim]], np.ndarray]
     model: Any = None
     tokenizer: Any = None
+    likelihood: Any = None  # ResponseLikelihood: the LM's pairwise preference (baseline and probe sign anchor)
 
 
 def build_scorer(backend: str, model_name: str, *, dtype: str = "float32", device: str = "auto",
@@ -45,6 +46,9 @@ def build_scorer(backend: str, model_name: str, *, dtype: str = "float32", devic
     from ..models import load_causal_lm
 
     model, tokenizer = load_causal_lm(model_name, dtype=dtype, device=_device(device))
+    from .likelihood import ResponseLikelihood
+
+    likelihood = ResponseLikelihood(model, tokenizer)
     if backend == "probe":
         from .features import FeatureExtractor
         from .probe import ProbeConfig, ProbeScorer
@@ -53,7 +57,7 @@ def build_scorer(backend: str, model_name: str, *, dtype: str = "float32", devic
         extractor = FeatureExtractor(model, tokenizer, cache_dir=feature_cache, batch_size=probe_cfg.batch_size,
                                      clamp=clamp)
         n_layers = int(model.config.num_hidden_layers)
-        layer = n_layers // 2 if probe_cfg.layer is None else probe_cfg.layer
+        layer = round(2 * n_layers / 3) if probe_cfg.layer is None else probe_cfg.layer
         if not 0 <= layer <= n_layers:
             raise ConfigError("probe.layer", f"model has layers 0..{n_layers}, got {layer}")
 
@@ -65,7 +69,7 @@ def build_scorer(backend: str, model_name: str, *, dtype: str = "float32", devic
         scorer.stats.extra["layer"] = layer
         scorer.extractor = extractor
         return ScorerBundle(scorer=scorer, zero_shot=lambda claims: extractor.get([c.text for c in claims])[1],
-                            model=model, tokenizer=tokenizer)
+                            model=model, tokenizer=tokenizer, likelihood=likelihood)
     if backend == "icl":
         from .hf import HFScorer
 
@@ -75,7 +79,7 @@ def build_scorer(backend: str, model_name: str, *, dtype: str = "float32", devic
 
         scorer = NaiveScorer(model, tokenizer, clamp=clamp, max_demos=max_demos)
     return ScorerBundle(scorer=scorer, zero_shot=lambda claims: zero_shot_scores(scorer, claims),
-                        model=model, tokenizer=tokenizer)
+                        model=model, tokenizer=tokenizer, likelihood=likelihood)
 
 
 def _device(device: str) -> str:

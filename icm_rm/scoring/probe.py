@@ -33,15 +33,18 @@ FeatureSource = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
 class ProbeConfig:
     """How the probe scorer turns hidden states into LOO predictions."""
 
-    layer: int | None = cfg_field(None, "hidden layer read (0 = embeddings); null = the middle layer")
+    layer: int | None = cfg_field(None, "hidden layer read (0 = embeddings); null = two thirds of the depth "
+                                        "(SmolLM2-135M: 20, Gemma 3 270M: 12; see BENCHMARKS.md)")
     ridge: float = cfg_field(1.0, "ridge λ, relative to the mean squared feature norm of the labeled claims")
     center: str = cfg_field("none", "none | group: subtract each consistency group's mean feature (claims only)",
                             choices=("none", "group"))
-    pca_dims: int | None = cfg_field(None, "project features on the pool's top-k principal components (null = off)")
+    pca_dims: int | None = cfg_field(8, "project features on the pool's top-k principal components (null = off); "
+                                        "few dimensions leave fewer spurious partitions to find")
     loo: str = cfg_field("group", "group: leave the claim's whole group out; claim: leave only the claim out",
                          choices=("group", "claim"))
     score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))")
-    zero_shot_weight: float = cfg_field(0.0, "hybrid energy: add this × the LM's zero-shot log-odds to each score")
+    zero_shot_weight: float = cfg_field(0.3, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
+                                             "response-likelihood preference) to each score; 0 = pure probe")
     batch_size: int = cfg_field(16, "claims per forward pass when extracting features")
 
     def __post_init__(self):
@@ -70,6 +73,7 @@ def twin_index(claims: Sequence[Claim]) -> list[int | None]:
 def zero_shot_signal(claims: Sequence[Claim], z: np.ndarray) -> np.ndarray:
     """The LM's zero-shot verdict per claim; for swapped pairs the within-pair comparison z_i − z_twin."""
     tw = twin_index(claims)
+    z = np.nan_to_num(np.asarray(z, dtype=np.float64))
     return np.array([z[i] - z[t] if t is not None else z[i] for i, t in enumerate(tw)], dtype=np.float64)
 
 
@@ -86,12 +90,20 @@ class ProbeScorer:
 
     name = "probe"
 
-    def __init__(self, features: FeatureSource, cfg: ProbeConfig | None = None):
+    def __init__(self, features: FeatureSource, cfg: ProbeConfig | None = None,
+                 prior: Callable[[Sequence[Claim]], np.ndarray] | None = None):
         self.features = features
         self.cfg = cfg or ProbeConfig()
+        self.prior = prior  # per-claim zero-shot verdicts for the hybrid term (default: the features' own log-odds)
         self.stats = ScorerStats()
         self._pools: OrderedDict[tuple, _Pool] = OrderedDict()
         self._inverses: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def pure(self) -> "ProbeScorer":
+        """The same probe without the hybrid zero-shot term: what the random- and golden-label baselines train."""
+        from dataclasses import replace
+
+        return ProbeScorer(self.features, replace(self.cfg, zero_shot_weight=0.0))
 
     # ------------------------------------------------------------------ features of a pool
 
@@ -122,6 +134,8 @@ class ProbeScorer:
         if self.cfg.pca_dims is not None and self.cfg.pca_dims < F.shape[1]:
             _, _, vt = np.linalg.svd(F, full_matrices=False)  # no mean removal: antisymmetry survives
             F = F @ vt[: self.cfg.pca_dims].T
+        if self.prior is not None:
+            z = self.prior(claims)
         pool = _Pool(features=F, kernel=F @ F.T / F.shape[1], zero_shot=zero_shot_signal(claims, z),
                      groups=[c.group for c in claims])
         self._pools[key] = pool

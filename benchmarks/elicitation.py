@@ -1,0 +1,174 @@
+"""Elicitation quality: how well does each method recover gold labels, per task and model, over 3 seeds?
+
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--tasks capitals truthfulqa …]
+
+Methods (accuracy vs gold; pairs: pair accuracy, claims: claim accuracy):
+  zero-shot T/F      the LM's True/False log-odds with no context (pairs: the two orderings compared)
+  zero-shot lik.     pairs only: which response the LM finds more likely (mean token log-prob)
+  random ICL         in-context log-odds with random-label demonstrations (max_demos per query)
+  golden ICL         the same with gold-label demonstrations
+  supervised probe   the probe (pure, no hybrid term) trained on gold labels, leave-one-group-out
+  ICM-probe          ICM with the pure probe scorer (sign anchored by the LM's zero-shot verdict)
+  ICM-probe hybrid   ICM with the default hybrid probe (probe + 0.3 × zero-shot verdict)
+  ICM-ICL            ICM with the in-context scorer (max_demos per query; small pools — it is expensive on CPU)
+Seeds vary the search (and the random labels); mean ± half-range over seeds. Writes results/elicitation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, md_table, write_result  # noqa: E402
+
+from icm_rm.data.builtin import builtin_claimset  # noqa: E402
+from icm_rm.data.spec import load_claimset  # noqa: E402
+from icm_rm.metrics import claim_accuracy, pair_accuracy, pair_decisions, sign_labels  # noqa: E402
+from icm_rm.models import icm_rm_home, load_causal_lm  # noqa: E402
+from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
+from icm_rm.scoring.hf import HFScorer  # noqa: E402
+from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
+from icm_rm.scoring.probe import ProbeConfig, ProbeScorer, anchor_sign, zero_shot_signal  # noqa: E402
+from icm_rm.search import ICMSearch, SearchConfig  # noqa: E402
+from icm_rm.tasks import get_task  # noqa: E402
+
+BUILTIN = ["capitals", "us_state_capitals", "continents", "element_symbols", "animal_classes", "languages"]
+REAL = {  # name → (format, file, groups)
+    "truthfulqa": ("icm_truthfulqa", "icm_unsupervised_elicitation/train_truthfulqa.json", 80),
+    "gsm8k": ("icm_gsm8k", "icm_unsupervised_elicitation/test_gsm8k.json", 60),
+    "alpaca": ("icm_alpaca", "icm_unsupervised_elicitation/test_alpaca.json", 80),
+}
+PAPER = [("GSM8K verification (8B)", 48.0, 64.8, 81.1, 81.5, "—"), ("TruthfulQA (70B)", 60.3, 74.1, 91.0, 92.1, "—"),
+         ("Alpaca preferences (70B)", 49.7, 66.7, 68.1, "—", 65.5)]
+
+
+def load_pool(task: str, real_groups: int | None = None):
+    if task in REAL:
+        fmt, rel, groups = REAL[task]
+        groups = real_groups or groups
+        path = SHARED / rel
+        if not path.exists():
+            return None
+        return load_claimset(fmt, str(path), limit_groups=groups, seed=0)
+    return builtin_claimset(task, form="pairs", split="train")
+
+
+def accuracy(pool, claims, labels, scores) -> float:
+    if pool.is_pairwise:
+        return pair_accuracy(claims, pair_decisions(claims, labels, scores), pool.gold)
+    return claim_accuracy(claims, labels, pool.gold)
+
+
+def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_groups: int, icl_iters: int,
+             iters: int, max_demos: int, real_groups: int | None) -> dict:
+    pool = load_pool(task, real_groups)
+    if pool is None:
+        return {"skipped": f"shared data for {task} not found"}
+    claims = pool.claims
+    gold = [bool(pool.gold[c.id]) for c in claims]
+    rules = get_task(pool.name).rules if pool.name else get_task(task).rules
+    q = list(range(len(claims)))
+    out: dict = {"n_claims": len(claims), "n_groups": len({c.group for c in claims}), "pairwise": pool.is_pairwise}
+    t = time.time()
+    ex = FeatureExtractor(model, tok, cache_dir=icm_rm_home() / "features", show_progress=False)
+    n_layers = model.config.num_hidden_layers
+    layer = round(2 * n_layers / 3)
+    states, z = ex.get([c.text for c in claims])
+    src = lambda texts: (ex.get(texts)[0][:, layer], ex.get(texts)[1])  # noqa: E731
+    lik = ResponseLikelihood(model, tok)
+    prior = (lambda cl: lik.claim_signal(cl, pool.pairs)) if pool.is_pairwise else None
+    pure = ProbeScorer(src, ProbeConfig(zero_shot_weight=0.0), prior=prior)
+    hybrid = ProbeScorer(src, ProbeConfig(), prior=prior)
+    zs = zero_shot_signal(claims, z) if pool.is_pairwise else z
+    res: dict[str, list[float]] = {}
+    res["zero-shot T/F"] = [accuracy(pool, claims, sign_labels(z), zs)]
+    anchor_z = prior(claims) if prior else z
+    if pool.is_pairwise:
+        sig = zero_shot_signal(claims, anchor_z)
+        res["zero-shot lik."] = [accuracy(pool, claims, sign_labels(sig), sig)]
+    s = pure.loo_scores(claims, gold, q)
+    res["supervised probe"] = [accuracy(pool, claims, sign_labels(s), s)]
+    icl = HFScorer(model, tok, max_demos=max_demos)
+    res["golden ICL"] = [accuracy(pool, claims, sign_labels(sc := icl.loo_scores(claims, gold, q)), sc)]
+    res["random ICL"], res["ICM-probe"], res["ICM-probe hybrid"], res["ICM-ICL"] = [], [], [], []
+    costs = []
+    for seed in seeds:
+        rnd = [bool(x) for x in np.random.default_rng(seed).random(len(claims)) < 0.5]
+        sc = icl.loo_scores(claims, rnd, q)
+        res["random ICL"].append(accuracy(pool, claims, sign_labels(sc), sc))
+        for name, scorer in (("ICM-probe", pure), ("ICM-probe hybrid", hybrid)):
+            search = ICMSearch(claims, scorer, rules, SearchConfig(iterations=iters, restarts=4, seed=seed,
+                                                                    patience=400))
+            r = search.run()
+            labels, _ = anchor_sign(claims, r.labels, anchor_z, lambda ls: search.evaluate(ls).u)
+            res[name].append(accuracy(pool, claims, labels, search.evaluate(labels).scores))
+        # ICM-ICL on a small subset of groups (each accepted proposal re-scores every claim in context)
+        keep = sorted({c.group for c in claims})[:icl_groups]
+        sub = [c for c in claims if c.group in set(keep)]
+        scorer = HFScorer(model, tok, max_demos=max_demos)
+        search = ICMSearch(sub, scorer, rules, SearchConfig(iterations=icl_iters, seed=seed, patience=icl_iters))
+        r = search.run()
+        res["ICM-ICL"].append(accuracy(pool, sub, r.labels, r.evaluation.scores))
+        costs.append({"claims": len(sub), "iterations": r.chains[0].iteration,
+                      "labeled": sum(y is not None for y in r.labels),
+                      "forward_tokens": scorer.stats.forward_tokens})
+    out["accuracy"] = {k: {"mean": float(np.mean(v)), "half_range": float((max(v) - min(v)) / 2), "runs": v}
+                       for k, v in res.items() if v}
+    out["icm_icl_cost"] = costs
+    out["icm_icl_subset_groups"] = icl_groups
+    out["seconds"] = time.time() - t
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="capitals + truthfulqa, SmolLM2 only, 3 seeds, short searches")
+    ap.add_argument("--models", nargs="*", default=None)
+    ap.add_argument("--tasks", nargs="*", default=None)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    models = args.models or (["smollm2-135m"] if args.quick else ["smollm2-135m", "gemma3-270m"])
+    tasks = args.tasks or (["capitals", "truthfulqa"] if args.quick else BUILTIN + list(REAL))
+    kw = dict(icl_groups=6 if args.quick else 12, icl_iters=30 if args.quick else 120,
+              iters=600 if args.quick else 1500, max_demos=8 if args.quick else 16,
+              real_groups=20 if args.quick else None)
+    results: dict = {}
+    for m in models:
+        model, tok = load_causal_lm(m)
+        for task in tasks:
+            print(f"[elicitation] {m} / {task} …", file=sys.stderr, flush=True)
+            results.setdefault(m, {})[task] = run_task(task, m, model, tok, list(range(args.seeds)), **kw)
+        del model
+    methods = ["zero-shot T/F", "zero-shot lik.", "random ICL", "golden ICL", "supervised probe", "ICM-probe",
+               "ICM-probe hybrid", "ICM-ICL"]
+    rows = []
+    for m, per in results.items():
+        for task, r in per.items():
+            if "skipped" in r:
+                rows.append([m, task, r["skipped"]] + [""] * (len(methods) - 1))
+                continue
+            acc = r["accuracy"]
+            rows.append([m, f"{task} ({r['n_groups']} groups)"] + [
+                f"{100 * acc[k]['mean']:.1f}" + (f" ± {100 * acc[k]['half_range']:.1f}" if len(acc[k]["runs"]) > 1
+                                                 else "") if k in acc else "—" for k in methods])
+    table = md_table(["model", "task"] + methods, rows)
+    paper = md_table(["task (paper, Llama)", "zero-shot base", "zero-shot chat", "ICM", "golden", "human"],
+                     [list(p) for p in PAPER])
+    print(table + "\n\nThe paper's numbers, for scale (not measured here):\n\n" + paper)
+    write_result("elicitation" + ("_quick" if args.quick else ""),
+                 {"settings": {**kw, "seeds": args.seeds, "models": models, "tasks": tasks},
+                  "results": results, "table_md": table, "paper_table_md": paper})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

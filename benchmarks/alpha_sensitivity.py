@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import builtin_claimset  # noqa: E402
+from icm_rm.io import save_figure  # noqa: E402
 from icm_rm.models import icm_rm_home, load_causal_lm  # noqa: E402
 from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
 from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
@@ -100,8 +101,7 @@ def plot(runs: dict, path: Path, title: str) -> None:
     a1.legend(fontsize=8)
     a2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

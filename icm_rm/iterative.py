@@ -45,7 +45,7 @@ def finetune_labeler(model, tokenizer, claims: Sequence[Claim], labels: Sequence
                                                  target_modules=targets or None, task_type="CAUSAL_LM"))
     t_id = tokenizer(" True", add_special_tokens=False).input_ids[0]
     f_id = tokenizer(" False", add_special_tokens=False).input_ids[0]
-    from .scoring.tokens import prefix_ids
+    from .scoring.tokens import prefix_ids, right_pad
 
     prefix = prefix_ids(tokenizer)
     device = next(model.parameters()).device
@@ -58,12 +58,7 @@ def finetune_labeler(model, tokenizer, claims: Sequence[Claim], labels: Sequence
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             ids = [prefix + tokenizer(claims[i].text, add_special_tokens=False).input_ids for i in idx]
-            width = max(map(len, ids))
-            x = torch.full((len(ids), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for r, s in enumerate(ids):
-                x[r, :len(s)] = torch.tensor(s)
-                mask[r, :len(s)] = 1
+            x, mask = right_pad(ids, pad)
             logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits
             last = logits[torch.arange(len(ids)), torch.tensor([len(s) - 1 for s in ids])]  # (b, vocab)
             two = torch.stack([last[:, f_id], last[:, t_id]], dim=-1)  # (b, 2): class 1 = True

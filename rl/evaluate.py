@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from icm_rm.config import cfg_field, parse_config, save_config
 from icm_rm.errors import ConfigError
-from icm_rm.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, write_run_json
+from icm_rm.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, save_figure,
+                       write_run_json)
 
 
 @dataclass
@@ -153,6 +154,8 @@ def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tup
 def response_logprobs(model, tok, prompts: list, responses: list, prompt_format: str,
                       batch_size: int = 8) -> np.ndarray:
     """Σ log π(response tokens | prompt) per example (response tokenised on its own, then EOS)."""
+    from icm_rm.scoring.tokens import right_pad
+
     from .ppo.rollout import tokenize_prompts
 
     device = next(model.parameters()).device
@@ -165,13 +168,7 @@ def response_logprobs(model, tok, prompts: list, responses: list, prompt_format:
                                                                           is not None else [])
             rows.append(q + r_ids)
             starts.append(len(q))
-        width = max(map(len, rows))
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        x = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(x)
-        for i, row in enumerate(rows):
-            x[i, :len(row)] = torch.tensor(row)
-            mask[i, :len(row)] = 1
+        x, mask = right_pad(rows, tok.pad_token_id if tok.pad_token_id is not None else 0)
         logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:].to(device)[..., None])[..., 0]
         for i, (row, st) in enumerate(zip(rows, starts)):
@@ -217,13 +214,14 @@ def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
 
     if not cfg.policies:
         raise ConfigError("policies", "give at least one policy (NAME=DIR)")
+    named = [("reference", cfg.reference)] + parse_named(cfg.policies)
+    _check_model_dirs(named)
     device = _device(cfg.device)
     out = Path(cfg.output_dir)
     prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
     judge, judge_desc = make_judge(cfg, device)
     check_writable(out)
     save_config(cfg, out / "config.yaml")
-    named = [("reference", cfg.reference)] + parse_named(cfg.policies)
 
     answers: dict[str, list[str]] = {}
     lengths: dict[str, list[int]] = {}
@@ -269,6 +267,16 @@ def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
     plot_win_rates(doc, out / "win_rates.png")
     write_run_json(out, cfg, seed=cfg.seed)
     return doc
+
+
+def _check_model_dirs(named: list[tuple[str, str]]) -> None:
+    """A missing policy dir fails before any model is loaded or any answer generated (registry names are fetched
+    on first use, later)."""
+    from icm_rm.models import REGISTRY, resolve_model
+
+    for _, path in named:
+        if path not in REGISTRY:
+            resolve_model(path)
 
 
 def _load_pref_sets(cfg: EvalPolicyConfig) -> dict[str, list]:
@@ -360,10 +368,7 @@ def plot_win_rates(doc: dict, path: Path) -> None:
     ax.set(ylabel="% (ties = ½)", ylim=(0, 100), title=f"win rate — {doc['judge']}"[:80])
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,6 +131,8 @@ def to_trl_args(cfg: GRPOConfig):
     from trl import GRPOConfig as TRLGRPOConfig
 
     kw = {trl_name: getattr(cfg, ours) for ours, trl_name in _TRL_NAMES.items()}
+    if "activation_checkpointing" in _trl_field_names():  # transformers 5's name; the old one prints a FutureWarning
+        kw["activation_checkpointing"] = kw.pop("gradient_checkpointing")
     kw.update(report_to="none", bf16=cfg.mixed_precision == "bf16", fp16=cfg.mixed_precision == "fp16",
               save_strategy="steps", logging_strategy="steps", disable_tqdm=False)
     if _distributed_cpu():
@@ -188,6 +191,8 @@ def _metrics_callback(cfg: GRPOConfig, start_step: int):
         def on_log(self, args, state, control, logs=None, **kw):
             if self.logger is None or not logs:
                 return
+            if "train_runtime" in logs and state.global_step <= start_step:
+                return  # resumed with nothing left to train (killed in the export): the summary row is there already
             metrics = {}
             for k, v in logs.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -208,10 +213,48 @@ def _metrics_callback(cfg: GRPOConfig, start_step: int):
 
 
 def _last_checkpoint_step(output_dir: str) -> int:
-    from transformers.trainer_utils import get_last_checkpoint
+    from icm_rm.io import last_complete_checkpoint
 
-    last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    last = last_complete_checkpoint(output_dir)  # a checkpoint a kill cut short mid-save is not one
     return int(Path(last).name.split("-")[-1]) if last else 0
+
+
+def refuse_overlong_prompts(prompts: list, tokenizer, cfg: GRPOConfig) -> None:
+    """TRL's GRPO passes prompts whole (no prompt truncation), so one that cannot fit the policy's positions with
+    max_new_tokens after it is refused up front, by its number among the distinct prompts."""
+    from transformers import AutoConfig
+
+    from rl.ppo.rollout import tokenize_prompts
+
+    positions = getattr(AutoConfig.from_pretrained(cfg.model).get_text_config(), "max_position_embeddings", None)
+    if not positions:
+        return
+    for i, ids in enumerate(tokenize_prompts(tokenizer, prompts, "auto", 10**9), 1):
+        if len(ids) + cfg.max_new_tokens > positions:
+            raise UserError(f"{cfg.prompts}: prompt {i} (of the distinct prompts, in file order) is {len(ids)} tokens; "
+                            f"with max_new_tokens {cfg.max_new_tokens} it exceeds the policy's {positions} "
+                            "positions; shorten it or lower max_new_tokens")
+
+
+def _epoch_seeded(trainer_cls):
+    """TRL's trainer with its prompt sampler reseeded per epoch (`set_epoch`, which the Trainer calls), so a run
+    resumed in a later epoch draws the prompts an uninterrupted one would: TRL's `RepeatSampler` takes every epoch's
+    order from one generator, which a restart resets to epoch 0's."""
+    from trl.trainer.utils import RepeatSampler
+
+    class EpochSeededSampler(RepeatSampler):
+        def set_epoch(self, epoch: int) -> None:
+            if self.shuffle:
+                self.generator.manual_seed((self.seed or 0) + 1_000_003 * epoch)
+
+    class Trainer(trainer_cls):
+        def _get_train_sampler(self, dataset=None):
+            s = super()._get_train_sampler(dataset)
+            return EpochSeededSampler(data_source=s.data_source, mini_repeat_count=s.mini_repeat_count,
+                                      batch_size=s.batch_size, repeat_count=s.repeat_count, shuffle=s.shuffle,
+                                      seed=s.seed)
+
+    return Trainer
 
 
 def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
@@ -248,6 +291,7 @@ def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
     elif cfg.prompt_format == "raw":
         prompts = [p if isinstance(p, str) else "\n".join(f"{m['role']}: {m['content']}" for m in p) + "\nassistant:"
                    for p in prompts]
+    refuse_overlong_prompts(prompts, tokenizer, cfg)
     dataset = datasets.Dataset.from_list([{"prompt": p} for p in prompts])
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -264,22 +308,28 @@ def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  task_type="CAUSAL_LM", target_modules=cfg.lora_target_modules or "all-linear")
-    trainer = GRPOTrainer(model=cfg.model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
+    trainer = _epoch_seeded(GRPOTrainer)(model=cfg.model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config,
                           callbacks=[_metrics_callback(cfg, start)])
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    trainer.train(resume_from_checkpoint=str(Path(cfg.output_dir) / f"checkpoint-{start}") if cfg.resume else None)
     if trainer.state.global_step < cfg.num_steps:
         return None
     out = Path(cfg.output_dir) / "policy"
+    tmp = out.with_name("policy.tmp")  # written whole, then renamed: a kill never leaves a half-written policy/
+    if trainer.accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     if cfg.lora:
         model = trainer.accelerator.unwrap_model(trainer.model)
         if trainer.accelerator.is_main_process:
-            model.merge_and_unload().save_pretrained(out)
+            model.merge_and_unload().save_pretrained(tmp)
     else:
-        trainer.save_model(str(out))
+        trainer.save_model(str(tmp))
     if trainer.accelerator.is_main_process:
-        tokenizer.save_pretrained(out)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
         write_run_json(cfg.output_dir, cfg, seed=cfg.seed, timings={"train_s": time.perf_counter() - t0},
                        extra={"world_size": trainer.accelerator.num_processes, "reward_source": source.name})
         mark_complete(cfg.output_dir, policy=str(out), steps=trainer.state.global_step)

@@ -23,7 +23,7 @@ import json
 import math
 from pathlib import Path
 
-from icm_rm.io import atomic_write_bytes
+from icm_rm.io import atomic_write_bytes, save_figure
 
 PLOT_KEYS = (("rollout/reward_mean", "reward"), ("kl/ref_k1", "KL(π‖π_ref) per sequence"))
 
@@ -91,7 +91,6 @@ class RunLogger:
         rows = self.history()
         if not rows:
             return None
-        import io
 
         import matplotlib
 
@@ -107,12 +106,7 @@ class RunLogger:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        path = Path(path or self.dir / "training.png")
-        atomic_write_bytes(path, buf.getvalue())
-        return path
+        return save_figure(fig, Path(path or self.dir / "training.png"))
 
     def close(self) -> None:
         if self.writer is not None:

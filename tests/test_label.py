@@ -110,7 +110,10 @@ def test_kill_9_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_model_
     assert not (run / "labels.jsonl").exists()  # nothing half-written where the next stage reads
     r = _cli(common + ["--output_dir", str(run), "--resume", "true"])
     assert r.wait(timeout=900) == 0, r.stderr.read()
-    assert read_jsonl(run / "labels.jsonl") == read_jsonl(tmp_path / "ref" / "labels.jsonl")
+    got, ref = read_jsonl(run / "labels.jsonl"), read_jsonl(tmp_path / "ref" / "labels.jsonl")
+    assert [(r["id"], r["label"], r["source"]) for r in got] == [(r["id"], r["label"], r["source"]) for r in ref]
+    # scores are recomputed after a restart: batch composition can move float32 results in the 7th digit
+    assert [r["score"] for r in got] == pytest.approx([r["score"] for r in ref], abs=1e-5)
 
 
 def test_bad_config_is_one_line_exit_2(tmp_path):

@@ -36,6 +36,10 @@ def load_pairs(spec: str, limit: int | None = None):
 
     path, fmt = split_spec(spec)
     if not Path(path).exists():
+        head, sep, tail = path.rpartition(":")
+        if sep and head and "/" not in tail and Path(head).exists():  # FILE:typo — the file is there, the format not
+            raise InputError(head, None, None, f"unknown preference format '{tail}' after ':'; known: "
+                                               f"{', '.join(FORMATS)}")
         raise InputError(path, None, None, "preference file not found")
     pairs = load_preferences(path, format=fmt, limit=limit)
     if not pairs.examples:
@@ -94,9 +98,10 @@ class Tokenized:
 
 
 def tokenize_pairs(examples: Sequence, tokenizer, max_length: int, margin_scale: float | None = None,
-                   source: str | None = None) -> Tokenized:
+                   source: str | None = None, required: bool = False) -> Tokenized:
     """`format_for_rm` + `encode_for_rm` for both sides of each pair; pairs with a side over `max_length` tokens are
-    dropped. With `margin_scale`, a `margin` column = scale · example.margin (missing margins are an InputError)."""
+    dropped (with `required`, every pair dropped is an InputError). With `margin_scale`, a `margin` column = scale ·
+    example.margin (missing margins are an InputError)."""
     cols: dict[str, list] = {"chosen_ids": [], "rejected_ids": []}
     if margin_scale is not None:
         cols["margin"] = []
@@ -114,6 +119,9 @@ def tokenize_pairs(examples: Sequence, tokenizer, max_length: int, margin_scale:
                 raise InputError(source, None, "margin", f"pair '{ex.id}' has no margin; use_margin needs one on "
                                                          "every pair (set use_margin: false)")
             cols["margin"].append(margin_scale * float(ex.margin))
+    if required and examples and dropped == len(examples):  # an error, not a warning followed by one
+        raise InputError(source, None, None, f"every pair is longer than max_length={max_length} tokens; raise "
+                                             "max_length")
     if dropped:
         logger.warning("%s: dropped %d of %d pairs longer than max_length=%d tokens", source or "data", dropped,
                        len(examples), max_length)

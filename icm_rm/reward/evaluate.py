@@ -20,7 +20,7 @@ import numpy as np
 from ..cli import run_main
 from ..config import cfg_field, parse_config
 from ..errors import ConfigError
-from ..io import atomic_write_json, atomic_write_text, check_writable, mark_complete, write_run_json
+from ..io import atomic_write_json, atomic_write_text, check_writable, mark_complete, save_figure, write_run_json
 from .data import load_pairs, split_spec
 from .format import response_text
 from .stats import accuracy_from_rewards, bootstrap_ci, ece, pearson, reliability_bins, sigmoid, spearman, wilson_ci
@@ -210,9 +210,7 @@ def plot_reliability(doc: dict, data_name: str, path: str | Path) -> None:
            title=f"Reliability: {data_name}")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def write_report(doc: dict, output_dir: str | Path) -> str:

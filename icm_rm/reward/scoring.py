@@ -75,13 +75,15 @@ class RewardModel:
 
     def score_texts(self, texts: Sequence[str], batch_size: int = 16, progress: bool = False,
                     desc: str = "scoring") -> np.ndarray:
-        """Rewards of already formatted texts (right-padded batches, longest first; left-truncated to max_length)."""
+        """Rewards of already formatted texts (right-padded batches, longest first; left-truncated to max_length, or
+        to the model's positions when max_length is null)."""
         import torch
         from tqdm.auto import tqdm
 
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        if self.max_length:
-            ids = [x[-self.max_length:] for x in ids]
+        limit = self.max_length or getattr(self.model.config, "max_position_embeddings", None)
+        if limit:  # never past the model's positions, even when max_length is null; the end (the response) stays
+            ids = [x[-limit:] for x in ids]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty(len(ids), dtype=float)
         device = next(self.model.parameters()).device

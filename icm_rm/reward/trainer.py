@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import save_config
 from ..errors import ConfigError, UserError
-from ..io import COMPLETE_MARKER, check_writable, is_complete, mark_complete, write_run_json
+from ..io import COMPLETE_MARKER, check_writable, is_complete, last_complete_checkpoint, mark_complete, write_run_json
 from .config import RewardModelConfig
 from .data import Tokenized, holdout_split, load_pairs, to_dataset, tokenize_pairs
 
@@ -156,9 +156,7 @@ def distributed_info(args) -> dict:
 def last_checkpoint(cfg: RewardModelConfig) -> str | None:
     if not cfg.resume or not Path(cfg.output_dir).is_dir():
         return None
-    from transformers.trainer_utils import get_last_checkpoint
-
-    ckpt = get_last_checkpoint(cfg.output_dir)
+    ckpt = last_complete_checkpoint(cfg.output_dir)  # not get_last_checkpoint: it may pick a half-saved one
     if ckpt is None:
         logger.warning("resume: no checkpoint-* in %s; starting from scratch", cfg.output_dir)
     return ckpt
@@ -178,8 +176,8 @@ def prepare_output_dir(cfg: RewardModelConfig) -> None:
     if is_complete(out) and not cfg.resume:
         raise UserError(f"{out}: already holds a finished reward model; choose another output_dir, or set "
                         "overwrite: true (deletes it) or resume: true")
-    (out / COMPLETE_MARKER).unlink(missing_ok=True)  # a resumed run is complete again only after its export
     check_writable(out)
+    (out / COMPLETE_MARKER).unlink(missing_ok=True)  # a resumed run is complete again only after its export
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -207,11 +205,8 @@ def setup(cfg: RewardModelConfig) -> Setup:
     args.distributed_state.wait_for_everyone()  # rank 0 has prepared output_dir
     tokenizer = load_tokenizer(base)
     margin_scale = cfg.margin_scale if cfg.use_margin else None
-    train = tokenize_pairs(data.train, tokenizer, cfg.max_length, margin_scale, cfg.train_data)
+    train = tokenize_pairs(data.train, tokenizer, cfg.max_length, margin_scale, cfg.train_data, required=True)
     held = tokenize_pairs(data.eval, tokenizer, cfg.max_length, margin_scale, cfg.eval_data or cfg.train_data)
-    if not train.columns["chosen_ids"]:
-        raise UserError(f"{cfg.train_data}: every training pair is longer than max_length={cfg.max_length} tokens; "
-                        "raise max_length")
     return Setup(data, base, args, tokenizer, train, held, distributed_info(args))
 
 
@@ -234,12 +229,15 @@ def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) ->
     t_train = time.time()
     train_out = trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     t_export = time.time()
-    model_dir = export(trainer, cfg, s.base, s.tokenizer)
+    staged = export(trainer, cfg, s.base, s.tokenizer)
+    model_dir = Path(cfg.output_dir) / "model"
     metrics = {"train": dict(train_out.metrics), "world_size": s.args.world_size,
                "n_train": len(s.train.columns["chosen_ids"]), "n_eval": len(s.data.eval),
                "dropped_long": {"train": s.train.dropped, "eval": s.eval.dropped}, "skipped": s.data.skipped}
     if main:
-        metrics["held_out"] = finish(cfg, s, model_dir, metrics)
+        metrics["held_out"] = finish(cfg, s, staged, metrics, model_dir)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        staged.rename(model_dir)  # model/ appears whole, scored and carded, just before .complete
         timings = {"setup_s": t_train - t0, "train_s": t_export - t_train, "export_s": time.time() - t_export}
         write_run_json(cfg.output_dir, cfg, seed=cfg.seed, timings=timings,
                        extra={**s.dist, "base_model": s.base, "metrics": metrics})
@@ -247,22 +245,28 @@ def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) ->
     return TrainResult(Path(cfg.output_dir), model_dir, metrics, trainer)
 
 
-def finish(cfg: RewardModelConfig, s: Setup, model_dir: Path, metrics: dict) -> dict:
-    """Main process: score the held-out pairs with the exported RM → reward stats in config.json + model card."""
+def finish(cfg: RewardModelConfig, s: Setup, model_dir: Path, metrics: dict, final_dir: Path | None = None) -> dict:
+    """Main process: score the held-out pairs with the exported RM → reward stats in config.json + model card (which
+    names `final_dir`, where the RM will live)."""
     from .export import finalize_export
 
-    stats = finalize_export(model_dir, s.data.eval, _card_info(cfg, s.base, s.data, metrics, model_dir),
+    final_dir = final_dir or model_dir
+    stats = finalize_export(model_dir, s.data.eval, _card_info(cfg, s.base, s.data, metrics, final_dir),
                             batch_size=cfg.score_batch_size)
     acc = stats.accuracy
     logger.info("train-rm: held-out accuracy %.4f [%.4f, %.4f]; RM at %s", acc["accuracy"], acc["ci_low"],
-                acc["ci_high"], model_dir)
+                acc["ci_high"], final_dir)
     return {"reward_mean": stats.reward_mean, "reward_std": stats.reward_std, **acc}
 
 
 def export(trainer, cfg: RewardModelConfig, base: str, tokenizer) -> Path:
-    """Save the trained model as a plain seq-cls dir (all processes take part: ZeRO-3 gathers weights here)."""
+    """Save the trained model as a plain seq-cls dir (all processes take part: ZeRO-3 gathers weights here) into
+    `model.tmp/`, which becomes `model/` once scored: a kill never leaves a half-written `model/`."""
     out = Path(cfg.output_dir)
-    model_dir = out / "model"
+    model_dir = out / "model.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(model_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     if cfg.use_lora:
         trainer.save_model(str(out / "adapter"))
         if trainer.is_world_process_zero():

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..io import atomic_write_bytes
+from .tokens import prefix_ids, right_pad, true_false_token_ids  # the shared token contract
 
 
 def model_fingerprint(model) -> str:
@@ -31,7 +32,6 @@ class FeatureExtractor:
     def __init__(self, model, tokenizer, *, cache_dir: str | Path | None = None, batch_size: int = 16,
                  clamp: float = 11.5, show_progress: bool = True):
         from ..errors import UserError
-        from .tokens import prefix_ids, true_false_token_ids  # the shared token contract
 
         self.model, self.tokenizer = model, tokenizer
         self.batch_size, self.clamp, self.show_progress = batch_size, clamp, show_progress
@@ -88,12 +88,7 @@ class FeatureExtractor:
         batches = [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
         for batch in tqdm(batches, desc="features", disable=not self.show_progress or len(batches) < 2, leave=False):
             ids = [self._prefix + self.tokenizer(t, add_special_tokens=False).input_ids for _, t in batch]
-            width = max(map(len, ids))
-            input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(ids), width), dtype=torch.long)
-            for r, seq in enumerate(ids):  # right padding; read the state at each row's last real token
-                input_ids[r, :len(seq)] = torch.tensor(seq)
-                mask[r, :len(seq)] = 1
+            input_ids, mask = right_pad(ids, pad)  # read the state at each row's last real token
             out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
             self.forward_tokens += int(mask.sum())
             last = torch.tensor([len(s) - 1 for s in ids], device=device)

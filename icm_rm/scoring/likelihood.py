@@ -14,7 +14,7 @@ import torch
 
 from ..data.records import Claim, PreferencePair
 from ..tasks import render_content
-from .tokens import prefix_ids
+from .tokens import prefix_ids, right_pad
 
 
 class ResponseLikelihood:
@@ -40,12 +40,7 @@ class ResponseLikelihood:
                 r = self.tokenizer(response, add_special_tokens=False).input_ids or [pad]
                 rows.append(p + r)
                 starts.append(len(p))
-            width = max(map(len, rows))
-            x = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for i, row in enumerate(rows):
-                x[i, :len(row)] = torch.tensor(row)
-                mask[i, :len(row)] = 1
+            x, mask = right_pad(rows, pad)
             logits = self.model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
             self.forward_tokens += int(mask.sum())
             logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, x[:, 1:].to(device)[..., None])[..., 0]

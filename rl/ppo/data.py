@@ -43,8 +43,15 @@ def _read_file(path: Path) -> list[Prompt]:
     if not path.exists():
         raise ConfigError("prompts", f"{path}: file not found")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise InputError(path, None, None, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except EOFError:
+        raise InputError(path, None, None, "truncated gzip file (compressed data ends early)") from None
+    except OSError as e:  # a directory, unreadable, or not gzip data
+        raise InputError(path, None, None, f"cannot read prompts ({e.strerror or e})") from None
     name = path.name.removesuffix(".gz")
     rows: list
     if name.endswith(".jsonl"):

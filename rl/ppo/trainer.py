@@ -100,6 +100,11 @@ class PPOTrainer:
         reward_path = getattr(self.reward, "path", None)
 
         policy = load_policy(cfg)
+        positions = getattr(policy.config.get_text_config(), "max_position_embeddings", None)
+        if positions and cfg.max_prompt_length + cfg.max_new_tokens > positions:  # prompts are cut, this can't be
+            raise ConfigError("max_prompt_length", f"max_prompt_length ({cfg.max_prompt_length}) + max_new_tokens "
+                                                   f"({cfg.max_new_tokens}) exceeds the policy's {positions} positions; "
+                                                   "lower one of them")
         self.eos_ids = eos_ids_of(policy, self.tokenizer)
         value_model = load_value_model(cfg, self.tokenizer, str(reward_path) if reward_path else None)
         model = PolicyAndValue(policy, value_model)

@@ -1,0 +1,51 @@
+"""Turn a reliability run's measurement log into the table in docs/reliability.md.
+
+    ICM_RM_RELIABILITY_LOG=/tmp/rel.jsonl pytest tests/reliability             # fast suite
+    ICM_RM_RELIABILITY_LOG=/tmp/rel.jsonl pytest tests/reliability -m slow     # the rest
+    python tests/reliability/summarize.py /tmp/rel.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+
+
+COMMANDS = ("eval-rm", "eval-policy", "label", "rm", "ppo", "grpo", "pipeline", "serve-rm", "models")
+
+
+def _command(case: str) -> str:
+    for c in COMMANDS:
+        if case.startswith(c + "-"):
+            return "train-rm" if c == "rm" else c
+    return "output dir / disk (every stage)"
+
+
+def summarize(rows: list[dict]) -> str:
+    kills = [r for r in rows if r["kind"] == "kill"]
+    bad = [r for r in rows if r["kind"] == "bad_input" and not r["case"].startswith("disk-full")]  # those are faults
+    by_stage: dict[str, list[dict]] = defaultdict(list)
+    for r in kills:
+        fault = "ENOSPC mid-run" if r["point"].startswith("ENOSPC") else "kill -9"
+        by_stage[f"{fault}: {r['stage']}" + (f" ({r['scorer']} scorer)" if r.get("scorer") else "")].append(r)
+    lines = ["| fault injected | count | resumed to the uninterrupted result |", "|---|---|---|"]
+    for stage, rs in sorted(by_stage.items(), key=lambda kv: (kv[0].startswith("ENOSPC"), kv[0])):
+        lines.append(f"| {stage} | {len(rs)} | {sum(r['matched'] for r in rs)} |")
+    lines.append(f"| **all faults** | **{len(kills)}** | **{sum(r['matched'] for r in kills)}** |")
+    modes = Counter(r["mode"] for r in bad)
+    commands = Counter(_command(r["case"]) for r in bad)
+    lines += ["", "| bad inputs | count |", "|---|---|",
+              f"| cases tried (real subprocess / in-process `icm_rm.cli.main`) | {len(bad)} ({modes['sub']} / "
+              f"{modes['in']}) |",
+              f"| exit code 2 with one `icm-rm: error:` line | {sum(r['rc'] == 2 for r in bad)} |",
+              f"| tracebacks seen | {sum(bool(r['traceback']) for r in bad)} |"]
+    lines += [f"| … {name} | {n} |" for name, n in sorted(commands.items(), key=lambda kv: -kv[1])]
+    first, last = min(r["time"] for r in rows), max(r["time"] for r in rows)
+    lines.append(f"\nMeasured {first} – {last}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as f:
+        print(summarize([json.loads(line) for line in f if line.strip()]))

@@ -18,6 +18,7 @@ Seeds vary the search (and the random labels); mean ± half-range over seeds. Wr
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,43 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
     return out
 
 
+METHODS = ["zero-shot T/F", "zero-shot lik.", "random ICL", "golden ICL", "supervised probe", "ICM-probe",
+           "ICM-probe hybrid", "ICM-ICL"]
+
+
+def tables(results: dict) -> tuple[str, str]:
+    """(our accuracy table, the paper's table) in markdown."""
+    rows = []
+    for m, per in results.items():
+        for task, r in per.items():
+            if "skipped" in r:
+                rows.append([m, task, r["skipped"]] + [""] * (len(METHODS) - 1))
+                continue
+            acc = r["accuracy"]
+            rows.append([m, f"{task} ({r['n_groups']} groups; ICL: {r['icl_subset']['groups']})"] + [
+                f"{100 * acc[k]['mean']:.1f}" + (f" ± {100 * acc[k]['half_range']:.1f}" if len(acc[k]["runs"]) > 1
+                                                 else "") if k in acc else "—" for k in METHODS])
+    paper = md_table(["task (paper, Llama)", "zero-shot base", "zero-shot chat", "ICM", "golden", "human"],
+                     [list(p) for p in PAPER])
+    return md_table(["model", "task"] + METHODS, rows), paper
+
+
+def save(name: str, settings: dict, results: dict, complete: bool) -> None:
+    table, paper = tables(results)
+    write_result(name, {"settings": settings, "complete": complete, "results": results, "table_md": table,
+                        "paper_table_md": paper})
+
+
+def merge(name: str, parts: list[Path]) -> int:
+    """Combine per-model result files (e.g. two models run in parallel) into results/<name>.json."""
+    docs = [json.loads(p.read_text()) for p in parts]
+    results = {m: per for d in docs for m, per in d["results"].items()}
+    settings = {**docs[0]["settings"], "models": list(results), "merged_from": [p.name for p in parts]}
+    save(name, settings, results, all(d.get("complete", True) for d in docs))
+    print(tables(results)[0])
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="capitals + truthfulqa, SmolLM2 only, 3 seeds, short searches")
@@ -140,39 +178,30 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", nargs="*", default=None)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    ap.add_argument("--name", default=None, help="results/<name>.json (default elicitation[_quick])")
+    ap.add_argument("--merge", nargs="*", type=Path, help="merge these result files into results/<name>.json, run nothing")
     args = ap.parse_args(argv)
+    name = args.name or ("elicitation_quick" if args.quick else "elicitation")
+    if args.merge:
+        return merge(name, args.merge)
     torch.set_num_threads(args.threads)
     models = args.models or (["smollm2-135m"] if args.quick else ["smollm2-135m", "gemma3-270m"])
     tasks = args.tasks or (["capitals", "truthfulqa"] if args.quick else BUILTIN + list(REAL))
     kw = dict(icl_groups=6 if args.quick else 8, icl_iters=20 if args.quick else 40, icl_seeds=1,
               iters=600 if args.quick else 1500, max_demos=6 if args.quick else 8,
               real_groups=20 if args.quick else None)
+    settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks}
     results: dict = {}
     for m in models:
         model, tok = load_causal_lm(m)
         for task in tasks:
             print(f"[elicitation] {m} / {task} …", file=sys.stderr, flush=True)
             results.setdefault(m, {})[task] = run_task(task, m, model, tok, list(range(args.seeds)), **kw)
+            save(name, settings, results, complete=False)  # a cut-short run keeps its finished tasks
         del model
-    methods = ["zero-shot T/F", "zero-shot lik.", "random ICL", "golden ICL", "supervised probe", "ICM-probe",
-               "ICM-probe hybrid", "ICM-ICL"]
-    rows = []
-    for m, per in results.items():
-        for task, r in per.items():
-            if "skipped" in r:
-                rows.append([m, task, r["skipped"]] + [""] * (len(methods) - 1))
-                continue
-            acc = r["accuracy"]
-            rows.append([m, f"{task} ({r['n_groups']} groups; ICL: {r['icl_subset']['groups']})"] + [
-                f"{100 * acc[k]['mean']:.1f}" + (f" ± {100 * acc[k]['half_range']:.1f}" if len(acc[k]["runs"]) > 1
-                                                 else "") if k in acc else "—" for k in methods])
-    table = md_table(["model", "task"] + methods, rows)
-    paper = md_table(["task (paper, Llama)", "zero-shot base", "zero-shot chat", "ICM", "golden", "human"],
-                     [list(p) for p in PAPER])
+    save(name, settings, results, complete=True)
+    table, paper = tables(results)
     print(table + "\n\nThe paper's numbers, for scale (not measured here):\n\n" + paper)
-    write_result("elicitation" + ("_quick" if args.quick else ""),
-                 {"settings": {**kw, "seeds": args.seeds, "models": models, "tasks": tasks},
-                  "results": results, "table_md": table, "paper_table_md": paper})
     return 0
 
 

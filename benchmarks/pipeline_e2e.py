@@ -42,8 +42,9 @@ def main(argv=None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     print(f"pipeline {'(quick) ' if args.quick else ''}exit {rc}: wall {wall:.0f} s, peak RSS {peak_mb:.0f} MiB")
+    peaks = summary.get("peak_rss_mib", {})
     for k, v in summary.get("timings_s", {}).items():
-        print(f"  {k:<18} {v:7.0f} s")
+        print(f"  {k:<18} {v:7.0f} s   peak RSS {peaks.get(k, float('nan')):6.0f} MiB")
     write_result("pipeline_e2e" + ("_quick" if args.quick else ""),
                  {"command": " ".join(cmd[1:]), "exit_code": rc, "wall_s": wall, "peak_rss_mib": peak_mb,
                   "summary": summary})

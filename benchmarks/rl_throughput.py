@@ -37,15 +37,24 @@ VENV = Path(os.environ.get("ICM_RM_BENCH_VENVS", Path.home() / ".cache" / "icm_r
 
 # ------------------------------------------------------------------------------------------------ shared setup
 
-def make_assets(work: Path, hidden: int, layers: int, n_prompts: int) -> dict:
-    """Tiny policy and a tiny RM with the same tokenizer (TRL's PPO scores the policy's own token ids)."""
+def make_assets(work: Path, hidden: int, layers: int, n_prompts: int, shape: dict | None = None,
+                tokenizer_dir: str | None = None) -> dict:
+    """A random-weight policy and RM with the same tokenizer (TRL's PPO scores the policy's own token ids): the tiny
+    Llama of icm_rm.testing, or a LlamaConfig of `shape` (real sizes, for the GPU benchmark) with a saved tokenizer."""
     import torch
-    from transformers import LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     from icm_rm.testing import tiny_llama, tiny_tokenizer
 
-    tok = tiny_tokenizer()
-    policy = tiny_llama(tok, hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=2, seed=0)
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir else tiny_tokenizer()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if shape:
+        torch.manual_seed(0)
+        policy = LlamaForCausalLM(LlamaConfig(**shape, vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+                                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    else:
+        policy = tiny_llama(tok, hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=2, seed=0)
     policy.save_pretrained(work / "policy")
     tok.save_pretrained(work / "policy")
     torch.manual_seed(1)
@@ -68,7 +77,8 @@ def worker_ours(a: argparse.Namespace) -> dict:
     cfg = PPOConfig(model=a.policy, reward_model=a.rm, prompts=a.prompts, output_dir=a.out, max_new_tokens=a.length,
                     temperature=0.7, num_steps=a.steps, rollout_batch_size=a.batch, num_mini_batches=1,
                     micro_batch_size=a.micro, ppo_epochs=a.epochs, learning_rate=3e-6, kl_coef=0.05, save_steps=0,
-                    tensorboard=False, plot_steps=10_000, max_prompt_length=64, seed=0)
+                    tensorboard=False, plot_steps=10_000, max_prompt_length=64, seed=0,
+                    mixed_precision=a.precision)
     trainer = PPOTrainer(cfg)
     times = []
     for _ in range(a.steps):               # the body of train(), minus logging and checkpoints
@@ -93,7 +103,7 @@ def worker_trl112(a: argparse.Namespace) -> dict:
                      response_length=a.length, temperature=0.7, local_rollout_forward_batch_size=a.batch,
                      learning_rate=3e-6, kl_coef=0.05, num_sample_generations=0, report_to="none",
                      save_strategy="no", seed=0, stop_token="eos", logging_steps=10_000, disable_tqdm=True,
-                     bf16=False, fp16=False, use_cpu=not torch.cuda.is_available())
+                     bf16=a.precision == "bf16", fp16=False, use_cpu=not torch.cuda.is_available())
     trainer = PPOTrainer(args=args, processing_class=tok, model=AutoModelForCausalLM.from_pretrained(a.policy),
                          ref_model=AutoModelForCausalLM.from_pretrained(a.policy),
                          reward_model=AutoModelForSequenceClassification.from_pretrained(a.rm, num_labels=1),
@@ -120,7 +130,8 @@ def worker_grpo(a: argparse.Namespace) -> dict:
 
     cfg = GRPOConfig(model=a.policy, reward_model=a.rm, prompts=a.prompts, output_dir=a.out, num_steps=a.steps,
                      per_device_batch_size=a.batch, num_generations=4, max_new_tokens=a.length, temperature=0.7,
-                     learning_rate=3e-6, beta=0.04, save_steps=10_000, tensorboard=False, seed=0)
+                     learning_rate=3e-6, beta=0.04, save_steps=10_000, tensorboard=False, seed=0,
+                     mixed_precision=a.precision)
     train_grpo(cfg)
     rows = [json.loads(line) for line in (Path(a.out) / "metrics.jsonl").read_text().splitlines()]
     return {"step_s": [r["grpo/step_time"] for r in rows if "grpo/step_time" in r]}   # TRL's own per-step clock
@@ -129,12 +140,16 @@ def worker_grpo(a: argparse.Namespace) -> dict:
 WORKERS = {"ours": worker_ours, "trl112": worker_trl112, "grpo": worker_grpo}
 
 
-def run_worker(python: str, name: str, assets: dict, out: Path, a: argparse.Namespace, steps: int) -> dict:
+def run_worker(python: str, name: str, assets: dict, out: Path, a: argparse.Namespace, steps: int,
+               pythonpath: str = "") -> dict:
+    """Run one trainer in a fresh process; `pythonpath` goes before the repo (e.g. a TRL 1.12 install target)."""
     cmd = [python, __file__, "--worker", name, "--policy", assets["policy"], "--rm", assets["rm"], "--prompts",
            assets["prompts"], "--out", str(out), "--steps", str(steps), "--batch", str(a.batch), "--micro",
-           str(a.micro), "--epochs", str(a.epochs), "--length", str(a.length)]
+           str(a.micro), "--epochs", str(a.epochs), "--length", str(a.length),
+           "--precision", getattr(a, "precision", "no")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join(x for x in (pythonpath, str(ROOT), os.environ.get("PYTHONPATH", "")) if x)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -184,8 +199,9 @@ def main() -> int:
     p.add_argument("--length", type=int, default=32, help="response tokens")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--precision", default="no", choices=("no", "bf16"), help="mixed precision of every trainer")
     p.add_argument("--skip-trl112", action="store_true")
-    p.add_argument("--output", default=str(RESULTS))
+    p.add_argument("--output", default=None, help="JSON path (default results/rl_throughput[_quick].json)")
     # worker mode
     p.add_argument("--worker", choices=sorted(WORKERS))
     for name in ("--policy", "--rm", "--prompts", "--out"):
@@ -246,7 +262,7 @@ def main() -> int:
             print(f"{name:<24}{'n/a':>12}   ({why})")
     if ratio is not None:
         print(f"ours / TRL 1.12 PPO samples/s: {ratio:.2f}× (goal ≥ 1.0×)")
-    out = Path(a.output)
+    out = Path(a.output or (RESULTS.with_name("rl_throughput_quick.json") if a.quick else RESULTS))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -13,13 +13,21 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import write_result  # noqa: E402
+
 QUICK = [  # (script, quick args, full args)
     ("scoring_cost.py", ["--quick"], []),
     ("elicitation.py", ["--quick"], []),
     ("alpha_sensitivity.py", ["--quick"], []),
     ("rl_throughput.py", ["--quick"], []),
-    ("serve_load.py", ["--rms", "tiny"], []),
+    ("serve_load.py", ["--rms", "tiny", "--out", str(HERE / "results" / "serve_load_quick.json")], []),
     ("pipeline_e2e.py", ["--quick"], []),
+    # RM quality on the label stage the pipeline run above wrote (the full run reads runs/bench_pipeline's)
+    ("rm_quality.py", ["--label_run", "runs/bench_pipeline_quick/label", "--output_dir", "runs/bench/rm_quality_quick",
+                       "--eval_limit", "40", "--trainer.num_train_epochs", "1",
+                       "--results", str(HERE / "results" / "rm_quality_quick.json")],
+     ["--label_run", "runs/bench_pipeline/label"]),
 ]
 
 
@@ -29,7 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", help="run only these scripts")
     args = ap.parse_args(argv)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
-    failed = []
+    failed, seconds = [], {}
     t0 = time.time()
     for script, quick, full in QUICK:
         if args.only and script not in args.only:
@@ -38,10 +46,15 @@ def main(argv=None) -> int:
         print(f"\n=== {script} {' '.join(cmd[2:])}", flush=True)
         t = time.time()
         rc = subprocess.call(cmd, env=env, cwd=HERE.parent)
-        print(f"=== {script}: exit {rc} in {time.time() - t:.0f} s", flush=True)
+        seconds[script] = round(time.time() - t, 1)
+        print(f"=== {script}: exit {rc} in {seconds[script]:.0f} s", flush=True)
         if rc:
             failed.append(script)
-    print(f"\nall benchmarks: {time.time() - t0:.0f} s; failed: {failed or 'none'}")
+    total = time.time() - t0
+    print(f"\nall benchmarks: {total:.0f} s; failed: {failed or 'none'}")
+    if not args.only:
+        write_result("run_all" + ("_quick" if args.quick else ""),
+                     {"seconds": seconds, "total_s": round(total, 1), "failed": failed})
     return 1 if failed else 0
 
 

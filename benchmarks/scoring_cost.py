@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from icm_rm.data.records import Claim  # noqa: E402
-from icm_rm.io import atomic_write_json, package_versions  # noqa: E402
+from icm_rm.io import atomic_write_json, package_versions, release_memory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FALLBACK_REAL = "/tmp/wheels/smol_hf"
@@ -73,7 +73,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self._base = torch.cuda.memory_allocated()
             return self
-        _release_freed_memory()
+        release_memory()
         self._base = _rss()
         self._peak = self._base
         self._stop = threading.Event()
@@ -95,18 +95,6 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
             self.peak_mb = (max(self._peak, _rss()) - self._base) / 2**20
-
-
-def _release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS so RSS growth measures this block, not what an earlier one left."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
 
 
 def _rss() -> int:

@@ -164,3 +164,38 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------- process memory
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so the next stage starts lean."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak_rss() -> None:
+    """Restart this process's peak-RSS counter (Linux: VmHWM) so `peak_rss_mib` measures what follows."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory since the last `reset_peak_rss` (VmHWM; elsewhere the process lifetime's maxrss)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

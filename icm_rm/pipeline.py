@@ -20,6 +20,7 @@ from typing import Any
 
 from .config import cfg_field, from_dict, parse_config, save_config
 from .errors import ConfigError, UserError
+from .io import peak_rss_mib, release_memory, reset_peak_rss
 from .io import atomic_write_json, atomic_write_text, check_writable, is_complete, mark_complete, write_run_json
 
 
@@ -73,6 +74,7 @@ class Pipeline:
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
         self.timings: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, float] = {}
 
     # ------------------------------------------------------------------ paths
 
@@ -141,8 +143,11 @@ class Pipeline:
             return
         print(f"pipeline: {name} …", file=sys.stderr)
         t = time.time()
+        reset_peak_rss()
         fn()
         self.timings[name] = time.time() - t
+        self.peak_rss_mib[name] = peak_rss_mib()
+        release_memory()  # the next stage loads its own models; hand this one's back first
 
     def stage_label(self) -> None:
         from .label import run_label
@@ -242,7 +247,7 @@ def write_report(p: Pipeline) -> str:
     erm = _read(p.dir("eval_rm") / "eval_rm.json")
     epol = _read(p.dir("eval_policy") / "eval_policy.json")
     lines = ["# icm-rm pipeline report", ""]
-    summary: dict[str, Any] = {"timings_s": p.timings}
+    summary: dict[str, Any] = {"timings_s": p.timings, "peak_rss_mib": p.peak_rss_mib}
     if lab:
         acc = lab.get("accuracy") or {}
         summary["label"] = {"accuracy": acc, "baselines": lab.get("baselines"), "n_pairs": lab["n_pairs"]}
@@ -274,8 +279,8 @@ def write_report(p: Pipeline) -> str:
                   "Full tables (preference accuracy, reward under each RM): `eval_policy/eval_policy.md`.", ""]
         summary["policy"] = {"win_rates": epol["win_rates"], "judge_score_mean": epol["judge_score_mean"]}
     if p.timings:
-        lines += ["## Timings", "", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v:.0f} |" for k, v in p.timings.items()]
+        lines += ["## Timings", "", "| stage | seconds | peak RSS MiB |", "|---|---|---|"]
+        lines += [f"| {k} | {v:.0f} | {p.peak_rss_mib.get(k, float('nan')):.0f} |" for k, v in p.timings.items()]
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "report.md", text)
     atomic_write_json(out / "summary.json", summary)
@@ -286,8 +291,10 @@ def _short_summary(lab, erm, epol, out: Path) -> str:
     s = ["", "── icm-rm pipeline summary ──"]
     if lab and lab.get("accuracy"):
         b = lab.get("baselines") or {}
-        s.append(f"ICM labels: {_pct(lab['accuracy'].get('pair', lab['accuracy'].get('claim')))} vs gold "
-                 f"(zero-shot {_pct((b.get('zero_shot') or {}).get('pair'))})")
+        acc = lab["accuracy"].get("pair", lab["accuracy"].get("claim"))
+        s.append(f"ICM labels: {_pct(acc)} vs gold (zero-shot {_pct((b.get('zero_shot') or {}).get('pair'))})")
+        if acc == 1.0 and len({r["model"] for r in (erm or {}).get("results", [])}) > 1:
+            s.append("  (ICM labels equal the gold labels here, so both routes train the same seeded RM and policy)")
     for r in (erm or {}).get("results", []):
         s.append(f"RM {r['model_name']} on {r['data_name']}: {_pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")

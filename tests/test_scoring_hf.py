@@ -109,13 +109,18 @@ def test_fast_equals_naive(n, tiny_model, tiny_tok, naive):
     assert_same(HFScorer(tiny_model, tiny_tok), naive, claims, labels, subset)
 
 
-@pytest.mark.parametrize("kw", [dict(kv_budget_mb=1e-6), dict(block_items=3), dict(forward_overhead_tokens=0),
-                                dict(forward_overhead_tokens=1e9)], ids=["depth-first", "small-blocks",
-                                                                         "no-overhead", "one-batch-per-level"])
+@pytest.mark.parametrize("kw", [dict(kv_budget_mb=1e-6), dict(kv_budget_mb=1e9, block_items=64), dict(block_items=3),
+                                dict(forward_overhead_tokens=0), dict(forward_overhead_tokens=1e9)],
+                         ids=["depth-first", "breadth-first", "small-blocks", "no-overhead", "one-batch-per-level"])
 def test_fast_equals_naive_across_strategies(kw, tiny_model, tiny_tok, naive):
     claims, labels, _ = make_pool(27, seed=7)
     fast = HFScorer(tiny_model, tiny_tok, **kw)
     assert_same(fast, naive, claims, labels, list(range(27)))
+
+
+def test_kv_budget_defaults_to_1024_mib_on_cpu(tiny_model, tiny_tok):
+    assert HFScorer(tiny_model, tiny_tok).kv_budget_mb == 1024
+    assert HFScorer(tiny_model, tiny_tok, kv_budget_mb=8).kv_budget_mb == 8
 
 
 def test_fast_equals_naive_with_bos_prefix(tiny_model):

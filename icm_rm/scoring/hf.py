@@ -90,9 +90,10 @@ class HFScorer:
     name = "hf"
 
     def __init__(self, model, tokenizer, clamp: float = DEFAULT_CLAMP, max_demos: int | None = None,
-                 kv_budget_mb: float = 1024, block_items: int = 32, batch_tokens: int = 4096,
+                 kv_budget_mb: float | None = None, block_items: int = 32, batch_tokens: int = 4096,
                  cache_entries: int = 1_000_000, forward_overhead_tokens: float | None = None):
-        """kv_budget_mb bounds the batched KV cache of a breadth-first leaf block; block_items caps its size;
+        """kv_budget_mb bounds the batched KV cache of a breadth-first leaf block (default 1024 on CPU, a quarter of
+        the free memory on CUDA, where fewer, larger forwards win); block_items caps its size;
         batch_tokens bounds a padded batch (rows × length) for capped / zero-shot scoring;
         forward_overhead_tokens prices one extra forward in padded tokens when splitting a level into batches
         (default 64 on CPU, 4096 on an accelerator, where a forward's fixed cost dwarfs a token's)."""
@@ -103,6 +104,13 @@ class HFScorer:
         self.tokens = TokenCache(tokenizer)
         self.runner = CausalLMRunner(model, tokenizer, self.stats)
         self.scores = ScoreCache(cache_entries)
+        if kv_budget_mb is None:
+            kv_budget_mb = 1024.0
+            if self.runner.device.type == "cuda":
+                import torch
+
+                kv_budget_mb = max(kv_budget_mb, torch.cuda.mem_get_info(self.runner.device)[0] / 4 / 2**20)
+        self.kv_budget_mb = kv_budget_mb
         if forward_overhead_tokens is None:
             forward_overhead_tokens = 64 if self.runner.device.type == "cpu" else 4096
         self.forward_overhead_tokens = forward_overhead_tokens

@@ -3,8 +3,8 @@
     python benchmarks/alpha_sensitivity.py [--quick] [--model smollm2-135m] [--task capitals] [--scorer pure|hybrid]
 
 Runs the ICM search (probe scorer) on a built-in task for each α and seed, records accuracy vs gold from the label
-snapshots (reports only) and accepted flips over iterations; writes results/alpha_sensitivity[_quick].json
-and results/alpha_sensitivity[_quick].png.
+snapshots (reports only) and accepted flips over iterations; writes
+results/alpha_sensitivity[_hybrid][_quick].json and .png.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
                      f"{np.mean([v['accepted'][-1][1] for v in rs]):.0f}", f"{np.mean([v['i'] for v in rs]):.1f}"])
     table = md_table(["α", "final accuracy (mean ± half-range)", "accepted flips", "final I(D)"], rows)
     print(table)
-    name = "alpha_sensitivity" + ("_quick" if args.quick else "")
+    name = "alpha_sensitivity" + ("_hybrid" if args.scorer == "hybrid" else "") + ("_quick" if args.quick else "")
     plot(runs, RESULTS / f"{name}.png", f"{args.task}, {args.model}, {args.scorer} probe")
     write_result(name, {"settings": vars(args) | {"iterations": iters}, "table_md": table,
                                        "runs": runs})

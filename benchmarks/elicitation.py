@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, md_table, write_result  # noqa: E402
+from common import RESULTS, SHARED, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import builtin_claimset  # noqa: E402
 from icm_rm.data.spec import load_claimset  # noqa: E402
@@ -68,7 +68,7 @@ def accuracy(pool, claims, labels, scores) -> float:
 
 
 def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_groups: int, icl_iters: int,
-             icl_seeds: int, iters: int, max_demos: int, real_groups: int | None) -> dict:
+             icl_seeds: int, iters: int, max_demos: int, real_groups: int | None, icl: bool = True) -> dict:
     pool = load_pool(task, real_groups)
     if pool is None:
         return {"skipped": f"shared data for {task} not found"}
@@ -102,22 +102,24 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
     sub = [claims[i] for i in sub_idx]
     sub_gold = [gold[i] for i in sub_idx]
     sq = list(range(len(sub)))
-    icl = HFScorer(model, tok, max_demos=max_demos)
-    sc = icl.loo_scores(sub, sub_gold, sq)
-    res["golden ICL"] = [accuracy(pool, sub, sign_labels(sc), sc)]
+    icl_scorer = HFScorer(model, tok, max_demos=max_demos)
+    if icl:
+        sc = icl_scorer.loo_scores(sub, sub_gold, sq)
+        res["golden ICL"] = [accuracy(pool, sub, sign_labels(sc), sc)]
     res["random ICL"], res["ICM-probe"], res["ICM-probe hybrid"], res["ICM-ICL"] = [], [], [], []
     costs = []
     for seed in seeds:
-        rnd = [bool(x) for x in np.random.default_rng(seed).random(len(sub)) < 0.5]
-        sc = icl.loo_scores(sub, rnd, sq)
-        res["random ICL"].append(accuracy(pool, sub, sign_labels(sc), sc))
+        if icl:
+            rnd = [bool(x) for x in np.random.default_rng(seed).random(len(sub)) < 0.5]
+            sc = icl_scorer.loo_scores(sub, rnd, sq)
+            res["random ICL"].append(accuracy(pool, sub, sign_labels(sc), sc))
         for name, scorer in (("ICM-probe", pure), ("ICM-probe hybrid", hybrid)):
             search = ICMSearch(claims, scorer, rules, SearchConfig(iterations=iters, restarts=4, seed=seed,
                                                                     patience=400))
             r = search.run()
             labels, _ = anchor_sign(claims, r.labels, anchor_z, lambda ls: search.evaluate(ls).u)
             res[name].append(accuracy(pool, claims, labels, search.evaluate(labels).scores))
-        if seed >= icl_seeds:
+        if seed >= icl_seeds or not icl:
             continue
         scorer = HFScorer(model, tok, max_demos=max_demos)
         search = ICMSearch(sub, scorer, rules, SearchConfig(iterations=icl_iters, seed=seed, patience=icl_iters))
@@ -147,7 +149,8 @@ def tables(results: dict) -> tuple[str, str]:
                 rows.append([m, task, r["skipped"]] + [""] * (len(METHODS) - 1))
                 continue
             acc = r["accuracy"]
-            rows.append([m, f"{task} ({r['n_groups']} groups; ICL: {r['icl_subset']['groups']})"] + [
+            icl = f"; ICL: {r['icl_subset']['groups']}" if "golden ICL" in acc else ""
+            rows.append([m, f"{task} ({r['n_groups']} groups{icl})"] + [
                 f"{100 * acc[k]['mean']:.1f}" + (f" ± {100 * acc[k]['half_range']:.1f}" if len(acc[k]["runs"]) > 1
                                                  else "") if k in acc else "—" for k in METHODS])
     paper = md_table(["task (paper, Llama)", "zero-shot base", "zero-shot chat", "ICM", "golden", "human"],
@@ -159,6 +162,22 @@ def save(name: str, settings: dict, results: dict, complete: bool) -> None:
     table, paper = tables(results)
     write_result(name, {"settings": settings, "complete": complete, "results": results, "table_md": table,
                         "paper_table_md": paper})
+
+
+def finished(name: str, settings: dict) -> dict:
+    """Per-model results of tasks an earlier run with the same search settings finished (the rest run again)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds")
+    if any(doc.get("settings", {}).get(k) != settings[k] for k in same):
+        return {}
+    done = {m: dict(per) for m, per in doc.get("results", {}).items() if m in settings["models"]}
+    n = sum(len(v) for v in done.values())
+    if n:
+        print(f"[elicitation] keeping {n} finished task(s) from {path} (--fresh reruns them)", file=sys.stderr)
+    return done
 
 
 def merge(name: str, parts: list[Path]) -> int:
@@ -178,7 +197,11 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", nargs="*", default=None)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    ap.add_argument("--icl-tasks", nargs="*", default=None,
+                    help="run the in-context methods (random/golden ICL, ICM-ICL) only on these tasks (default: all)")
     ap.add_argument("--name", default=None, help="results/<name>.json (default elicitation[_quick])")
+    ap.add_argument("--fresh", action="store_true", help="ignore finished tasks in results/<name>.json (default: keep "
+                                                          "them when the settings match, and run only the rest)")
     ap.add_argument("--merge", nargs="*", type=Path, help="merge these result files into results/<name>.json, run nothing")
     args = ap.parse_args(argv)
     name = args.name or ("elicitation_quick" if args.quick else "elicitation")
@@ -187,16 +210,23 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     models = args.models or (["smollm2-135m"] if args.quick else ["smollm2-135m", "gemma3-270m"])
     tasks = args.tasks or (["capitals", "truthfulqa"] if args.quick else BUILTIN + list(REAL))
-    kw = dict(icl_groups=6 if args.quick else 8, icl_iters=20 if args.quick else 40, icl_seeds=1,
+    # ICM-ICL re-scores every labeled claim per proposal and per ConsistencyFix candidate (~4k tokens each on CPU), so
+    # its subset stays small in both modes; the probe searches run on every group.
+    kw = dict(icl_groups=6, icl_iters=20, icl_seeds=1,
               iters=600 if args.quick else 1500, max_demos=6 if args.quick else 8,
               real_groups=20 if args.quick else None)
-    settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks}
-    results: dict = {}
+    icl_tasks = tasks if args.icl_tasks is None else args.icl_tasks
+    settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks, "icl_tasks": icl_tasks}
+    results = {} if args.fresh else finished(name, settings)
     for m in models:
+        todo = [t for t in tasks if t not in results.get(m, {})]
+        if not todo:
+            continue
         model, tok = load_causal_lm(m)
-        for task in tasks:
+        for task in todo:
             print(f"[elicitation] {m} / {task} …", file=sys.stderr, flush=True)
-            results.setdefault(m, {})[task] = run_task(task, m, model, tok, list(range(args.seeds)), **kw)
+            results.setdefault(m, {})[task] = run_task(task, m, model, tok, list(range(args.seeds)),
+                                                       icl=task in icl_tasks, **kw)
             save(name, settings, results, complete=False)  # a cut-short run keeps its finished tasks
         del model
     save(name, settings, results, complete=True)

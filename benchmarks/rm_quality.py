@@ -49,9 +49,10 @@ class RMQualityConfig:
                                                   "preferences_gold.jsonl")
     model: str = cfg_field("smollm2-135m", help="base model of the three RMs (registry name or local dir)")
     use_lora: bool = cfg_field(True, help="LoRA (merged on export) instead of full fine-tuning")
-    trainer: dict = cfg_field(default_factory=lambda: {"learning_rate": 1e-4, "num_train_epochs": 2,
-                                                       "per_device_train_batch_size": 8},
-                              help="TRL RewardConfig fields for all three RMs")
+    trainer: dict = cfg_field(default_factory=lambda: {"learning_rate": 3e-4, "num_train_epochs": 4,
+                                                       "per_device_train_batch_size": 8,
+                                                       "lr_scheduler_type": "constant"},
+                              help="TRL RewardConfig fields for all three RMs (default: the demo pipeline's LoRA RM)")
     max_length: int = cfg_field(1024, help="RM max tokens per text")
     test_fraction: float = cfg_field(0.2, help="fraction of the labeled pairs held out (whole prompts, seeded)")
     eval_limit: int | None = cfg_field(200, help="pairs per evaluation set, the held-out split included (null = all)")

@@ -58,6 +58,9 @@ def test_pipeline_contracts_and_skip(tmp_path, tiny_model_dir, algo, capsys):
     report = (out / "report.md").read_text()
     assert "ICM labels" in report and "Reward models" in report and "Policies" in report
     assert (out / ".complete").exists() and (out / "run.json").exists()
+    summary = json.loads((out / "summary.json").read_text())  # every stage timed, with its own peak RSS
+    assert set(summary["peak_rss_mib"]) == set(summary["timings_s"]) and len(summary["timings_s"]) == 7
+    assert all(50 < v < 16_000 for v in summary["peak_rss_mib"].values())
 
     capsys.readouterr()
     Pipeline(cfg).run()  # everything done: every stage is skipped

@@ -89,15 +89,20 @@ class FeatureExtractor:
         for batch in tqdm(batches, desc="features", disable=not self.show_progress or len(batches) < 2, leave=False):
             ids = [self._prefix + self.tokenizer(t, add_special_tokens=False).input_ids for _, t in batch]
             input_ids, mask = right_pad(ids, pad)  # read the state at each row's last real token
-            out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
+            last_pos = [len(s) - 1 for s in ids]
+            # logits only at the rows' last positions: a full [b, T, vocab] block is GBs for a 262k vocab (Gemma 3)
+            keep = sorted(set(last_pos))
+            out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
+                             logits_to_keep=torch.tensor(keep, device=device))
             self.forward_tokens += int(mask.sum())
-            last = torch.tensor([len(s) - 1 for s in ids], device=device)
+            last = torch.tensor(last_pos, device=device)
             rows = torch.arange(len(ids), device=device)
             states = torch.stack([h[rows, last] for h in out.hidden_states], dim=1)  # (b, layers+1, d)
             if self.true_ids is None:
                 z = torch.zeros(len(ids))
             else:
-                logp = torch.log_softmax(out.logits[rows, last].double(), dim=-1)  # (b, vocab)
+                cols = torch.tensor([keep.index(p) for p in last_pos], device=device)
+                logp = torch.log_softmax(out.logits[rows, cols].double(), dim=-1)  # (b, vocab)
                 z = torch.logsumexp(logp[:, self.true_ids], -1) - torch.logsumexp(logp[:, self.false_ids], -1)
                 z = z.clamp(-self.clamp, self.clamp)
             for (k, _), h, zz in zip(batch, states.float().cpu().numpy(), z.cpu().numpy()):

@@ -20,26 +20,36 @@ from .tokens import prefix_ids, right_pad
 class ResponseLikelihood:
     """`claim_signal(claims, pairs)` → per claim: mean log-prob of the response that claim says is better."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_logits_mb: float = 1024):
+        """batch_size caps rows per forward; max_logits_mb caps its logits (rows × tokens × vocab × 4 bytes)."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.max_logits_mb = max_logits_mb
         self._cache: dict[tuple[str, str], float] = {}
         self.forward_tokens = 0
 
     @torch.inference_mode()
     def mean_logprobs(self, items: Sequence[tuple[str, str]]) -> list[float]:
         """Mean log π(response tokens | prompt + newline) for (prompt, response) texts."""
-        todo = sorted({it for it in items if it not in self._cache}, key=lambda it: len(it[0]) + len(it[1]))
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         pre = prefix_ids(self.tokenizer)
-        for s in range(0, len(todo), self.batch_size):
-            batch = todo[s:s + self.batch_size]
-            rows, starts = [], []
-            for prompt, response in batch:
-                p = pre + self.tokenizer(prompt + "\n", add_special_tokens=False).input_ids
-                r = self.tokenizer(response, add_special_tokens=False).input_ids or [pad]
-                rows.append(p + r)
-                starts.append(len(p))
+        ids = {}
+        for prompt, response in {it for it in items if it not in self._cache}:
+            p = pre + self.tokenizer(prompt + "\n", add_special_tokens=False).input_ids
+            ids[(prompt, response)] = (p + (self.tokenizer(response, add_special_tokens=False).input_ids or [pad]), len(p))
+        todo = sorted(ids, key=lambda it: (len(ids[it][0]), it))  # by token length: batches pad little
+        ids = [ids[it] for it in todo]
+        # a batch's logits are rows × length × vocab floats (a few copies): bound them, not just the row count
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        max_cells = max(1, int(self.max_logits_mb * 2**20 / (4 * 3 * vocab)))
+        start = 0
+        while start < len(todo):
+            stop = start + 1
+            while (stop < len(todo) and stop - start < self.batch_size
+                   and (stop - start + 1) * len(ids[stop][0]) <= max_cells):
+                stop += 1
+            batch, rows, starts = todo[start:stop], [r for r, _ in ids[start:stop]], [s for _, s in ids[start:stop]]
+            start = stop
             x, mask = right_pad(rows, pad)
             logits = self.model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
             self.forward_tokens += int(mask.sum())

@@ -1,0 +1,30 @@
+"""ResponseLikelihood: mean response log-prob given the prompt, the same whether texts share a padded batch or run
+alone (its batches are bounded by logits memory, rows × tokens × vocab, as well as by row count)."""
+
+import torch
+
+from icm_rm.scoring.likelihood import ResponseLikelihood
+from icm_rm.scoring.tokens import prefix_ids
+from icm_rm.testing import tiny_llama, tiny_tokenizer
+
+ITEMS = [("What is the capital of France?", "Paris."), ("2 + 2 = ?", "It is 5, clearly, as everyone knows."),
+         ("Name a mammal.", "A whale is a mammal that lives in the sea and breathes air."), ("Hi", "")]
+
+
+def reference(model, tok, prompt: str, response: str) -> float:
+    p = prefix_ids(tok) + tok(prompt + "\n", add_special_tokens=False).input_ids
+    r = tok(response, add_special_tokens=False).input_ids or [tok.pad_token_id]
+    x = torch.tensor([p + r])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=x).logits[0, :-1].float(), -1)
+    return float(logp[torch.arange(len(p) - 1, x.shape[1] - 1), x[0, len(p):]].mean())
+
+
+def test_mean_logprobs_equal_alone_and_batched():
+    tok = tiny_tokenizer()
+    model = tiny_llama(tok)
+    batched = ResponseLikelihood(model, tok).mean_logprobs(ITEMS)
+    one_by_one = ResponseLikelihood(model, tok, max_logits_mb=1e-9).mean_logprobs(ITEMS)  # one row per forward
+    for (prompt, response), a, b in zip(ITEMS, batched, one_by_one):
+        ref = reference(model, tok, prompt, response)
+        assert abs(a - ref) < 1e-5 and abs(b - ref) < 1e-5

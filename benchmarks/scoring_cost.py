@@ -24,7 +24,6 @@ import math
 import os
 import random
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from icm_rm.data.records import Claim  # noqa: E402
-from icm_rm.io import atomic_write_json, package_versions, release_memory  # noqa: E402
+from icm_rm.io import atomic_write_json, package_versions, peak_rss_mib, release_memory, reset_peak_rss  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FALLBACK_REAL = "/tmp/wheels/smol_hf"
@@ -59,7 +58,8 @@ def make_pool(n: int, seed: int = 0) -> tuple[list[Claim], list[bool]]:
 
 
 class PeakMemory:
-    """Peak memory growth over a block, in MiB: torch's peak allocation on CUDA, else polled process RSS."""
+    """Peak memory growth over a block, in MiB: torch's peak allocation on CUDA, else the kernel's peak RSS (VmHWM,
+    reset on entry)."""
 
     def __init__(self, device):
         self.cuda = getattr(device, "type", "cpu") == "cuda"
@@ -71,35 +71,21 @@ class PeakMemory:
 
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()
+            self._base = torch.cuda.memory_allocated() / 2**20
             return self
         release_memory()
-        self._base = _rss()
-        self._peak = self._base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
+        reset_peak_rss()
+        self._base = peak_rss_mib()
         return self
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.005):
-            self._peak = max(self._peak, _rss())
 
     def __exit__(self, *exc):
         if self.cuda:
             import torch
 
             torch.cuda.synchronize()
-            self.peak_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 - self._base
         else:
-            self._stop.set()
-            self._thread.join()
-            self.peak_mb = (max(self._peak, _rss()) - self._base) / 2**20
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            self.peak_mb = peak_rss_mib() - self._base
 
 
 def timed(scorer, claims, labels) -> dict:

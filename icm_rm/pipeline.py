@@ -20,8 +20,8 @@ from typing import Any
 
 from .config import cfg_field, from_dict, parse_config, save_config
 from .errors import ConfigError, UserError
-from .io import peak_rss_mib, release_memory, reset_peak_rss
-from .io import atomic_write_json, atomic_write_text, check_writable, is_complete, mark_complete, write_run_json
+from .io import (atomic_write_json, atomic_write_text, check_writable, is_complete, mark_complete, peak_rss_mib,
+                 release_memory, reset_peak_rss, write_run_json)
 
 
 @dataclass

@@ -99,7 +99,7 @@ class HFScorer:
         (default 64 on CPU, 4096 on an accelerator, where a forward's fixed cost dwarfs a token's)."""
         self.model, self.tokenizer = model, tokenizer
         self.clamp, self.max_demos = clamp, max_demos
-        self.kv_budget_mb, self.block_items, self.batch_tokens = kv_budget_mb, block_items, batch_tokens
+        self.block_items, self.batch_tokens = block_items, batch_tokens
         self.stats = ScorerStats()
         self.tokens = TokenCache(tokenizer)
         self.runner = CausalLMRunner(model, tokenizer, self.stats)

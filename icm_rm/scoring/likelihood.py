@@ -33,12 +33,13 @@ class ResponseLikelihood:
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         pre = prefix_ids(self.tokenizer)
-        ids = {}
+        encoded = {}  # (prompt, response) → (token ids, where the response starts)
         for prompt, response in {it for it in items if it not in self._cache}:
             p = pre + self.tokenizer(prompt + "\n", add_special_tokens=False).input_ids
-            ids[(prompt, response)] = (p + (self.tokenizer(response, add_special_tokens=False).input_ids or [pad]), len(p))
-        todo = sorted(ids, key=lambda it: (len(ids[it][0]), it))  # by token length: batches pad little
-        ids = [ids[it] for it in todo]
+            encoded[(prompt, response)] = (p + (self.tokenizer(response, add_special_tokens=False).input_ids or [pad]),
+                                           len(p))
+        todo = sorted(encoded, key=lambda it: (len(encoded[it][0]), it))  # by token length: batches pad little
+        ids = [encoded[it] for it in todo]
         # a batch's logits are rows × length × vocab floats (a few copies): bound them, not just the row count
         vocab = self.model.get_output_embeddings().weight.shape[0]
         max_cells = max(1, int(self.max_logits_mb * 2**20 / (4 * 3 * vocab)))

@@ -20,13 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import builtin_claimset  # noqa: E402
-from icm_rm.io import save_figure  # noqa: E402
-from icm_rm.models import icm_rm_home, load_causal_lm  # noqa: E402
+from icm_rm.data.task_registry import get_task  # noqa: E402
+from icm_rm.infra.io import save_figure  # noqa: E402
+from icm_rm.infra.lm import load_causal_lm  # noqa: E402
+from icm_rm.infra.model_registry import icm_rm_home  # noqa: E402
+from icm_rm.label.search import ICMSearch, SearchConfig, decode_labels  # noqa: E402
 from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
 from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
-from icm_rm.scoring.probe import ProbeConfig, ProbeScorer, anchor_sign  # noqa: E402
-from icm_rm.search import ICMSearch, SearchConfig, decode_labels  # noqa: E402
-from icm_rm.tasks import get_task  # noqa: E402
+from icm_rm.scoring.probe import ProbeScorer  # noqa: E402
+from icm_rm.scoring.settings import ProbeConfig  # noqa: E402
+from icm_rm.scoring.verdicts import anchor_sign  # noqa: E402
 
 ALPHAS = (10.0, 20.0, 30.0, 50.0, 100.0)
 

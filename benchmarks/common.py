@@ -7,7 +7,7 @@ import platform
 import time
 from pathlib import Path
 
-from icm_rm.io import atomic_write_json, package_versions
+from icm_rm.infra.io import atomic_write_json, package_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -31,14 +31,17 @@ from common import RESULTS, SHARED, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import builtin_claimset  # noqa: E402
 from icm_rm.data.spec import load_claimset  # noqa: E402
-from icm_rm.metrics import claim_accuracy, pair_accuracy, pair_decisions, sign_labels  # noqa: E402
-from icm_rm.models import icm_rm_home, load_causal_lm  # noqa: E402
+from icm_rm.data.task_registry import get_task  # noqa: E402
+from icm_rm.infra.lm import load_causal_lm  # noqa: E402
+from icm_rm.infra.model_registry import icm_rm_home  # noqa: E402
+from icm_rm.label.metrics import claim_accuracy, pair_accuracy, pair_decisions, sign_labels  # noqa: E402
+from icm_rm.label.search import ICMSearch, SearchConfig  # noqa: E402
 from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
 from icm_rm.scoring.hf import HFScorer  # noqa: E402
 from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
-from icm_rm.scoring.probe import ProbeConfig, ProbeScorer, anchor_sign, zero_shot_signal  # noqa: E402
-from icm_rm.search import ICMSearch, SearchConfig  # noqa: E402
-from icm_rm.tasks import get_task  # noqa: E402
+from icm_rm.scoring.probe import ProbeScorer  # noqa: E402
+from icm_rm.scoring.settings import ProbeConfig  # noqa: E402
+from icm_rm.scoring.verdicts import anchor_sign, zero_shot_signal  # noqa: E402
 
 BUILTIN = ["capitals", "us_state_capitals", "continents", "element_symbols", "animal_classes", "languages"]
 REAL = {  # name → (format, file, groups)

@@ -25,7 +25,7 @@ import rl_throughput  # noqa: E402
 import scoring_cost  # noqa: E402
 from common import RESULTS, machine  # noqa: E402
 
-from icm_rm.io import atomic_write_json  # noqa: E402
+from icm_rm.infra.io import atomic_write_json  # noqa: E402
 
 SHAPES = {  # LlamaConfig kwargs
     "smollm2-360m-shape": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # testkit: the tests' tiny random models
 RESULTS = ROOT / "benchmarks" / "results" / "rl_throughput.json"
 VENV = Path(os.environ.get("ICM_RM_BENCH_VENVS", Path.home() / ".cache" / "icm_rm" / "bench-venvs")) / "trl112"
 
@@ -40,11 +41,11 @@ VENV = Path(os.environ.get("ICM_RM_BENCH_VENVS", Path.home() / ".cache" / "icm_r
 def make_assets(work: Path, hidden: int, layers: int, n_prompts: int, shape: dict | None = None,
                 tokenizer_dir: str | None = None) -> dict:
     """A random-weight policy and RM with the same tokenizer (TRL's PPO scores the policy's own token ids): the tiny
-    Llama of icm_rm.testing, or a LlamaConfig of `shape` (real sizes, for the GPU benchmark) with a saved tokenizer."""
+    Llama of tests/testkit/tiny_models.py, or a LlamaConfig of `shape` (real sizes, for the GPU benchmark) with a saved tokenizer."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-    from icm_rm.testing import tiny_llama, tiny_tokenizer
+    from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir else tiny_tokenizer()
     if tok.pad_token is None:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from icm_rm.cli import run_main
-from icm_rm.config import cfg_field, parse_config
 from icm_rm.data.preferences import PreferenceExample, load_preferences, write_preferences_jsonl
-from icm_rm.errors import InputError, UserError
-from icm_rm.io import atomic_write_json, package_versions
+from icm_rm.infra.config import cfg_field, parse_config
+from icm_rm.infra.errors import InputError, UserError
+from icm_rm.infra.io import atomic_write_json, package_versions
+from icm_rm.infra.runner import run_main
 from icm_rm.reward.config import RewardModelConfig
 from icm_rm.reward.data import holdout_split
 from icm_rm.reward.evaluate import EvalRMConfig, markdown_report, run_eval

@@ -6,7 +6,7 @@ process CPU time and peak memory (RSS growth polled every 5 ms on CPU; torch's p
 largest score difference, and "re-scoring after one flip" (score, flip one label, score again: the second call's
 tokens, time and cache hits; then flip back, which the score cache serves for free).
 
-Models: `tiny` (the 2-layer random Llama of `icm_rm.testing`: token counts and scorer overhead) and the real default
+Models: `tiny` (the 2-layer random Llama of `tests/testkit/tiny_models.py`: token counts and scorer overhead) and the real default
 model (`--model`, default smollm2-135m when it is cached, else the converted dir in /tmp/wheels/smol_hf; skipped with
 a message when neither exists).
 
@@ -32,9 +32,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # testkit: the tests' tiny random models
 
 from icm_rm.data.records import Claim  # noqa: E402
-from icm_rm.io import atomic_write_json, package_versions, peak_rss_mib, release_memory, reset_peak_rss  # noqa: E402
+from icm_rm.infra.io import atomic_write_json, package_versions, peak_rss_mib, release_memory, reset_peak_rss  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FALLBACK_REAL = "/tmp/wheels/smol_hf"
@@ -130,7 +131,8 @@ def run_case(model_name: str, model, tok, n: int) -> dict:
 def real_model_dir(name: str) -> str | None:
     """A local dir for `name` without downloading anything: a cached registry model, a dir, or the fallback."""
     try:
-        from icm_rm.models import REGISTRY, is_cached, resolve_model
+        from icm_rm.infra.model_registry import REGISTRY, is_cached
+        from icm_rm.infra.models import resolve_model
 
         if name in REGISTRY and is_cached(name):
             return resolve_model(name)
@@ -144,11 +146,11 @@ def real_model_dir(name: str) -> str | None:
 
 def load(name: str):
     if name == "tiny":
-        from icm_rm.testing import tiny_llama, tiny_tokenizer
+        from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
         tok = tiny_tokenizer()
         return tiny_llama(tok, max_position_embeddings=16384), tok  # n = 256 pools need ~8k positions
-    from icm_rm.scoring.lm import load_model
+    from icm_rm.infra.lm import load_model
 
     return load_model(name, "float32", "cpu")
 

@@ -39,8 +39,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # testkit: the tests' tiny random models
 
-from icm_rm.io import atomic_write_json  # noqa: E402
+from icm_rm.infra.io import atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 
@@ -54,14 +55,14 @@ def make_rm(kind: str, out: Path) -> Path:
 
     torch.manual_seed(0)
     if kind == "tiny":
-        from icm_rm.testing import tiny_llama, tiny_tokenizer
+        from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
         tok = tiny_tokenizer()
         cfg = tiny_llama(tok).config
         cfg.num_labels = 1
         model = AutoModelForSequenceClassification.from_config(cfg)
     elif kind == "smollm2":
-        from icm_rm.models import resolve_model
+        from icm_rm.infra.models import resolve_model
 
         base = resolve_model("smollm2-135m")
         tok = AutoTokenizer.from_pretrained(base)

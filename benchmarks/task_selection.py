@@ -31,11 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from icm_rm.data.builtin import TABLES, FactTable, table_claimset  # noqa: E402
+from icm_rm.data.builtin import table_claimset  # noqa: E402
+from icm_rm.data.fact_tables import TABLES, FactTable  # noqa: E402
 from icm_rm.data.records import ClaimSet  # noqa: E402
-from icm_rm.io import atomic_write_json, package_versions  # noqa: E402
-from icm_rm.models import load_causal_lm  # noqa: E402
-from icm_rm.tasks import demo_text  # noqa: E402
+from icm_rm.data.tasks import demo_text  # noqa: E402
+from icm_rm.infra.io import atomic_write_json, package_versions  # noqa: E402
+from icm_rm.infra.lm import load_causal_lm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "task_selection.json"
 

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import errno
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
-from .errors import EXIT_USER_ERROR, UserError
-
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+from .infra.errors import EXIT_USER_ERROR
+from .infra.runner import run_main
 
 # command → (module, one-line help). Each module has `main(argv: list[str] | None) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "label": ("icm_rm.label", "ICM-label unlabeled claims or preference pairs"),
+    "label": ("icm_rm.label.stage", "ICM-label unlabeled claims or preference pairs"),
     "train-rm": ("icm_rm.reward.cli", "train a reward model on preference labels (TRL RewardTrainer)"),
     "eval-rm": ("icm_rm.reward.evaluate", "held-out accuracy ± CI of one or more reward models"),
-    "ppo": ("rl.ppo.__main__", "train a policy with PPO against a reward source"),
+    "ppo": ("rl.ppo.run", "train a policy with PPO against a reward source"),
     "grpo": ("rl.grpo", "train a policy with GRPO (TRL) against a reward source"),
     "eval-policy": ("rl.evaluate", "win rate and preference accuracy of trained policies"),
     "pipeline": ("icm_rm.pipeline", "label → train-rm → ppo/grpo → eval, resumable"),
     "serve-rm": ("rl.serve", "serve a reward model over HTTP"),
-    "models": ("icm_rm.models", "fetch / list the offline default models"),
-    "doctor": ("icm_rm.doctor", "versions, devices, caches and what each backend is missing"),
+    "models": ("icm_rm.infra.models", "fetch / list the offline default models"),
+    "doctor": ("icm_rm.infra.doctor", "versions, devices, caches and what each backend is missing"),
 }
 
 
@@ -33,28 +30,6 @@ def _usage() -> str:
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "`icm-rm <command> --help` lists every field of that command's config."]
     return "\n".join(lines)
-
-
-def run_main(fn, argv: Sequence[str] | None) -> int:
-    """Run a stage's main; a UserError becomes one line on stderr and exit code 2 (set ICM_RM_DEBUG=1 for traces)."""
-    try:
-        rc = fn(list(argv) if argv is not None else None)
-        return int(rc or 0)
-    except UserError as e:
-        if os.environ.get("ICM_RM_DEBUG"):
-            raise
-        print(f"icm-rm: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("icm-rm: interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:  # the disk filled up (or went read-only) mid-run: finished work is on disk, say so
-        if e.errno not in _DISK_FULL or os.environ.get("ICM_RM_DEBUG"):
-            raise
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"icm-rm: error: {where}{e.strerror or e}; free space and run the same command again (label, "
-              "train-rm, ppo and grpo continue where they stopped with --resume true)", file=sys.stderr)
-        return EXIT_USER_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,10 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import cfg_field, from_dict, parse_config, save_config
-from .errors import ConfigError, UserError
-from .io import (atomic_write_json, atomic_write_text, check_writable, is_complete, mark_complete, peak_rss_mib,
-                 release_memory, reset_peak_rss, write_run_json)
+from rl.evaluate import EvalPolicyConfig, run_eval_policy
+from rl.grpo import GRPOConfig, train_grpo
+from rl.ppo import PPOConfig, train_ppo
+
+from .data.builtin import DEFAULT_TASK, builtin_claimset
+from .data.preferences import PreferenceExample, write_preferences_jsonl
+from .infra.config import cfg_field, from_dict, parse_config, save_config
+from .infra.errors import ConfigError, UserError
+from .infra.fmt import pct
+from .infra.io import (atomic_write_json, atomic_write_text, check_writable, is_complete, mark_complete, peak_rss_mib,
+                       release_memory, reset_peak_rss, write_run_json)
+from .infra.runner import run_main
+from .label import LabelConfig, run_label
+from .reward import evaluate as eval_rm
+from .reward.config import RewardModelConfig
+from .reward.trainer import train_reward_model
 
 
 @dataclass
@@ -82,8 +94,6 @@ class Pipeline:
         return self.out / (f"{stage}_{route}" if route else stage)
 
     def label_cfg(self):
-        from .label import LabelConfig
-
         return _stage_cfg(LabelConfig, self.cfg.label, "label", output_dir=str(self.dir("label")), resume=True)
 
     def train_prefs(self, route: str) -> str:
@@ -92,8 +102,6 @@ class Pipeline:
         return self.cfg.human_labels or str(self.dir("label") / "preferences_gold.jsonl")
 
     def rm_cfg(self, route: str):
-        from .reward.config import RewardModelConfig
-
         d = self.dir("rm", route)
         resume = d.exists() and any(d.glob("checkpoint-*"))
         return _stage_cfg(RewardModelConfig, self.cfg.rm, "rm", train_data=self.train_prefs(route),
@@ -103,12 +111,9 @@ class Pipeline:
         d = self.dir(self.cfg.rl_algo, route)
         rm_dir = str(self.dir("rm", route) / "model")
         if self.cfg.rl_algo == "ppo":
-            from rl.ppo.config import PPOConfig
-
             resume = (d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir())
             return _stage_cfg(PPOConfig, self.cfg.ppo, "ppo", reward_model=rm_dir, reward=None, output_dir=str(d),
                               resume=resume)
-        from rl.grpo import GRPOConfig
 
         resume = d.is_dir() and any(d.glob("checkpoint-*"))
         return _stage_cfg(GRPOConfig, self.cfg.grpo, "grpo", reward_model=rm_dir, reward=None, output_dir=str(d),
@@ -119,9 +124,6 @@ class Pipeline:
         sets = []
         lab = self.cfg.label
         if lab.get("data_format", "builtin") == "builtin":
-            from .data.builtin import DEFAULT_TASK, builtin_claimset
-            from .data.preferences import PreferenceExample, write_preferences_jsonl
-
             path = self.out / "data" / "heldout_test_prefs.jsonl"
             if not path.exists():
                 pool = builtin_claimset(lab.get("task") or DEFAULT_TASK, form="pairs", split="test")
@@ -150,14 +152,10 @@ class Pipeline:
         release_memory()  # the next stage loads its own models; hand this one's back first
 
     def stage_label(self) -> None:
-        from .label import run_label
-
         cfg = self.label_cfg()
         self._timed("label", is_complete(cfg.output_dir), lambda: run_label(cfg))
 
     def stage_rm(self) -> None:
-        from .reward.trainer import train_reward_model
-
         for route in _routes(self.cfg):
             cfg = self.rm_cfg(route)
             if "label" in self.cfg.stages and not Path(self.train_prefs(route)).exists():
@@ -169,39 +167,30 @@ class Pipeline:
     def stage_rl(self) -> None:
         for route in _routes(self.cfg):
             cfg = self.rl_cfg(route)
-            if self.cfg.rl_algo == "ppo":
-                from rl.ppo import train_ppo as train
-            else:
-                from rl.grpo import train_grpo as train
+            train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
             self._timed(f"{self.cfg.rl_algo} ({route})", is_complete(cfg.output_dir), lambda c=cfg: train(c))
 
     def stage_eval_rm(self) -> None:
-        from .reward.evaluate import EvalRMConfig, run_eval, write_report
-
         d = self.dir("eval_rm")
         models = [str(self.dir("rm", r) / "model") for r in _routes(self.cfg)]
-        cfg = EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d), limit=self.cfg.eval_rm_limit)
+        cfg = eval_rm.EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d),
+                                   limit=self.cfg.eval_rm_limit)
 
         def run():
-            doc = run_eval(cfg, progress=True)
-            write_report(doc, d)
+            doc = eval_rm.run_eval(cfg, progress=True)
+            eval_rm.write_report(doc, d)
             mark_complete(d, stage="eval_rm")
 
         self._timed("eval-rm", is_complete(d), run)
 
     def stage_eval_policy(self) -> None:
-        from rl.evaluate import EvalPolicyConfig, run_eval_policy
-
         d = self.dir("eval_policy")
         algo = self.cfg.rl_algo
         rl_cfg = self.rl_cfg("icm")
         policies = [f"{r}_rm_policy={self.dir(algo, r) / 'policy'}" for r in _routes(self.cfg)]
         rms = [f"{r}_rm={self.dir('rm', r) / 'model'}" for r in _routes(self.cfg)]
-        base = {"reference": rl_cfg.model, "prompt_format": getattr(rl_cfg, "prompt_format", "chat"),
-                "pref_data": self.heldout_prefs()[:1]}
-        prompts = getattr(rl_cfg, "prompts", "")
-        if prompts:
-            base["prompts"] = prompts
+        base = {"reference": rl_cfg.model, "prompt_format": rl_cfg.prompt_format,
+                "pref_data": self.heldout_prefs()[:1], "prompts": rl_cfg.prompts}
         cfg = _stage_cfg(EvalPolicyConfig, {**base, **self.cfg.eval_policy}, "eval_policy", policies=policies,
                          rms=rms, output_dir=str(d))
 
@@ -234,12 +223,6 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _pct(x, se=None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{100 * x:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
-
-
 def write_report(p: Pipeline) -> str:
     """report.md (+ summary.json): ICM label accuracy, RM held-out accuracy ± CI, policy win rates ± SE."""
     out = p.out
@@ -255,15 +238,15 @@ def write_report(p: Pipeline) -> str:
                   f"`{lab['scorer']}`, model `{lab['model']}`, {lab['time_s']:.0f} s.", ""]
         if acc:
             lines += ["| labels | pair accuracy vs gold | claim accuracy |", "|---|---|---|",
-                      f"| ICM | {_pct(acc.get('pair'))} | {_pct(acc.get('claim'))} |"]
+                      f"| ICM | {pct(acc.get('pair'))} | {pct(acc.get('claim'))} |"]
             for name, b in (lab.get("baselines") or {}).items():
-                lines.append(f"| {name} | {_pct(b.get('pair'))} | {_pct(b.get('claim'))} |")
+                lines.append(f"| {name} | {pct(b.get('pair'))} | {pct(b.get('claim'))} |")
             lines += ["", "![progress](label/progress.png)", ""]
     if erm:
         lines += ["## 2. Reward models on held-out pairs", "", "| RM | data | accuracy [95% CI] | n |", "|---|---|---|---|"]
         summary["rm"] = []
         for r in erm["results"]:
-            lines.append(f"| {r['model_name']} | {r['data_name']} | {_pct(r['accuracy'])} "
+            lines.append(f"| {r['model_name']} | {r['data_name']} | {pct(r['accuracy'])} "
                          f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['n']} |")
             summary["rm"].append({k: r[k] for k in ("model", "data_name", "accuracy", "ci_low", "ci_high", "n")})
         lines.append("")
@@ -271,8 +254,8 @@ def write_report(p: Pipeline) -> str:
         lines += ["## 3. Policies", "", f"Judge: {epol['judge']} ({epol['n_prompts']} held-out prompts).", "",
                   "| policy | vs | win rate ± SE | W/T/L | length-controlled |", "|---|---|---|---|---|"]
         for r in epol["win_rates"]:
-            lines.append(f"| {r['policy']} | {r['versus']} | {_pct(r['win_rate'], r['se'])} | "
-                         f"{r['wins']}/{r['ties']}/{r['losses']} | {_pct(r['lc_win_rate'])} |")
+            lines.append(f"| {r['policy']} | {r['versus']} | {pct(r['win_rate'], r['se'])} | "
+                         f"{r['wins']}/{r['ties']}/{r['losses']} | {pct(r['lc_win_rate'])} |")
         lines += ["", "| policy | judge score (mean) |", "|---|---|"]
         lines += [f"| {n} | {s:.3f} |" for n, s in epol["judge_score_mean"].items()]
         lines += ["", "![win rates](eval_policy/win_rates.png)", "",
@@ -292,14 +275,14 @@ def _short_summary(lab, erm, epol, out: Path) -> str:
     if lab and lab.get("accuracy"):
         b = lab.get("baselines") or {}
         acc = lab["accuracy"].get("pair", lab["accuracy"].get("claim"))
-        s.append(f"ICM labels: {_pct(acc)} vs gold (zero-shot {_pct((b.get('zero_shot') or {}).get('pair'))})")
+        s.append(f"ICM labels: {pct(acc)} vs gold (zero-shot {pct((b.get('zero_shot') or {}).get('pair'))})")
         if acc == 1.0 and len({r["model"] for r in (erm or {}).get("results", [])}) > 1:
             s.append("  (ICM labels equal the gold labels here, so both routes train the same seeded RM and policy)")
     for r in (erm or {}).get("results", []):
-        s.append(f"RM {r['model_name']} on {r['data_name']}: {_pct(r['accuracy'])} "
+        s.append(f"RM {r['model_name']} on {r['data_name']}: {pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")
     for r in (epol or {}).get("win_rates", []):
-        s.append(f"policy {r['policy']} vs {r['versus']}: win rate {_pct(r['win_rate'], r['se'])}")
+        s.append(f"policy {r['policy']} vs {r['versus']}: win rate {pct(r['win_rate'], r['se'])}")
     s.append(f"report: {out / 'report.md'}")
     return "\n".join(s)
 
@@ -316,6 +299,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .cli import run_main
-
     sys.exit(run_main(main, None))

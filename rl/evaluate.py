@@ -23,10 +23,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from icm_rm.config import cfg_field, parse_config, save_config
-from icm_rm.errors import ConfigError
-from icm_rm.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, save_figure,
-                       write_run_json)
+from icm_rm.data.builtin import gold_check
+from icm_rm.infra.config import cfg_field, parse_config, save_config
+from icm_rm.infra.device import resolve_device
+from icm_rm.infra.errors import ConfigError
+from icm_rm.infra.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, save_figure,
+                             write_run_json)
+from icm_rm.infra.lm import load_causal_lm, right_pad
+from icm_rm.infra.model_registry import REGISTRY
+from icm_rm.infra.models import resolve_model
+from icm_rm.infra.runner import run_main
+from icm_rm.reward.data import load_pairs, split_spec
+from icm_rm.reward.scoring import RewardModel
+from icm_rm.reward.stats import wilson_ci
+
+from .ppo.data import load_prompts
+from .ppo.rollout import decode_responses, eos_ids_of, left_pad, response_mask, tokenize_prompts
 
 
 @dataclass
@@ -119,8 +131,6 @@ def parse_named(items: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def load_policy(name_or_path: str, device: str):
-    from icm_rm.models import load_causal_lm
-
     model, tok = load_causal_lm(name_or_path, dtype="float32", device=device)
     tok.padding_side = "left"
     return model, tok
@@ -130,8 +140,6 @@ def load_policy(name_or_path: str, device: str):
 def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tuple[list[str], list[int]]:
     """Answers and their token counts (up to and including the first EOS)."""
     from transformers import GenerationConfig
-
-    from .ppo.rollout import decode_responses, eos_ids_of, left_pad, response_mask, tokenize_prompts
 
     device = next(model.parameters()).device
     eos = eos_ids_of(model, tok)
@@ -154,10 +162,6 @@ def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tup
 def response_logprobs(model, tok, prompts: list, responses: list, prompt_format: str,
                       batch_size: int = 8) -> np.ndarray:
     """Σ log π(response tokens | prompt) per example (response tokenised on its own, then EOS)."""
-    from icm_rm.scoring.tokens import right_pad
-
-    from .ppo.rollout import tokenize_prompts
-
     device = next(model.parameters()).device
     q_ids = tokenize_prompts(tok, prompts, prompt_format, 1024)
     out = np.empty(len(prompts))
@@ -191,15 +195,12 @@ def make_judge(cfg: EvalPolicyConfig, device: str):
                                        "(an RM that no compared policy was trained against)")
         spec = "gold:" + cfg.prompts.split(":", 1)[1]
     if spec.startswith("gold:"):
-        from icm_rm.data.builtin import gold_check
-
         task = spec.split(":", 1)[1]
 
         def gold(prompts, answers):
             return [{True: 1.0, False: 0.0, None: 0.5}[gold_check(task, _text(p), a)] for p, a in zip(prompts, answers)]
 
         return gold, f"gold checker of built-in task '{task}'"
-    from icm_rm.reward.scoring import RewardModel
 
     rm = RewardModel.from_pretrained(spec, device=device)
     return (lambda prompts, answers: rm.score(prompts, answers).tolist()), f"judge RM {spec}"
@@ -208,15 +209,11 @@ def make_judge(cfg: EvalPolicyConfig, device: str):
 # ----------------------------------------------------------------------------------------------- the stage
 
 def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
-    from icm_rm.scoring.factory import _device
-
-    from .ppo.data import load_prompts
-
     if not cfg.policies:
         raise ConfigError("policies", "give at least one policy (NAME=DIR)")
     named = [("reference", cfg.reference)] + parse_named(cfg.policies)
     _check_model_dirs(named)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     out = Path(cfg.output_dir)
     prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
     judge, judge_desc = make_judge(cfg, device)
@@ -272,16 +269,12 @@ def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
 def _check_model_dirs(named: list[tuple[str, str]]) -> None:
     """A missing policy dir fails before any model is loaded or any answer generated (registry names are fetched
     on first use, later)."""
-    from icm_rm.models import REGISTRY, resolve_model
-
     for _, path in named:
         if path not in REGISTRY:
             resolve_model(path)
 
 
 def _load_pref_sets(cfg: EvalPolicyConfig) -> dict[str, list]:
-    from icm_rm.reward.data import load_pairs, split_spec
-
     sets = {}
     for spec in cfg.pref_data:
         path = Path(split_spec(spec)[0])
@@ -292,8 +285,6 @@ def _load_pref_sets(cfg: EvalPolicyConfig) -> dict[str, list]:
 
 
 def _pref_accuracy(lc: np.ndarray, lr: np.ndarray, ref: tuple[np.ndarray, np.ndarray] | None, name: str) -> dict:
-    from icm_rm.reward.stats import wilson_ci
-
     n = len(lc)
     d = {"n": n}
     hits = int(np.sum(lc > lr))
@@ -307,8 +298,6 @@ def _pref_accuracy(lc: np.ndarray, lr: np.ndarray, ref: tuple[np.ndarray, np.nda
 
 
 def _rm_means(cfg: EvalPolicyConfig, prompts: list, answers: dict[str, list[str]], device: str) -> dict:
-    from icm_rm.reward.scoring import RewardModel
-
     out: dict[str, dict] = {}
     for rm_name, path in parse_named(cfg.rms) if cfg.rms else []:
         rm = RewardModel.from_pretrained(path, device=device)
@@ -379,6 +368,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from icm_rm.cli import run_main
-
     sys.exit(run_main(main, None))

@@ -8,16 +8,26 @@ Anything of TRL's `GRPOConfig` that is not a field here goes in the `trl:` mappi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from icm_rm.config import cfg_field
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.data.records import render_messages
+from icm_rm.infra.config import cfg_field
+from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.infra.io import check_writable, last_complete_checkpoint, mark_complete, write_run_json
+from icm_rm.infra.runner import run_main
+from rl.config import PolicyTrainingConfig
+from rl.launch import trainer_main
+from rl.logging import RunLogger
+from rl.ppo.data import load_prompts
+from rl.ppo.rollout import tokenize_prompts
+from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
 # Our fields that map onto TRL's GRPOConfig under another (or the same) name: ours → TRL's.
 _TRL_NAMES = {
@@ -31,85 +41,43 @@ _TRL_NAMES = {
 
 
 @dataclass
-class GRPOConfig:
+class GRPOConfig(PolicyTrainingConfig):
     """Train a causal-LM policy with GRPO (TRL's GRPOTrainer) against a reward source."""
 
+    # shared fields with GRPO's own defaults or help
     model: str = cfg_field("", "Policy to start from: an HF causal-LM directory (also the reference when beta > 0).")
-    tokenizer: str | None = cfg_field(None, "Tokenizer directory; default: the `model` directory.")
-    mixed_precision: Literal["no", "bf16", "fp16"] = cfg_field("no", "Training precision.", choices=("no", "bf16", "fp16"))
-    # reward (same meaning as in PPOConfig)
-    reward_model: str | None = cfg_field(None, "Reward source in one string: an RM directory, an http(s) URL of an RM "
-                                               "server, or 'module:function' / 'file.py:function'.")
-    reward: dict | None = cfg_field(None, "Reward source as a mapping (wins over reward_model); see rl/rewards.py.")
-    normalize_reward: bool = cfg_field(True, "Normalise HF RM scores with the RM's stored reward_mean/reward_std.")
-    reward_clip: float | None = cfg_field(None, "Clip scores to ±reward_clip; null = no clip.")
-    missing_eos_penalty: float | None = cfg_field(None, "Subtract this from the score of completions without EOS.")
-    reward_batch_size: int = cfg_field(8, "Texts per forward pass of an HF reward model.")
-    # data
-    prompts: str = cfg_field("", "Prompts: a JSONL/JSON file with a `prompt` field, or 'builtin:NAME'.")
-    prompt_split: str = cfg_field("train", "Split for builtin:NAME prompts.")
-    prompt_format: Literal["auto", "raw", "chat"] = cfg_field(
-        "auto", "auto: messages use the chat template, strings stay raw; chat: wrap strings as a user message; raw: "
-                "flatten messages to text.", choices=("auto", "raw", "chat"))
-    max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.")
-    # GRPO
     num_steps: int = cfg_field(200, "Optimizer steps (TRL: max_steps).")
+    max_new_tokens: int = cfg_field(64, "Completion tokens (TRL: max_completion_length).")
+    lr_scheduler: str = cfg_field("linear", "Learning-rate schedule (TRL/transformers lr_scheduler_type).")
+    output_dir: str = cfg_field("runs/grpo", "Run directory: policy/, checkpoint-N/ (TRL), metrics.jsonl, training.png.")
+    save_steps: int = cfg_field(50, "Checkpoint every N optimizer steps (TRL checkpoints).")
+    resume: bool = cfg_field(False, "Continue from the newest checkpoint-N in output_dir (TRL resume).")
+    # GRPO
     per_device_batch_size: int = cfg_field(8, "Completions per process per micro-step (TRL: per_device_train_batch_size).")
     gradient_accumulation_steps: int = cfg_field(1, "Micro-steps per optimizer step.")
     num_generations: int = cfg_field(8, "Completions per prompt (the group); the global batch must be divisible by it.")
-    max_new_tokens: int = cfg_field(64, "Completion tokens (TRL: max_completion_length).")
-    temperature: float = cfg_field(1.0, "Sampling temperature.")
-    learning_rate: float = cfg_field(1e-6, "AdamW learning rate.")
-    lr_scheduler: str = cfg_field("linear", "Learning-rate schedule (TRL/transformers lr_scheduler_type).")
-    warmup_steps: int = cfg_field(0, "Warmup optimizer steps.")
-    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip.")
     gradient_checkpointing: bool = cfg_field(False, "Recompute activations in the backward pass (less memory, slower).")
     beta: float = cfg_field(0.04, "KL coefficient against the reference. > 0 by default (TRL's default is 0), so runs "
                                   "under two reward models stay anchored to the same reference and comparable.")
-    # LoRA
-    lora: bool = cfg_field(False, "Train LoRA adapters (peft); the reference is the policy with the adapter disabled; "
-                                  "the exported policy is merged.")
-    lora_r: int = cfg_field(16, "LoRA rank.")
-    lora_alpha: int = cfg_field(32, "LoRA alpha.")
-    lora_dropout: float = cfg_field(0.0, "LoRA dropout.")
-    lora_target_modules: list[str] | None = cfg_field(None, "Modules to adapt; default: all linear layers.")
-    # run
-    output_dir: str = cfg_field("runs/grpo", "Run directory: policy/, checkpoint-N/ (TRL), metrics.jsonl, training.png.")
-    seed: int = cfg_field(0, "Seed.")
-    save_steps: int = cfg_field(50, "Checkpoint every N optimizer steps (TRL checkpoints).")
-    save_total_limit: int | None = cfg_field(2, "Keep the newest N checkpoints.")
-    resume: bool = cfg_field(False, "Continue from the newest checkpoint-N in output_dir (TRL resume).")
-    max_steps_this_run: int | None = cfg_field(None, "Stop (after checkpointing) once this many steps ran in this "
-                                                     "invocation.")
     logging_steps: int = cfg_field(1, "Log every N optimizer steps.")
-    tensorboard: bool = cfg_field(True, "Write TensorBoard scalars to output_dir/tensorboard.")
     trl: dict = cfg_field(default_factory=dict, help="Extra TRL GRPOConfig fields passed through as they are (e.g. "
                                                      "loss_type, scale_rewards, epsilon, num_iterations).")
 
     def __post_init__(self):
-        if not self.model:
-            raise ConfigError("model", "set `model` to the policy's HF directory")
-        if not self.prompts:
-            raise ConfigError("prompts", "set `prompts` to a JSONL file with a `prompt` field or to builtin:NAME")
-        if self.reward is None and not self.reward_model:
-            raise ConfigError("reward_model", "set `reward_model` (RM dir, URL or module:function) or `reward`")
-        for name in ("num_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_new_tokens", "logging_steps"):
+        super().__post_init__()
+        for name in ("per_device_batch_size", "gradient_accumulation_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be ≥ 1, got {getattr(self, name)}")
         if self.num_generations < 2:
             raise ConfigError("num_generations", "GRPO needs at least 2 completions per prompt to form a group")
         if self.beta < 0:
             raise ConfigError("beta", f"must be ≥ 0, got {self.beta}")
-        if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
-            raise ConfigError("max_steps_this_run", "must be ≥ 1 or null")
         known = _trl_field_names()
         ours = {v: k for k, v in _TRL_NAMES.items()}
         for key in self.trl:
             if key in ours:
                 raise ConfigError(f"trl.{key}", f"set `{ours[key]}` instead (it is a field of this config)")
             if key not in known:
-                import difflib
-
                 close = difflib.get_close_matches(key, known, n=1)
                 raise ConfigError(f"trl.{key}", "not a field of TRL's GRPOConfig" + (f" (did you mean '{close[0]}'?)" if close else ""))
 
@@ -154,8 +122,6 @@ class TRLRewardFunction:
         self.__name__ = source.name.replace("/", "_")
 
     def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **_):
-        from rl.rewards import postprocess_scores, source_metrics
-
         texts = [c if isinstance(c, str) else "".join(m.get("content", "") for m in c) for c in completions]
         raw = self.source(list(prompts), texts)
         has_eos = [bool(ids) and ids[-1] in self.eos_ids for ids in completion_ids] if completion_ids is not None \
@@ -171,8 +137,6 @@ def _metrics_callback(cfg: GRPOConfig, start_step: int):
     """Routes TRL's logs through our one `log()` (TensorBoard, metrics.jsonl, training.png) and honours
     `max_steps_this_run`."""
     from transformers import TrainerCallback
-
-    from rl.logging import RunLogger
 
     rename = {"reward": "rollout/reward_mean", "reward_std": "rollout/reward_std", "kl": "kl/ref_k3",
               "completions/mean_length": "rollout/response_length", "loss": "grpo/loss", "entropy": "grpo/entropy",
@@ -213,8 +177,6 @@ def _metrics_callback(cfg: GRPOConfig, start_step: int):
 
 
 def _last_checkpoint_step(output_dir: str) -> int:
-    from icm_rm.io import last_complete_checkpoint
-
     last = last_complete_checkpoint(output_dir)  # a checkpoint a kill cut short mid-save is not one
     return int(Path(last).name.split("-")[-1]) if last else 0
 
@@ -223,8 +185,6 @@ def refuse_overlong_prompts(prompts: list, tokenizer, cfg: GRPOConfig) -> None:
     """TRL's GRPO passes prompts whole (no prompt truncation), so one that cannot fit the policy's positions with
     max_new_tokens after it is refused up front, by its number among the distinct prompts."""
     from transformers import AutoConfig
-
-    from rl.ppo.rollout import tokenize_prompts
 
     positions = getattr(AutoConfig.from_pretrained(cfg.model).get_text_config(), "max_position_embeddings", None)
     if not positions:
@@ -260,20 +220,11 @@ def _epoch_seeded(trainer_cls):
 def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
     """Train with TRL's GRPOTrainer and export `output_dir/policy` (plain HF causal-LM dir, LoRA merged); returns it,
     or None when `max_steps_this_run` stopped the run early."""
-    import time
-
-    import datasets
     import torch
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
-    from icm_rm.io import check_writable, mark_complete, write_run_json
-    from rl.ppo.data import load_prompts
-    from rl.rewards import build_reward_source
-
-    from rl.ppo.trainer import resolve_model_paths
-
-    cfg = resolve_model_paths(cfg)
+    cfg = cfg.with_resolved_models()
     check_writable(cfg.output_dir)
     start = _last_checkpoint_step(cfg.output_dir) if cfg.resume else 0
     if cfg.resume and start == 0:
@@ -285,15 +236,7 @@ def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
-    if cfg.prompt_format == "chat":
-        prompts = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
-    elif cfg.prompt_format == "raw":
-        prompts = [p if isinstance(p, str) else "\n".join(f"{m['role']}: {m['content']}" for m in p) + "\nassistant:"
-                   for p in prompts]
-    refuse_overlong_prompts(prompts, tokenizer, cfg)
-    dataset = datasets.Dataset.from_list([{"prompt": p} for p in prompts])
-
+    dataset = _prompt_dataset(cfg, tokenizer)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     spec = cfg.reward if cfg.reward is not None else cfg.reward_model
@@ -315,6 +258,24 @@ def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
     trainer.train(resume_from_checkpoint=str(Path(cfg.output_dir) / f"checkpoint-{start}") if cfg.resume else None)
     if trainer.state.global_step < cfg.num_steps:
         return None
+    return _export_policy(trainer, cfg, tokenizer, source.name, t0)
+
+
+def _prompt_dataset(cfg: GRPOConfig, tokenizer):
+    """The prompts as TRL's dataset, in the configured format (chat: messages; raw: flat text), checked to fit."""
+    import datasets
+
+    prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
+    if cfg.prompt_format == "chat":
+        prompts = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+    elif cfg.prompt_format == "raw":
+        prompts = [p if isinstance(p, str) else render_messages(p, capitalize=False) + "\nassistant:" for p in prompts]
+    refuse_overlong_prompts(prompts, tokenizer, cfg)
+    return datasets.Dataset.from_list([{"prompt": p} for p in prompts])
+
+
+def _export_policy(trainer, cfg: GRPOConfig, tokenizer, source_name: str, t0: float) -> Path:
+    """`output_dir/policy` (LoRA merged), written whole and then renamed, plus run.json and the completion marker."""
     out = Path(cfg.output_dir) / "policy"
     tmp = out.with_name("policy.tmp")  # written whole, then renamed: a kill never leaves a half-written policy/
     if trainer.accelerator.is_main_process:
@@ -331,25 +292,15 @@ def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
         write_run_json(cfg.output_dir, cfg, seed=cfg.seed, timings={"train_s": time.perf_counter() - t0},
-                       extra={"world_size": trainer.accelerator.num_processes, "reward_source": source.name})
+                       extra={"world_size": trainer.accelerator.num_processes, "reward_source": source_name})
         mark_complete(cfg.output_dir, policy=str(out), steps=trainer.state.global_step)
     trainer.accelerator.wait_for_everyone()
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from icm_rm.config import parse_config
-
-    from rl.ppo.__main__ import _bare_resume
-
-    argv = _bare_resume(list(sys.argv[1:] if argv is None else argv))
-    cfg, _ = parse_config(GRPOConfig, argv, prog="icm-rm grpo")
-    out = train_grpo(cfg)
-    print(f"policy: {out}" if out else f"stopped early; resume with --resume (output_dir {cfg.output_dir})")
-    return 0
+    return trainer_main(GRPOConfig, train_grpo, "icm-rm grpo", argv)
 
 
 if __name__ == "__main__":
-    from icm_rm.cli import run_main
-
     sys.exit(run_main(main, None))

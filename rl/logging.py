@@ -23,7 +23,7 @@ import json
 import math
 from pathlib import Path
 
-from icm_rm.io import atomic_write_bytes, save_figure
+from icm_rm.infra.io import atomic_write_bytes, save_figure
 
 PLOT_KEYS = (("rollout/reward_mean", "reward"), ("kl/ref_k1", "KL(π‖π_ref) per sequence"))
 

@@ -53,7 +53,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.infra.models import resolve_model
+from icm_rm.reward.scoring import RewardModel
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,6 @@ class HFRewardModel:
 
     def __init__(self, path: str | Path, *, normalize: bool = True, batch_size: int = 8, max_length: int = 1024,
                  device: Any = None, dtype: Any = None, name: str | None = None):
-        from icm_rm.reward.scoring import RewardModel
-
         path = Path(_resolve(str(path)))
         if not (path / "config.json").exists():
             raise UserError(f"{path}: not a reward-model directory (no config.json); point reward_model at the RM "
@@ -108,11 +108,7 @@ class HFRewardModel:
 
 
 def _resolve(name_or_path: str) -> str:
-    """Registry names (icm_rm.models) → cached dirs; paths stay."""
-    try:
-        from icm_rm.models import resolve_model
-    except ImportError:
-        return name_or_path
+    """Registry names (icm_rm.infra.models) → cached dirs; paths stay."""
     return resolve_model(name_or_path)
 
 

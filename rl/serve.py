@@ -1,4 +1,5 @@
-"""`icm-rm serve-rm`: serve a reward-model directory over HTTP (the contract `rl/rewards.py`'s HTTP source speaks).
+"""`icm-rm serve-rm`: serve a reward-model directory over HTTP (the contract `rl/rewards.py`'s HTTP source speaks;
+the config and the bind rule are in `serve_config.py`).
 
     icm-rm serve-rm --model runs/rm/model                       # http://127.0.0.1:8000, no auth (loopback only)
     ICM_RM_SERVE_TOKEN=s3cret icm-rm serve-rm --model DIR --host 0.0.0.0 --port 8000
@@ -23,11 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -36,75 +35,19 @@ import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from icm_rm.config import cfg_field, parse_config
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.infra.config import parse_config
+from icm_rm.infra.device import resolve_device
+from icm_rm.infra.errors import UserError
+from icm_rm.infra.runner import run_main
+from icm_rm.reward.scoring import RewardModel
+
+from .serve_batching import MicroBatcher
+from .serve_config import ServeConfig, check_bind
 
 log = logging.getLogger(__name__)
-
-TOKEN_ENV = "ICM_RM_SERVE_TOKEN"
-LOOPBACK_NAMES = ("localhost",)
-
-
-@dataclass
-class ServeConfig:
-    """Serve a reward model over HTTP: POST /score, GET /health."""
-
-    model: str | None = cfg_field(None, "reward-model directory (the RM stage's `model/`: AutoModelForSequence"
-                                        "Classification + tokenizer, reward_mean/std in config.json)")
-    host: str = cfg_field("127.0.0.1", "interface to bind; anything but loopback needs a token")
-    port: int = cfg_field(8000, "TCP port (0 = any free port; the chosen one is printed)")
-    token: str | None = cfg_field(None, f"bearer token clients must send (default ${TOKEN_ENV}; prefer the env var, "
-                                        "flags are visible in `ps`)")
-    normalize: bool = cfg_field(True, "return (r − reward_mean) / reward_std by default (per request: ?raw=1)")
-    max_length: int = cfg_field(1024, "tokens kept per text (left-truncated, as rl.rewards.HFRewardModel does)")
-    device: str = cfg_field("auto", "cpu, cuda, cuda:N or auto")
-    torch_threads: int | None = cfg_field(None, "CPU threads per forward (null = torch's default, one per core); 1 is "
-                                                "steadier on a CPU shared with other jobs")
-    micro_batch: bool = cfg_field(True, "merge concurrent requests into one forward (false: one forward per request)")
-    max_micro_batch: int = cfg_field(64, "most samples merged into one micro-batch")
-    batch_wait_ms: float = cfg_field(5.0, "how long the first request of a micro-batch waits for others")
-    forward_batch_size: int = cfg_field(32, "samples per model forward inside a (micro-)batch")
-    max_batch: int = cfg_field(1024, "most samples in one request (more → 413)")
-    max_request_mb: float = cfg_field(8.0, "largest request body in MiB (more → 413)")
-    max_connections: int = cfg_field(512, "requests handled at once; more get 503 + Retry-After")
-    request_timeout_s: float = cfg_field(60.0, "socket timeout while reading a request / waiting for its rewards")
-
-    def __post_init__(self):
-        if not self.model:
-            raise ConfigError("model", "no reward model given; pass --model DIR (the RM stage's model/ dir)")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError("port", f"must be in 0..65535, got {self.port}")
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise ConfigError("torch_threads", f"must be ≥ 1 or null, got {self.torch_threads}")
-        for key in ("max_length", "max_micro_batch", "forward_batch_size", "max_batch", "max_connections"):
-            if getattr(self, key) < 1:
-                raise ConfigError(key, f"must be ≥ 1, got {getattr(self, key)}")
-        if self.max_request_mb <= 0 or self.request_timeout_s <= 0 or self.batch_wait_ms < 0:
-            raise ConfigError("max_request_mb", "max_request_mb and request_timeout_s must be > 0, batch_wait_ms ≥ 0")
-
-    def resolved_token(self) -> str | None:
-        return self.token or os.environ.get(TOKEN_ENV) or None
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(cfg: ServeConfig) -> None:
-    """Refuse a non-loopback host without a token (one-line UserError → exit 2)."""
-    if not is_loopback(cfg.host) and not cfg.resolved_token():
-        raise UserError(f"refusing to serve on {cfg.host} without a token: anyone who can reach it could use the RM; "
-                        f"set ${TOKEN_ENV} (or --token) or bind 127.0.0.1")
-
 
 # ----------------------------------------------------------------------------------------------- requests
 
@@ -153,9 +96,7 @@ class RewardService:
     """The RM plus its normalisation; `score_raw` is what the micro-batcher calls (one thread at a time)."""
 
     def __init__(self, cfg: ServeConfig):
-        from icm_rm.reward.scoring import RewardModel, default_device
-
-        device = default_device() if cfg.device == "auto" else cfg.device
+        device = resolve_device(cfg.device)
         if cfg.torch_threads is not None:
             import torch
 
@@ -199,8 +140,6 @@ class RMServer(ThreadingHTTPServer):
         # from many request threads starts a thread team for each and oversubscribes the CPU (measured ~20× slower).
         self.batcher = self.model_thread = None
         if cfg.micro_batch:
-            from .serve_batching import MicroBatcher
-
             self.batcher = MicroBatcher(service.score_raw, cfg.max_micro_batch, cfg.batch_wait_ms)
         else:
             self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rm-model")
@@ -410,6 +349,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from icm_rm.cli import run_main
-
     sys.exit(run_main(main, sys.argv[1:]))

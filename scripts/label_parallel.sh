@@ -19,7 +19,7 @@ N=$1; CONFIG=$2; shift 2
 ICM_RM=${ICM_RM:-.venv/bin/icm-rm}
 OUT=$("${PYTHON:-.venv/bin/python}" - "$CONFIG" "$@" <<'PY'
 import sys
-from icm_rm.config import parse_config
+from icm_rm.infra.config import parse_config
 from icm_rm.label import LabelConfig
 cfg, _ = parse_config(LabelConfig, ["--config", sys.argv[1], *sys.argv[2:]])
 print(cfg.output_dir)

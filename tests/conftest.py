@@ -22,20 +22,20 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tok():
-    from icm_rm.testing import tiny_tokenizer
+    from testkit.tiny_models import tiny_tokenizer
 
     return tiny_tokenizer()
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_tok):
-    from icm_rm.testing import tiny_llama
+    from testkit.tiny_models import tiny_llama
 
     return tiny_llama(tiny_tok)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from icm_rm.testing import save_tiny_model
+    from testkit.tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny_model"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from icm_rm.data import builtin
-from icm_rm.data.builtin import (BUILTIN_TASKS, DEFAULT_TASK, TABLES, builtin_claimset, builtin_prompts, gold_check,
+from icm_rm.data.builtin import (BUILTIN_TASKS, DEFAULT_TASK, builtin_claimset, builtin_prompts, gold_check,
                                  split_subjects)
-from icm_rm.errors import ConfigError
-from icm_rm.tasks import get_task, pair_violates, task_names
+from icm_rm.data.fact_tables import TABLES
+from icm_rm.data.task_registry import get_task, task_names
+from icm_rm.data.tasks import pair_violates
+from icm_rm.infra.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", list(TABLES))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from icm_rm.config import load_config
+from icm_rm.infra.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

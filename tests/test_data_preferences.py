@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from icm_rm.data.preferences import (PREFERENCE_FORMATS, PreferenceExample, detect_preference_format,
-                                     load_preferences, write_preferences_jsonl)
-from icm_rm.errors import InputError
+from icm_rm.data.preferences import (PREFERENCE_FORMATS, PreferenceExample, detect_preference_format, load_preferences,
+                                     write_preferences_jsonl)
+from icm_rm.infra.errors import InputError
 
 ICM = "icm_unsupervised_elicitation"
 

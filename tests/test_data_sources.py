@@ -18,8 +18,8 @@ from icm_rm.data.gsm8k import SOLUTION_MODELS, gsm8k_solutions, read_gsm8k_probl
 from icm_rm.data.hh_rlhf import hh_rlhf_source
 from icm_rm.data.icm_paper import icm_gsm8k, icm_pair_source, icm_truthfulqa
 from icm_rm.data.records import ClaimSet
+from icm_rm.data.tasks import ALPACA
 from icm_rm.data.truthfulqa import AnswerStats, truthfulqa_csv
-from icm_rm.tasks import ALPACA
 
 ICM = "icm_unsupervised_elicitation"
 META_KEYS = {"row", "model", "pair"}  # all a Claim's meta may carry: nothing label-derived

@@ -10,8 +10,8 @@ import pytest
 from icm_rm.data import builtin
 from icm_rm.data.records import Claim, ClaimSet, GoldLabels
 from icm_rm.data.spec import CLAIM_FORMATS, detect_claim_format, load_claimset
-from icm_rm.errors import ConfigError
-from icm_rm.tasks import get_task
+from icm_rm.data.task_registry import get_task
+from icm_rm.infra.errors import ConfigError
 
 ICM = "icm_unsupervised_elicitation"
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from icm_rm.data.fgrlhf import fgrlhf_source
 from icm_rm.data.generic import read_claims, read_pair_source
 from icm_rm.data.gsm8k import read_gsm8k_problems
-from icm_rm.data.fgrlhf import fgrlhf_source
 from icm_rm.data.icm_paper import icm_pair_source
 from icm_rm.data.preferences import load_preferences
 from icm_rm.data.readers import read_rows
 from icm_rm.data.spec import load_claimset
-from icm_rm.errors import ConfigError, InputError
-from icm_rm.tasks import ALPACA
+from icm_rm.data.tasks import ALPACA
+from icm_rm.infra.errors import ConfigError, InputError
 
 
 def write(path: Path, content: str | bytes) -> Path:

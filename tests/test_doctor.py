@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from icm_rm import doctor, models
 from icm_rm.cli import main as cli_main
+from icm_rm.infra import doctor, model_registry
 
 
 def _sections(text: str) -> dict[str, list[str]]:
@@ -21,9 +21,9 @@ def _sections(text: str) -> dict[str, list[str]]:
 
 def test_doctor_reports_every_section(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ICM_RM_HOME", str(tmp_path))
-    fake = models.model_dir("gemma3-270m")
+    fake = model_registry.model_dir("gemma3-270m")
     fake.mkdir(parents=True)
-    (fake / models.MARKER).write_text(json.dumps({"name": "gemma3-270m"}))
+    (fake / model_registry.MARKER).write_text(json.dumps({"name": "gemma3-270m"}))
     assert cli_main(["doctor"]) == 0
     sections = _sections(capsys.readouterr().out)
     assert list(sections) == ["versions", "device", "caches", "deepspeed ops", "backends"]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from icm_rm.data.records import Claim
-from icm_rm.energy import build_structure, inconsistency, predictability, utility, violating_pairs
-from icm_rm.scoring.stub import TableScorer
-from icm_rm.search import ICMSearch, SearchConfig
-from icm_rm.tasks import ConsistencyRules, consistent_assignments, pair_violates
+from icm_rm.data.tasks import ConsistencyRules, consistent_assignments, pair_violates
+from icm_rm.label.energy import build_structure, inconsistency, predictability, utility, violating_pairs
+from icm_rm.label.search import ICMSearch, SearchConfig
+from testkit.table_scorer import TableScorer
 
 
 def six_claim_pool():

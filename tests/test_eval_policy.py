@@ -35,7 +35,7 @@ def test_length_control_removes_a_pure_length_effect():
 
 
 def test_eval_policy_end_to_end_tiny(tmp_path):
-    from icm_rm.testing import save_tiny_model
+    from testkit.tiny_models import save_tiny_model
 
     ref = save_tiny_model(tmp_path / "ref", seed=0)
     pol = save_tiny_model(tmp_path / "pol", seed=1)

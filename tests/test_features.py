@@ -6,7 +6,7 @@ import torch
 
 from icm_rm.scoring.features import FeatureExtractor
 from icm_rm.scoring.tokens import true_false_token_ids
-from icm_rm.testing import tiny_llama, tiny_tokenizer
+from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
 TEXTS = ["Claim: Paris is in France.\nI think this claim is", "Claim: 2 + 2 = 5.\nI think this claim is",
          "Claim: The capital of Kenya is Nairobi, a city near the highlands.\nI think this claim is", "Claim: x",

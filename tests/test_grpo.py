@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from icm_rm.errors import ConfigError
+from icm_rm.infra.errors import ConfigError
 from rl.grpo import GRPOConfig, TRLRewardFunction, to_trl_args
 
 REWARD = {"type": "python", "function": "rl.rewards:substring_reward", "kwargs": {"text": " the", "scale": 0.25}}

@@ -1,4 +1,4 @@
-"""Process-memory helpers of icm_rm.io (the pipeline reports each stage's peak RSS with them)."""
+"""Process-memory helpers of icm_rm.infra.io (the pipeline reports each stage's peak RSS with them)."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ import pytest
 def test_peak_rss_measures_the_block_after_a_reset():
     import numpy as np
 
-    from icm_rm.io import peak_rss_mib, release_memory, reset_peak_rss
+    from icm_rm.infra.io import peak_rss_mib, release_memory, reset_peak_rss
 
     reset_peak_rss()
     before = peak_rss_mib()

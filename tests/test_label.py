@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from icm_rm.label import LabelConfig, run_label
-from icm_rm.search import SearchConfig
+from icm_rm.label.search import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
 
 
 def test_finished_run_is_reused_and_unfinished_needs_resume(tmp_path, tiny_model_dir):
-    from icm_rm.errors import UserError
+    from icm_rm.infra.errors import UserError
 
     cfg = tiny_cfg(tmp_path, tiny_model_dir)
     out = run_label(cfg)

@@ -5,7 +5,7 @@ import torch
 
 from icm_rm.scoring.likelihood import ResponseLikelihood
 from icm_rm.scoring.tokens import prefix_ids
-from icm_rm.testing import tiny_llama, tiny_tokenizer
+from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
 ITEMS = [("What is the capital of France?", "Paris."), ("2 + 2 = ?", "It is 5, clearly, as everyone knows."),
          ("Name a mammal.", "A whale is a mammal that lives in the sea and breathes air."), ("Hi", "")]

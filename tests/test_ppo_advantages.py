@@ -151,7 +151,7 @@ def test_token_logprobs_and_entropy():
 
 
 def test_batch_plan_and_errors():
-    from icm_rm.errors import ConfigError
+    from icm_rm.infra.errors import ConfigError
     from rl.ppo.config import BatchPlan, PPOConfig
 
     cfg = PPOConfig(model="m", prompts="p.jsonl", reward_model="x:y", rollout_batch_size=16, num_mini_batches=2,

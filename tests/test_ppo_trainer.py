@@ -95,7 +95,7 @@ def test_rm_with_another_tokenizer_lora_and_export(tiny_model_dir, prompts_file,
     from test_rl_rewards import save_tiny_rm
     from transformers import AutoModelForCausalLM
 
-    from icm_rm.errors import ConfigError
+    from icm_rm.infra.errors import ConfigError
     from rl.ppo import train_ppo
 
     rm = save_tiny_rm(tmp_path / "rm")

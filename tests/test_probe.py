@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 from icm_rm.data.records import Claim
-from icm_rm.scoring.probe import ProbeConfig, ProbeScorer, anchor_sign, twin_index
+from icm_rm.data.tasks import ConsistencyRules
+from icm_rm.label.search import ICMSearch, SearchConfig
+from icm_rm.scoring.probe import ProbeScorer
 from icm_rm.scoring.ridge import ridge_refit_predict
-from icm_rm.search import ICMSearch, SearchConfig
-from icm_rm.tasks import ConsistencyRules
+from icm_rm.scoring.settings import ProbeConfig
+from icm_rm.scoring.verdicts import anchor_sign, twin_index
 
 
 PURE = ProbeConfig(pca_dims=None, zero_shot_weight=0.0)  # the plain probe: mirror-symmetric, no hybrid term
@@ -122,7 +124,7 @@ def test_hybrid_term_adds_the_zero_shot_verdict_and_breaks_the_mirror_tie():
     hybrid = ProbeScorer(source, ProbeConfig(pca_dims=None, zero_shot_weight=0.5))
     q = list(range(len(claims)))
     _, z = source([c.text for c in claims])
-    from icm_rm.scoring.probe import zero_shot_signal
+    from icm_rm.scoring.verdicts import zero_shot_signal
 
     np.testing.assert_allclose(hybrid.loo_scores(claims, truth, q) - pure.loo_scores(claims, truth, q),
                                0.5 * zero_shot_signal(claims, z), atol=1e-12)

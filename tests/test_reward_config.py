@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from icm_rm.config import load_config
-from icm_rm.errors import ConfigError
+from icm_rm.infra.config import load_config
+from icm_rm.infra.errors import ConfigError
 from icm_rm.reward.config import RewardModelConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "rm"
@@ -68,7 +68,7 @@ def test_cross_field_checks_name_key_and_fix(kw, key, fix):
 
 
 def test_trainer_flags_pass_through_and_yaml_1_1_readings_are_undone():
-    from icm_rm.config import parse_config
+    from icm_rm.infra.config import parse_config
 
     cfg, _ = parse_config(RewardModelConfig, ["--trainer.learning_rate", "1e-4", "--trainer.num_train_epochs", "2",
                                               "--trainer.eval_strategy", "no", "--trainer.disable_tqdm", "no",
@@ -152,7 +152,7 @@ def test_holdout_split_is_deterministic_order_independent_and_keeps_prompts_toge
 
 def test_margin_column_is_scaled_and_required(tiny_tok):
     from icm_rm.data.preferences import PreferenceExample
-    from icm_rm.errors import InputError
+    from icm_rm.infra.errors import InputError
     from icm_rm.reward.data import tokenize_pairs
     from icm_rm.reward.format import encode_for_rm
 

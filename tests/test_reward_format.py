@@ -13,7 +13,7 @@ CONV_PROMPT = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def tok():
-    from icm_rm.testing import tiny_tokenizer
+    from testkit.tiny_models import tiny_tokenizer
 
     return tiny_tokenizer()
 
@@ -23,7 +23,7 @@ def bos_tok():
     """The tiny tokenizer made Llama-like: it prepends <s> on its own."""
     from tokenizers.processors import TemplateProcessing
 
-    from icm_rm.testing import tiny_tokenizer
+    from testkit.tiny_models import tiny_tokenizer
 
     t = tiny_tokenizer()
     t._tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", t.bos_token_id)])

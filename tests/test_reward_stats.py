@@ -9,17 +9,8 @@ import pytest
 
 from icm_rm.data.preferences import PreferenceExample
 from icm_rm.reward.evaluate import evaluate_rewards, markdown_report
-from icm_rm.reward.stats import (
-    accuracy_from_rewards,
-    bootstrap_ci,
-    ece,
-    pearson,
-    rankdata,
-    reliability_bins,
-    sigmoid,
-    spearman,
-    wilson_ci,
-)
+from icm_rm.reward.stats import (accuracy_from_rewards, bootstrap_ci, ece, pearson, rankdata, reliability_bins, sigmoid,
+                                 spearman, wilson_ci)
 
 
 def test_wilson_ci_textbook_values():
@@ -107,7 +98,7 @@ def test_markdown_side_by_side_table():
 
 
 def test_repeated_flags_become_one_list():
-    from icm_rm.config import parse_config
+    from icm_rm.infra.config import parse_config
     from icm_rm.reward.evaluate import EvalRMConfig
 
     cfg, _ = parse_config(EvalRMConfig, ["--model", "a", "--data", "x.json:trl", "--model=b", "--limit", "3"])

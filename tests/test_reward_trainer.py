@@ -217,7 +217,7 @@ def test_resume_continues_from_last_checkpoint(tiny_model_dir, toy_files, tmp_pa
 
 
 def test_finished_run_is_not_overwritten_without_overwrite(full_run, tiny_model_dir, toy_files):
-    from icm_rm.errors import UserError
+    from icm_rm.infra.errors import UserError
     from icm_rm.reward.trainer import train_reward_model
 
     cfg, _ = full_run

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from icm_rm.config import load_config, load_yaml
+from icm_rm.infra.config import load_config, load_yaml
 from rl.grpo import GRPOConfig
 from rl.ppo.config import PPOConfig
 

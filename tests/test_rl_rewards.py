@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import torch
 
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.infra.errors import ConfigError, UserError
 from rl.rewards import (HFRewardModel, HTTPRewardModel, MixReward, PythonReward, RewardSource, build_reward_source,
                         postprocess_scores, source_metrics)
 
@@ -17,7 +17,7 @@ def save_tiny_rm(path, vocab_size=300, mean=0.5, std=2.0, seed=1):
     """A seq-cls RM dir with its own (smaller) tokenizer and stored reward statistics."""
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from icm_rm.testing import tiny_tokenizer
+    from testkit.tiny_models import tiny_tokenizer
 
     tok = tiny_tokenizer(vocab_size)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from icm_rm.data.records import Claim
-from icm_rm.errors import UserError
-from icm_rm.scoring.base import zero_shot_scores
+from icm_rm.infra.errors import UserError
 from icm_rm.scoring.hf import HFScorer, plan_batches
 from icm_rm.scoring.naive import NaiveScorer
 from icm_rm.scoring.order import capped_orders
@@ -81,7 +80,7 @@ def bos_tokenizer():
     """The tiny tokenizer, made to add <s> at the start (and </s> at the end, which the prefix must drop)."""
     from tokenizers.processors import TemplateProcessing
 
-    from icm_rm.testing import tiny_tokenizer
+    from testkit.tiny_models import tiny_tokenizer
 
     tok = tiny_tokenizer()
     tok.backend_tokenizer.post_processor = TemplateProcessing(
@@ -211,12 +210,12 @@ def test_fast_runs_fewer_tokens_than_naive(tiny_model, tiny_tok):
 def test_zero_shot_is_batched_and_exact(tiny_model, tiny_tok, naive):
     claims, _, _ = make_pool(21, seed=9)
     fast = HFScorer(tiny_model, tiny_tok, batch_tokens=200)
-    np.testing.assert_allclose(zero_shot_scores(fast, claims), zero_shot_scores(naive, claims), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(fast.zero_shot(claims), naive.zero_shot(claims), atol=1e-4, rtol=0)
     assert 1 < fast.stats.forward_calls < len(claims)
 
 
 def test_context_longer_than_the_model_is_a_user_error(tiny_tok):
-    from icm_rm.testing import tiny_llama
+    from testkit.tiny_models import tiny_llama
 
     short = tiny_llama(tiny_tok, max_position_embeddings=64)
     claims, labels, _ = make_pool(12, seed=1, unlabeled=0.0)
@@ -227,7 +226,7 @@ def test_context_longer_than_the_model_is_a_user_error(tiny_tok):
 
 
 def test_bfloat16_close_to_naive(tiny_tok):
-    from icm_rm.testing import tiny_llama
+    from testkit.tiny_models import tiny_llama
 
     model = tiny_llama(tiny_tok).to(torch.bfloat16)
     claims, labels, _ = make_pool(10, seed=8)
@@ -257,7 +256,7 @@ def test_peft_wrapped_model(tiny_tok):
     """Iterative labeling scores with a LoRA-adapted model: the fast path must see the adapter too."""
     from peft import LoraConfig, get_peft_model
 
-    from icm_rm.testing import tiny_llama
+    from testkit.tiny_models import tiny_llama
 
     model = get_peft_model(tiny_llama(tiny_tok), LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
                                                             init_lora_weights=False)).eval()

@@ -7,6 +7,11 @@ import pytest
 import torch
 
 from icm_rm.data.records import Claim
+from icm_rm.infra.lm import load_causal_lm
+from icm_rm.infra.model_registry import is_cached
+from icm_rm.infra.models import resolve_model
+from icm_rm.scoring.hf import HFScorer
+from icm_rm.scoring.naive import NaiveScorer
 from icm_rm.scoring.order import loo_orders
 
 pytestmark = pytest.mark.slow
@@ -17,13 +22,8 @@ FACTS = [("France", "Paris", "Lyon"), ("Japan", "Tokyo", "Osaka"), ("Italy", "Ro
 
 def local_model(name: str, fallback: str) -> str:
     """A local dir for a registry model without downloading: the icm_rm cache, else a converted fallback dir."""
-    try:
-        from icm_rm.models import is_cached, resolve_model
-
-        if is_cached(name):
-            return resolve_model(name)
-    except ImportError:
-        pass
+    if is_cached(name):
+        return resolve_model(name)
     if Path(fallback).is_dir():
         return fallback
     pytest.skip(f"{name} is not cached (run `icm-rm models fetch {name}`) and {fallback} does not exist")
@@ -41,11 +41,7 @@ def pool(n: int, filler: str = "") -> tuple[list[Claim], list]:
 
 
 def check_fast_equals_naive(path: str, claims, labels, tol: float = 1e-4):
-    from icm_rm.scoring.hf import HFScorer
-    from icm_rm.scoring.lm import load_model
-    from icm_rm.scoring.naive import NaiveScorer
-
-    model, tok = load_model(path, "float32", "cpu")
+    model, tok = load_causal_lm(path, "float32", "cpu", set_pad_token=False, attn_implementation="sdpa")
     queries = list(range(len(claims)))
     reference = NaiveScorer(model, tok)
     fast = HFScorer(model, tok).loo_scores(claims, labels, queries)

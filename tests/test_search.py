@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from icm_rm.data.records import Claim, GoldLabels
-from icm_rm.energy import inconsistency
-from icm_rm.scoring.stub import TableScorer
-from icm_rm.search import ICMSearch, SearchConfig, SearchInterrupted, temperature
-from icm_rm.tasks import ConsistencyRules
+from icm_rm.data.tasks import ConsistencyRules
+from icm_rm.label.energy import inconsistency
+from icm_rm.label.search import ICMSearch, SearchConfig, SearchInterrupted, temperature
+from testkit.table_scorer import TableScorer
 
 
 def pair_pool(n_pairs: int, seed: int, bias: float, signal: float, noise: float):
@@ -131,7 +131,7 @@ def test_interrupt_and_resume_equals_uninterrupted(tmp_path, kill_at):
 
 
 def test_resume_refuses_a_different_pool(tmp_path):
-    from icm_rm.errors import UserError
+    from icm_rm.infra.errors import UserError
 
     claims, scorer, _ = claim_pool_with_truth(12, seed=5)
     state = tmp_path / "s.json"

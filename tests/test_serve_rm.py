@@ -37,7 +37,7 @@ def rm_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from icm_rm.testing import tiny_llama, tiny_tokenizer
+    from testkit.tiny_models import tiny_llama, tiny_tokenizer
 
     path = tmp_path_factory.mktemp("rm")
     tok = tiny_tokenizer()
@@ -56,7 +56,8 @@ def rm_dir(tmp_path_factory) -> Path:
 
 
 def _start(rm_dir: Path, **kw):
-    from rl.serve import ServeConfig, build_server
+    from rl.serve import build_server
+    from rl.serve_config import ServeConfig
 
     server = build_server(ServeConfig(model=str(rm_dir), port=0, device="cpu", **kw))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -141,7 +142,7 @@ def test_health(server):
 # ----------------------------------------------------------------------------------------------- auth and limits
 
 def test_unauthorized(server):
-    from icm_rm.errors import UserError
+    from icm_rm.infra.errors import UserError
     from rl.rewards import HTTPRewardModel
 
     payload = {"prompts": ["a"], "completions": ["b"]}
@@ -202,8 +203,8 @@ def test_refuses_public_bind_without_token(rm_dir):
 
 
 def test_public_host_rule():
-    from icm_rm.errors import UserError
-    from rl.serve import ServeConfig, check_bind, is_loopback
+    from icm_rm.infra.errors import UserError
+    from rl.serve_config import ServeConfig, check_bind, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("example.com")

@@ -16,7 +16,6 @@ _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+")
 _ANSWER_IS = re.compile(r"answer is\s*:?", re.IGNORECASE)
 _GSM8K_FINAL = re.compile(r"^####\s*(.*?)\s*$", re.MULTILINE)
 _A_LINE = re.compile(r"^A:\s*(.*?)\s*$", re.MULTILINE)
-_CALCULATOR = re.compile(r"<<[^<>]*>>")
 
 
 def normalize_text(text: str) -> str:
@@ -77,7 +76,3 @@ def model_solution_answer(solution: str) -> str | None:
     found = _A_LINE.findall(solution)
     return found[-1] if found else None
 
-
-def strip_calculator(text: str) -> str:
-    """Remove GSM8K calculator annotations: '16 - 3 = <<16-3=13>>13' → '16 - 3 = 13'."""
-    return _CALCULATOR.sub("", text)

@@ -13,12 +13,12 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError
-from ..tasks import QUESTION, Task
+from ..infra.errors import ConfigError
 from .answers import normalize_answer, normalize_text
 from .pairs import Content, LabeledPair, PairSource, place, same_content, split_transcripts
 from .readers import Row, read_rows
 from .records import COMPARISON_KEYS, Claim, ClaimSet, GoldLabels, PreferencePair
+from .tasks import QUESTION, Task
 
 CLAIM_FIELDS = ("id", "text", "statement", "question", "answer", "solution", "group", "key", "label")
 PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "response_a", "response_b", "label", "margin")
@@ -162,8 +162,3 @@ def read_pair_source(path: str, fields: Mapping[str, str] | None = None, name: s
         else:
             raise row.error("chosen", "missing field (need prompt/chosen/rejected or prompt/response_a/response_b)")
     return source
-
-
-def read_pairs(path: str, task: Task, fields: Mapping[str, str] | None = None, name: str | None = None) -> ClaimSet:
-    """A generic pair file → ClaimSet with `pairs` and the two ordering claims of each pair."""
-    return read_pair_source(path, fields, name).claimset(task)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..tasks import GSM8K
 from .answers import NO_ANSWER, gsm8k_reference_answer, model_solution_answer, normalize_answer
 from .readers import Row, read_rows
 from .records import Claim, ClaimSet, GoldLabels
+from .tasks import GSM8K
 
 SOLUTION_MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
+from ..infra.errors import InputError
 from .pairs import LabeledPair, PairSource, place, split_transcripts
 from .readers import read_rows
 

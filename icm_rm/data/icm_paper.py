@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..tasks import GSM8K, TRUTHFULQA
 from .answers import NO_ANSWER, answer_after_marker, normalize_answer, normalize_text
 from .pairs import LabeledPair, PairSource, place, same_content
 from .readers import Row, read_rows
 from .records import Claim, ClaimSet, GoldLabels
+from .tasks import GSM8K, TRUTHFULQA
 
 
 def icm_truthfulqa(path: str | Path) -> ClaimSet:

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tasks import Task, render_content
 from .records import ClaimSet, GoldLabels, PreferencePair
+from .tasks import Task, render_content
 
 ASSISTANT_TURN = "\n\nAssistant:"
 Content = str | list[dict]

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, InputError
-from ..io import atomic_write_jsonl
+from ..infra.errors import ConfigError, InputError
+from ..infra.io import atomic_write_jsonl
 from .fgrlhf import fgrlhf_source
 from .generic import read_pair_source
 from .hh_rlhf import hh_rlhf_source

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..infra.errors import InputError
 
 FILE_FORMATS = ("jsonl", "json", "csv")
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -9,6 +9,18 @@ from types import MappingProxyType
 from typing import Any
 
 COMPARISON_KEYS = ("A>B", "B>A")
+Content = str | list[dict]  # a string, or chat messages {"role", "content"}
+
+
+def render_messages(messages: Sequence[Mapping[str, Any]], *, capitalize: bool = True) -> str:
+    """Template-free text of chat messages, one `Role: content` line per message: the one flattener of messages
+    into plain text (claim texts, response likelihoods, RM texts and raw policy prompts without a chat template;
+    policy prompts keep the role as written, `capitalize=False`)."""
+    def role(m: Mapping[str, Any]) -> str:
+        r = str(m.get("role", "user"))
+        return r.capitalize() if capitalize else r
+
+    return "\n".join(f"{role(m)}: {m.get('content', '')}" for m in messages)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..errors import ConfigError, InputError
-from ..tasks import ALPACA, GSM8K, HH_RLHF, QA_FEEDBACK, TRUTHFULQA, TRUTHFULQA_PREFERENCE, Task
+from ..infra.errors import ConfigError, InputError
+from . import builtin
 from .fgrlhf import fgrlhf_source
 from .generic import GENERIC_CLAIMS, read_claims, read_pair_source
 from .gsm8k import gsm8k_solutions
@@ -23,6 +23,8 @@ from .icm_paper import icm_gsm8k, icm_pair_source, icm_truthfulqa
 from .pairs import PairSource
 from .readers import read_rows
 from .records import ClaimSet
+from .task_registry import get_task
+from .tasks import ALPACA, GSM8K, HH_RLHF, QA_FEEDBACK, TRUTHFULQA, TRUTHFULQA_PREFERENCE, Task
 from .truthfulqa import AnswerStats, truthfulqa_csv
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,6 @@ def load_claimset(format: str, path: str | None, *, task: str | Task | None = No
 def _load(format: str, path: str | None, task: str | Task | None, limit_groups: int | None, seed: int,
           fields: Mapping[str, str] | None) -> ClaimSet:
     if format == "builtin":
-        from . import builtin  # another module's job; imported only when asked for
-
         name = task if isinstance(task, str) else path
         if not name:
             raise ConfigError("task", "the builtin format needs a task name (e.g. task: <name>)")
@@ -115,8 +115,6 @@ def _task(task: str | Task | None, default: Task, kind: str | None = None) -> Ta
     if task is None:
         return default
     if isinstance(task, str):
-        from ..tasks import get_task
-
         task = get_task(task)
     if kind is not None and task.kind != kind:
         raise ConfigError("task", f"task '{task.name}' is for {task.kind}, but this format yields {kind}")

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..tasks import TRUTHFULQA
 from .answers import normalize_text
 from .readers import Row, read_rows
 from .records import Claim, ClaimSet, GoldLabels
+from .tasks import TRUTHFULQA
 
 
 @dataclass

@@ -10,15 +10,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..cli import run_main
-from ..config import parse_config
+from ..infra.config import parse_config
+from ..infra.runner import run_main
 from .config import RewardModelConfig
+from .trainer import train_reward_model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, _ = parse_config(RewardModelConfig, argv, prog="icm-rm train-rm")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .trainer import train_reward_model
 
     train_reward_model(cfg)
     return 0

@@ -9,8 +9,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import cfg_field
-from ..errors import ConfigError
+from ..infra.config import cfg_field
+from ..infra.errors import ConfigError
+from .data import infer_label_source
 
 DEFAULT_MODEL = "smollm2-135m"
 LABEL_SOURCES = ("icm", "gold", "human", "random", "other")
@@ -93,8 +94,6 @@ class RewardModelConfig:
         self.trainer = coerce_trainer_values(self.trainer)
         # Resolved here so config.yaml records them: switching train_data (ICM → gold) switches the run dir too.
         if self.label_source is None:
-            from .data import infer_label_source
-
             self.label_source = infer_label_source(self.train_data)
         if self.output_dir is None:
             self.output_dir = f"runs/rm/{self.label_source}"

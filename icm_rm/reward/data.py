@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..infra.errors import InputError
 from .format import encode_for_rm
 
 logger = logging.getLogger(__name__)
 
 from ..data.preferences import PREFERENCE_FORMATS
+from ..data.preferences import load_preferences
 
 FORMATS = ("auto", *PREFERENCE_FORMATS)
 _HUMAN_FORMATS = tuple(f for f in PREFERENCE_FORMATS if f != "trl")
@@ -32,8 +33,6 @@ def split_spec(spec: str) -> tuple[str, str]:
 def load_pairs(spec: str, limit: int | None = None):
     """Read a preference file (any format `load_preferences` knows) → `PreferenceSet`; a missing file is an
     InputError naming it."""
-    from ..data.preferences import load_preferences
-
     path, fmt = split_spec(spec)
     if not Path(path).exists():
         head, sep, tail = path.rpartition(":")

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import run_main
-from ..config import cfg_field, parse_config
-from ..errors import ConfigError
-from ..io import atomic_write_json, atomic_write_text, check_writable, mark_complete, save_figure, write_run_json
+from ..infra.config import cfg_field, parse_config
+from ..infra.errors import ConfigError
+from ..infra.io import atomic_write_json, atomic_write_text, check_writable, mark_complete, save_figure, write_run_json
+from ..infra.runner import run_main
 from .data import load_pairs, split_spec
 from .format import response_text
+from .scoring import RewardModel, check_rm_dir
 from .stats import accuracy_from_rewards, bootstrap_ci, ece, pearson, reliability_bins, sigmoid, spearman, wilson_ci
 
 __all__ = ["EvalRMConfig", "evaluate_rewards", "run_eval", "main", "wilson_ci", "bootstrap_ci",
@@ -136,8 +137,6 @@ def display_names(paths: Sequence[str], generic: set[str] = frozenset({"model"})
 
 def run_eval(cfg: EvalRMConfig, progress: bool = True) -> dict:
     """Score every dataset with every RM; returns the eval_rm.json document."""
-    from .scoring import RewardModel, check_rm_dir
-
     for path in cfg.model:  # fail before any scoring
         check_rm_dir(path)
     datasets = [load_pairs(spec, limit=cfg.limit) for spec in cfg.data]

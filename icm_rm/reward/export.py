@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_json, atomic_write_text
+from ..infra.io import atomic_write_json, atomic_write_text
+from .scoring import RewardModel
 from .stats import accuracy_from_rewards
 
 
@@ -118,8 +119,6 @@ def model_card(info: dict, stats: HeldOutStats) -> str:
 def finalize_export(model_dir: str | Path, eval_examples: Sequence, info: dict, batch_size: int = 16,
                     progress: bool = True) -> HeldOutStats:
     """Score the held-out pairs with the *exported* model, then write the reward stats and the model card."""
-    from .scoring import RewardModel
-
     with zero3_init_disabled():
         rm = RewardModel.from_pretrained(model_dir)
     chosen, rejected = rm.score_pairs(eval_examples, batch_size=batch_size, progress=progress,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-Content = str | list[dict]
+from ..data.records import Content, render_messages
 
 SEPARATOR = "\n"
 
@@ -30,11 +30,6 @@ def as_messages(x: Content, role: str) -> list[dict]:
     return list(x) if is_conversational(x) else [{"role": role, "content": str(x)}]
 
 
-def render_messages(messages: list[dict]) -> str:
-    """Template-free rendering: one `Role: content` line per message."""
-    return "".join(f"{str(m['role']).capitalize()}: {m['content']}\n" for m in messages)
-
-
 def format_for_rm(tokenizer, prompt: Content, response: Content) -> str:
     """The text a reward model scores for `response` to `prompt` (see the module docstring for the rule)."""
     if is_conversational(prompt) or is_conversational(response):
@@ -42,7 +37,7 @@ def format_for_rm(tokenizer, prompt: Content, response: Content) -> str:
         if getattr(tokenizer, "chat_template", None):
             text = tokenizer.apply_chat_template(messages, tokenize=False)
         else:
-            text = render_messages(messages) + (tokenizer.eos_token or "")
+            text = render_messages(messages) + "\n" + (tokenizer.eos_token or "")
     else:
         prompt, response = str(prompt), str(response)
         sep = "" if not prompt or prompt[-1:].isspace() or response[:1].isspace() else SEPARATOR

@@ -13,14 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..infra.device import resolve_device
+from ..infra.errors import UserError
 from .format import Content, format_for_rm
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_rm_dir(path: str | Path) -> Path:
@@ -44,7 +39,7 @@ def load_rm_model(path: str | Path, device: str | None = None, dtype=None):
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device or default_device()).eval(), tokenizer
+    return model.to(resolve_device(device)).eval(), tokenizer
 
 
 class RewardModel:

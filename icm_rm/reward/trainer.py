@@ -13,11 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import save_config
-from ..errors import ConfigError, UserError
-from ..io import COMPLETE_MARKER, check_writable, is_complete, last_complete_checkpoint, mark_complete, write_run_json
+from ..infra.config import save_config
+from ..infra.errors import ConfigError, UserError
+from ..infra.io import (COMPLETE_MARKER, check_writable, is_complete, last_complete_checkpoint, mark_complete,
+                        write_run_json)
+from ..infra.models import resolve_model
 from .config import RewardModelConfig
 from .data import Tokenized, holdout_split, load_pairs, to_dataset, tokenize_pairs
+from .export import finalize_export, merge_lora
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +46,13 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------------ building blocks
 
 def resolve_base(name: str) -> str:
-    """A local checkpoint dir as is; otherwise a default-model name through the registry (`icm_rm.models`)."""
+    """A local checkpoint dir as is; otherwise a default-model name through the registry (`icm_rm.infra.models`)."""
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ConfigError("model", f"{path} is not a Hugging Face model dir (no config.json); pass a checkpoint "
                                        "saved with save_pretrained or a default-model name")
         return str(path)
-    try:
-        from ..models import resolve_model
-    except ImportError:
-        raise ConfigError("model", f"'{name}' is not a local model dir and the model registry (icm_rm.models) is "
-                                   "unavailable; pass a checkpoint dir") from None
     return str(resolve_model(name))
 
 
@@ -248,8 +246,6 @@ def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) ->
 def finish(cfg: RewardModelConfig, s: Setup, model_dir: Path, metrics: dict, final_dir: Path | None = None) -> dict:
     """Main process: score the held-out pairs with the exported RM → reward stats in config.json + model card (which
     names `final_dir`, where the RM will live)."""
-    from .export import finalize_export
-
     final_dir = final_dir or model_dir
     stats = finalize_export(model_dir, s.data.eval, _card_info(cfg, s.base, s.data, metrics, final_dir),
                             batch_size=cfg.score_batch_size)
@@ -270,8 +266,6 @@ def export(trainer, cfg: RewardModelConfig, base: str, tokenizer) -> Path:
     if cfg.use_lora:
         trainer.save_model(str(out / "adapter"))
         if trainer.is_world_process_zero():
-            from .export import merge_lora
-
             dtype = (cfg.trainer.get("model_init_kwargs") or {}).get("dtype")
             merge_lora(base, out / "adapter", model_dir, tokenizer, dtype=_torch_dtype(dtype))
     else:

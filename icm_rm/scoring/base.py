@@ -1,21 +1,30 @@
-"""The Scorer protocol: log-odds s_i = log P(True) − log P(False) of claim i given a context of labeled demos.
+"""The Scorer interface: everything the label stage asks of a model, so it never asks a scorer's name.
 
-Every scorer answers one question: for each query claim i, its score when *every other labeled claim* is in context
-(leave-one-out for labeled claims; "all labeled claims" for unlabeled ones). Labels are True/False/None (unlabeled:
-contributes no demonstration). With every label None this is zero-shot scoring.
+The core is one question: for each query claim i, its log-odds s_i = log P(True) − log P(False) when *every other
+labeled claim* is in context (leave-one-out for labeled claims; "all labeled claims" for unlabeled ones). Labels are
+True/False/None (unlabeled: contributes no demonstration); with every label None this is zero-shot scoring.
+Around it the label stage reads the LM's own zero-shot verdicts (baselines, sign anchoring, chains started from
+them), the variant the random-/golden-label baselines train, a pre-flight check of the pool, work counters, and —
+for iterative labeling — a copy of the scorer on a fine-tuned model. Defaults fit an in-context scorer; a new
+scorer subclasses `Scorer`, implements `loo_scores` and `build`, and is one line in `registry.SCORERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..data.records import Claim
+from ..data.records import Claim, ClaimSet
+from ..infra.errors import UserError
+from .settings import ScorerSettings
+from .verdicts import zero_shot_signal
 
 Label = bool | None
+Prior = Callable[[Sequence[Claim]], np.ndarray]  # claims → raw per-claim signal (NaN where it has none)
 
 DEFAULT_CLAMP = 11.5  # ≈ −log 1e-5, the released code's floor on each side's probability mass
 
@@ -35,23 +44,56 @@ class ScorerStats:
                 "cache_hits": self.cache_hits, **self.extra}
 
 
-@runtime_checkable
-class Scorer(Protocol):
-    """What the ICM search needs from a model."""
+class Scorer(ABC):
+    """A model as the ICM search and the label stage see it."""
 
-    name: str
+    name: ClassVar[str] = "scorer"  # part of the search's resume fingerprint
+    summary: ClassVar[str] = ""  # one line for `--help` and the docs
+    finetunable: ClassVar[bool] = False  # iterative labeling can fine-tune it (`model`, `tokenizer`, `rebuilt`)
     stats: ScorerStats
+    prior: Prior | None = None  # pair pools: the LM's response log-likelihood per claim (`likelihood.py`)
+    model: Any = None  # the in-process LM, where there is one
+    tokenizer: Any = None
 
+    @classmethod
+    def build(cls, settings: ScorerSettings, pool: ClaimSet) -> Scorer:
+        """This scorer from the label config's scorer fields, for `pool` (whose pairs a prior may need); what
+        `registry.build_scorer` calls."""
+        raise NotImplementedError(f"{cls.__name__} has no build(): it cannot be registered as a label scorer")
+
+    @abstractmethod
     def loo_scores(self, claims: Sequence[Claim], labels: Sequence[Label], queries: Sequence[int]) -> np.ndarray:
         """Scores of `claims[q]` for q in `queries`, each with context = demos of all labeled claims except q,
         in the canonical order of `icm_rm.scoring.order`. Returns float64 array aligned with `queries`."""
-        ...
 
+    def zero_shot(self, claims: Sequence[Claim]) -> np.ndarray:
+        """The LM's True/False log-odds per claim with nothing in context."""
+        return self.loo_scores(claims, [None] * len(claims), list(range(len(claims))))
 
-def zero_shot_scores(scorer: Scorer, claims: Sequence[Claim]) -> np.ndarray:
-    """Scores with an empty context (every label None)."""
-    return scorer.loo_scores(claims, [None] * len(claims), list(range(len(claims))))
+    def zero_shot_verdicts(self, claims: Sequence[Claim]) -> dict[str, np.ndarray]:
+        """Every zero-shot verdict this scorer has, by kind (positive = True): `tf` (the True/False log-odds) and,
+        with a prior, `likelihood` (on swapped pairs the within-pair response-likelihood comparison)."""
+        out = {"tf": np.asarray(self.zero_shot(claims), dtype=np.float64)}
+        if self.prior is not None:
+            out["likelihood"] = zero_shot_signal(claims, self.prior(claims))
+        return out
 
+    def sign_verdict(self, claims: Sequence[Claim]) -> np.ndarray | None:
+        """Per-claim verdicts that choose between a labeling and its mirror image when the energy cannot tell them
+        apart; None when the scores already fix the sign (in-context scorers)."""
+        return None
 
-def clamp_scores(s: np.ndarray, bound: float) -> np.ndarray:
-    return np.clip(s, -bound, bound)
+    def baseline(self) -> Scorer:
+        """The scorer the random- and golden-label baselines train (in-context scorers: this one)."""
+        return self
+
+    def check_pool(self, claims: Sequence[Claim]) -> None:
+        """Refuse (UserError, one line) a pool this scorer cannot read, before anything is written."""
+
+    def work_stats(self) -> dict:
+        """Work counters for reports, including forward passes outside `loo_scores` (e.g. feature extraction)."""
+        return self.stats.as_dict()
+
+    def rebuilt(self, model: Any) -> Scorer:
+        """The same scorer on `model` (iterative labeling's fine-tuned labeler)."""
+        raise UserError(f"the {self.name} scorer cannot be fine-tuned between batches; use scorer icl or naive")

@@ -1,18 +1,26 @@
 """Hidden-state features for the probe scorer: the last-token state of every layer for a claim prompt, plus the
-LM's zero-shot True/False log-odds from the same forward. Computed once per (model, text) and cached on disk."""
+LM's zero-shot True/False log-odds from the same forward. Computed once per (model, text) and cached on disk.
+
+A `FeatureSource` is what the probe reads: texts → (features (n, d), zero-shot log-odds (n,)). `LayerFeatures` is
+one layer of a `FeatureExtractor` (the label stage's source); `FunctionFeatures` wraps a plain function (tests,
+benchmarks)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..io import atomic_write_bytes
-from .tokens import prefix_ids, right_pad, true_false_token_ids  # the shared token contract
+from ..data.records import Claim
+from ..infra.errors import UserError
+from ..infra.io import atomic_write_bytes
+from ..infra.lm import right_pad
+from .tokens import prefix_ids, true_false_token_ids
 
 
 def model_fingerprint(model) -> str:
@@ -31,8 +39,6 @@ class FeatureExtractor:
 
     def __init__(self, model, tokenizer, *, cache_dir: str | Path | None = None, batch_size: int = 16,
                  clamp: float = 11.5, show_progress: bool = True):
-        from ..errors import UserError
-
         self.model, self.tokenizer = model, tokenizer
         self.batch_size, self.clamp, self.show_progress = batch_size, clamp, show_progress
         try:
@@ -67,8 +73,6 @@ class FeatureExtractor:
     def _store(self, k: str, h: np.ndarray, z: float) -> None:
         self._mem[k] = (h, z)
         if self.cache_dir is not None:
-            import io
-
             buf = io.BytesIO()
             np.savez(buf, h=h, z=np.float64(z))
             atomic_write_bytes(self.cache_dir / k[:2] / f"{k}.npz", buf.getvalue())
@@ -108,3 +112,53 @@ class FeatureExtractor:
             for (k, _), h, zz in zip(batch, states.float().cpu().numpy(), z.cpu().numpy()):
                 self._store(k, h, float(zz))
 
+
+class FeatureSource:
+    """texts → (features (n, d), zero-shot True/False log-odds (n,)), plus what a report or a pre-flight check asks."""
+
+    forward_tokens: int = 0  # tokens run through a model to make features
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def check_claims(self, claims: Sequence[Claim]) -> None:
+        """Refuse claims this source cannot read (UserError)."""
+
+
+class FunctionFeatures(FeatureSource):
+    """A plain function as a source (no model behind it: nothing to check, no tokens counted)."""
+
+    def __init__(self, fn: Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]):
+        self.fn = fn
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.fn(texts)
+
+
+class LayerFeatures(FeatureSource):
+    """One hidden layer of a `FeatureExtractor`: the label stage's probe features."""
+
+    def __init__(self, extractor: FeatureExtractor, layer: int):
+        self.extractor, self.layer = extractor, layer
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        states, z = self.extractor.get(texts)
+        return states[:, self.layer], z
+
+    @property
+    def forward_tokens(self) -> int:
+        return self.extractor.forward_tokens
+
+    def check_claims(self, claims: Sequence[Claim]) -> None:
+        """The probe reads each claim alone: one longer than the model's positions would give a meaningless state,
+        so it is refused up front (the in-context scorers refuse an over-long context when they meet it)."""
+        model, tokenizer = self.extractor.model, self.extractor.tokenizer
+        limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+        if not limit:
+            return
+        extra = len(prefix_ids(tokenizer))
+        lengths = tokenizer([c.text for c in claims], add_special_tokens=False).input_ids
+        for c, ids in zip(claims, lengths):
+            if extra + len(ids) > limit:
+                raise UserError(f"claim '{c.id}': {extra + len(ids)} tokens, more than the model's {limit} positions; "
+                                "shorten that text (or drop it), or use a model with a longer context")

@@ -21,15 +21,17 @@ import hashlib
 from array import array
 from collections.abc import Sequence
 from itertools import accumulate
-from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..data.records import Claim
-from .base import DEFAULT_CLAMP, Label, ScorerStats
+from .base import DEFAULT_CLAMP, Label, Prior, ScorerStats
+from .incontext import InContextScorer
 from .kv import KVRows, gather
-from .lm import CausalLMRunner, load_model
+from .lm import CausalLMRunner
 from .order import active_items, context_orders, split_point
+from .settings import ScorerSettings
 from .tokens import TokenCache, check_context_length
 
 
@@ -84,31 +86,33 @@ def plan_batches(lengths: Sequence[int], overhead_tokens: float) -> list[list[in
     return out[::-1]
 
 
-class HFScorer:
+class HFScorer(InContextScorer):
     """Exact LOO in-context log-odds from a transformers causal LM, sharing KV-cache prefixes across queries."""
 
     name = "hf"
+    summary = "many-shot in-context log-odds, exact LOO with KV-cache prefix sharing"
 
     def __init__(self, model, tokenizer, clamp: float = DEFAULT_CLAMP, max_demos: int | None = None,
                  kv_budget_mb: float | None = None, block_items: int = 32, batch_tokens: int = 4096,
-                 cache_entries: int = 1_000_000, forward_overhead_tokens: float | None = None):
+                 cache_entries: int = 1_000_000, forward_overhead_tokens: float | None = None,
+                 prior: Prior | None = None):
         """kv_budget_mb bounds the batched KV cache of a breadth-first leaf block (default 1024 on CPU, a quarter of
         the free memory on CUDA, where fewer, larger forwards win); block_items caps its size;
         batch_tokens bounds a padded batch (rows × length) for capped / zero-shot scoring;
         forward_overhead_tokens prices one extra forward in padded tokens when splitting a level into batches
-        (default 64 on CPU, 4096 on an accelerator, where a forward's fixed cost dwarfs a token's)."""
-        self.model, self.tokenizer = model, tokenizer
+        (default 64 on CPU, 4096 on an accelerator, where a forward's fixed cost dwarfs a token's);
+        prior: the zero-shot likelihood verdict on pair pools (`likelihood.pair_prior`)."""
+        self.model, self.tokenizer, self.prior = model, tokenizer, prior
         self.clamp, self.max_demos = clamp, max_demos
         self.block_items, self.batch_tokens = block_items, batch_tokens
         self.stats = ScorerStats()
         self.tokens = TokenCache(tokenizer)
         self.runner = CausalLMRunner(model, tokenizer, self.stats)
         self.scores = ScoreCache(cache_entries)
+        self.kv_budget_request = kv_budget_mb  # as asked (None: sized from the device), for a rebuilt copy
         if kv_budget_mb is None:
             kv_budget_mb = 1024.0
             if self.runner.device.type == "cuda":
-                import torch
-
                 kv_budget_mb = max(kv_budget_mb, torch.cuda.mem_get_info(self.runner.device)[0] / 4 / 2**20)
         self.kv_budget_mb = kv_budget_mb
         if forward_overhead_tokens is None:
@@ -116,10 +120,11 @@ class HFScorer:
         self.forward_overhead_tokens = forward_overhead_tokens
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, dtype: str = "float32", device: str | None = None,
-                        **kw) -> "HFScorer":
-        model, tokenizer = load_model(name_or_path, dtype, device)
-        return cls(model, tokenizer, **kw)
+    def settings_kwargs(cls, settings: ScorerSettings) -> dict:
+        return {**super().settings_kwargs(settings), "kv_budget_mb": settings.kv_budget_mb}
+
+    def rebuild_kwargs(self) -> dict:
+        return {**super().rebuild_kwargs(), "kv_budget_mb": self.kv_budget_request}
 
     def clear_cache(self) -> None:
         self.scores.clear()

@@ -7,14 +7,16 @@ of the probe scorer on pairs (which cannot tell a labeling from its mirror image
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 
-from ..data.records import Claim, PreferencePair
-from ..tasks import render_content
-from .tokens import prefix_ids, right_pad
+from ..data.records import Claim, ClaimSet, PreferencePair
+from ..data.tasks import render_content
+from ..infra.lm import right_pad
+from .tokens import prefix_ids
 
 
 class ResponseLikelihood:
@@ -74,3 +76,11 @@ class ResponseLikelihood:
         if items:
             out[where] = self.mean_logprobs(items)
         return out
+
+
+def pair_prior(model, tokenizer, pool: ClaimSet) -> Callable[[Sequence[Claim]], np.ndarray] | None:
+    """An in-process scorer's prior on a pair pool: each claim's response log-likelihood under the labeler (the
+    zero-shot likelihood baseline; the probe's hybrid term and sign). None for claim pools."""
+    if not pool.is_pairwise:
+        return None
+    return partial(ResponseLikelihood(model, tokenizer).claim_signal, pairs=pool.pairs)

@@ -1,4 +1,4 @@
-"""Running a transformers causal LM for scoring: loading, exact attention masks, the True/False log-odds head.
+"""Running a transformers causal LM for scoring: exact attention masks and the True/False log-odds head.
 
 Masks are built here from per-slot positions and validity (see `kv.KVRows`): a query attends to real slots at
 positions ≤ its own and, in sliding-window layers, within the window measured in *positions*, not cache indices, so
@@ -7,42 +7,13 @@ padding anywhere in a batched cache and sliding-window models past their window 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from ..errors import ConfigError, UserError
+from ..infra.errors import UserError
 from .base import ScorerStats
 from .tokens import tokenizer_name, true_false_token_ids
 
-DTYPES = ("float32", "bfloat16", "float16")
 _MASKED_TYPES = ("full_attention", "sliding_attention")
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_model(name_or_path: str | Path, dtype: str = "float32", device: str | None = None):
-    """(model, tokenizer) from a registry name (via `icm_rm.models.resolve_model` when present) or a local dir."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if dtype not in DTYPES:
-        raise ConfigError("dtype", f"unknown dtype '{dtype}'; choose one of: {', '.join(DTYPES)}")
-    path = _resolve(str(name_or_path), dtype)
-    if not Path(path).is_dir():
-        raise UserError(f"model '{name_or_path}' not found: not a registry name and not a local model directory")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa")
-    return model.to(device or default_device()).eval(), tokenizer
-
-
-def _resolve(name_or_path: str, dtype: str) -> str:
-    try:
-        from ..models import resolve_model
-    except ImportError:
-        return name_or_path
-    return resolve_model(name_or_path, dtype=dtype)
 
 
 class CausalLMRunner:

@@ -7,38 +7,32 @@ against it to float tolerance.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.records import Claim
-from .base import DEFAULT_CLAMP, Label, ScorerStats
+from .base import DEFAULT_CLAMP, Label, Prior, ScorerStats
+from .incontext import InContextScorer
 from .order import context_orders
 from .tokens import TokenCache, check_context_length, log_odds, true_false_token_ids
 
 
-class NaiveScorer:
+class NaiveScorer(InContextScorer):
     """Exact leave-one-out log-odds, each query's full context run from scratch."""
 
     name = "naive"
+    summary = "many-shot in-context log-odds, one forward per query (the reference; slow)"
 
-    def __init__(self, model, tokenizer, clamp: float = DEFAULT_CLAMP, max_demos: int | None = None):
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, model, tokenizer, clamp: float = DEFAULT_CLAMP, max_demos: int | None = None,
+                 prior: Prior | None = None):
+        self.model, self.tokenizer, self.prior = model, tokenizer, prior
         self.clamp, self.max_demos = clamp, max_demos
         self.stats = ScorerStats()
         self.tokens = TokenCache(tokenizer)
         self.t_ids, self.f_ids = true_false_token_ids(tokenizer)
         self.device = next(model.parameters()).device
         self.max_positions = getattr(model.config.get_text_config(), "max_position_embeddings", None)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, dtype: str = "float32", device: str | None = None,
-                        **kw) -> "NaiveScorer":
-        from .lm import load_model
-
-        model, tokenizer = load_model(name_or_path, dtype, device)
-        return cls(model, tokenizer, **kw)
 
     def context_ids(self, claims: Sequence[Claim], labels: Sequence[Label], q: int, demos: Sequence[int]) -> list[int]:
         """Input ids for query q with demonstrations `demos` (pool indices, in order)."""

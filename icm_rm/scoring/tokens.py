@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import UserError
-from ..tasks import demo_text
+from ..data.tasks import demo_text
+from ..infra.errors import UserError
 
 _TF_CACHE: dict[int, tuple[object, tuple[list[int], list[int]]]] = {}
 
@@ -96,14 +96,3 @@ def check_context_length(claim_id: str, n_tokens: int, max_positions: int | None
     if max_positions is not None and n_tokens > max_positions:
         raise UserError(f"claim '{claim_id}': its context is {n_tokens} tokens, more than the model's "
                         f"{max_positions} positions; set max_demos to cap the demonstrations per query")
-
-
-def right_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists → (input_ids [B, T], attention_mask [B, T]), right-padded with `pad_id`."""
-    width = max(map(len, seqs))
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, :len(s)] = torch.tensor(list(s), dtype=torch.long)
-        mask[r, :len(s)] = 1
-    return ids, mask

@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
-from icm_rm.io import atomic_write_text
+from icm_rm.infra.io import atomic_write_text
 
 CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d+)$")

@@ -1,69 +1,57 @@
-"""`PPOConfig`: every PPO field with its help (the YAML files in configs/ppo/ mirror it), and `BatchPlan`, the batch
-sizes derived from the config and the world size (logged once, never written back into the config)."""
+"""`PPOConfig`: every PPO field with its help (the YAML files in configs/ppo/ mirror it; the fields GRPO shares live in
+`rl/config.py`), and `BatchPlan`, the batch sizes derived from the config and the world size (logged once, never
+written back into the config)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
-from icm_rm.config import cfg_field
-from icm_rm.errors import ConfigError
+from icm_rm.infra.config import cfg_field
+from icm_rm.infra.errors import ConfigError
+
+from ..config import PolicyTrainingConfig
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(PolicyTrainingConfig):
     """Train a causal-LM policy with PPO against a reward source (RM dir, HTTP RM, Python function or a mix)."""
 
-    # ---------------------------------------------------------------- models
+    MODEL_FIELDS: ClassVar[tuple[str, ...]] = ("model", "tokenizer", "ref_model", "value_model")
+
+    # ---------------------------------------------------------------- shared fields with PPO's own defaults or help
     model: str = cfg_field("", "Policy to start from: an HF causal-LM directory (also the reference and, by default, "
                                "the value backbone).")
-    tokenizer: str | None = cfg_field(None, "Tokenizer directory for the policy; default: the `model` directory.")
+    num_steps: int = cfg_field(200, "PPO steps (each: rollout → score → advantages → ppo_epochs of updates).")
+    temperature: float = cfg_field(0.7, "Sampling temperature; log-probabilities are computed at the same temperature.")
+    learning_rate: float = cfg_field(3e-6, "AdamW learning rate of the policy.")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = cfg_field(
+        "linear", "Learning-rate schedule over all optimizer steps, after warmup.", choices=("constant", "linear", "cosine"))
+    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip (policy and value together).")
+    lora: bool = cfg_field(False, "Train LoRA adapters (peft) on the policy and value models; the reference is the policy "
+                                  "with its adapter disabled. The exported policy is merged.")
+    output_dir: str = cfg_field("runs/ppo", "Run directory: policy/, checkpoints/, tensorboard/, metrics.jsonl, "
+                                            "training.png, run.json.")
+    save_steps: int = cfg_field(50, "Checkpoint every N PPO steps (0 = only at the end).")
+    resume: bool = cfg_field(False, "Continue from the newest checkpoint in output_dir/checkpoints.")
+    # ---------------------------------------------------------------- models
     ref_model: str | None = cfg_field(None, "Reference policy for the KL penalty; default: a frozen copy of `model` "
                                             "(with lora: the policy with its adapter disabled).")
     value_model: str | None = cfg_field(None, "Value-model init: null = the policy backbone + a new scalar head; a "
                                               "seq-cls directory (e.g. the RM dir) or 'reward_model' to start from the RM "
                                               "(its tokenizer must match the policy's).")
-    mixed_precision: Literal["no", "bf16", "fp16"] = cfg_field("no", "Autocast precision (accelerate).",
-                                                                choices=("no", "bf16", "fp16"))
-    # ---------------------------------------------------------------- reward
-    reward_model: str | None = cfg_field(None, "Reward source in one string: an RM directory, an http(s) URL of an RM "
-                                               "server, or 'module:function' / 'file.py:function'.")
-    reward: dict | None = cfg_field(None, "Reward source as a mapping (wins over reward_model), e.g. {type: mix, "
-                                          "sources: [{type: hf, path: DIR, weight: 0.5}, ...]}; see rl/rewards.py.")
-    normalize_reward: bool = cfg_field(True, "Normalise HF RM scores with the reward_mean/reward_std stored in the RM's "
-                                             "config.json.")
-    reward_clip: float | None = cfg_field(None, "Clip sequence scores to ±reward_clip (after normalisation); null = no clip.")
-    missing_eos_penalty: float | None = cfg_field(None, "Subtract this from the score of responses that hit "
-                                                        "max_new_tokens without EOS; null = no penalty.")
-    reward_batch_size: int = cfg_field(8, "Texts per forward pass of an HF reward model.")
-    # ---------------------------------------------------------------- data
-    prompts: str = cfg_field("", "Prompts: a JSONL/JSON file with a `prompt` field (a TRL preference file works), "
-                                 "or 'builtin:NAME' for a built-in task's prompts.")
-    prompt_split: str = cfg_field("train", "Split for builtin:NAME prompts.")
-    prompt_format: Literal["auto", "raw", "chat"] = cfg_field(
-        "auto", "auto: chat-message prompts go through the chat template, strings are used as they are; chat: wrap "
-                "string prompts as one user message; raw: never apply the chat template.", choices=("auto", "raw", "chat"))
-    max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.")
+    # ---------------------------------------------------------------- data and generation
     max_prompt_length: int = cfg_field(256, "Prompt tokens kept (the end is kept when longer).")
-    # ---------------------------------------------------------------- generation
-    max_new_tokens: int = cfg_field(64, "Response tokens sampled per prompt (generation stops early at EOS).")
-    temperature: float = cfg_field(0.7, "Sampling temperature; log-probabilities are computed at the same temperature.")
     generation_batch_size: int | None = cfg_field(None, "Prompts per generate() call on each process; default: all of "
                                                         "the process's rollout batch at once.")
     # ---------------------------------------------------------------- PPO
-    num_steps: int = cfg_field(200, "PPO steps (each: rollout → score → advantages → ppo_epochs of updates).")
     rollout_batch_size: int = cfg_field(64, "Prompts per PPO step, summed over all processes.")
     num_mini_batches: int = cfg_field(1, "Optimizer steps per PPO epoch (the rollout batch is split into this many).")
     micro_batch_size: int = cfg_field(4, "Sequences per forward/backward on one process; gradients accumulate up to a "
                                          "mini-batch.")
     ppo_epochs: int = cfg_field(4, "Passes over each rollout batch (TRL: num_ppo_epochs).")
-    learning_rate: float = cfg_field(3e-6, "AdamW learning rate of the policy.")
     value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model; default: learning_rate.")
     weight_decay: float = cfg_field(0.0, "AdamW weight decay.")
-    lr_scheduler: Literal["constant", "linear", "cosine"] = cfg_field(
-        "linear", "Learning-rate schedule over all optimizer steps, after warmup.", choices=("constant", "linear", "cosine"))
-    warmup_steps: int = cfg_field(0, "Optimizer steps of linear warmup.")
-    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip (policy and value together).")
     gamma: float = cfg_field(1.0, "Discount γ.")
     gae_lambda: float = cfg_field(0.95, "GAE λ (TRL: lam, OpenRLHF: lambd).")
     cliprange: float = cfg_field(0.2, "Policy ratio clip ε.")
@@ -79,34 +67,13 @@ class PPOConfig:
     adaptive_kl: bool = cfg_field(False, "Adapt β toward kl_target (Ziegler et al. 2019).")
     kl_target: float = cfg_field(6.0, "Target KL per sequence for adaptive_kl.")
     kl_horizon: int = cfg_field(10000, "Horizon (in rollouts) of the adaptive KL controller.")
-    # ---------------------------------------------------------------- LoRA
-    lora: bool = cfg_field(False, "Train LoRA adapters (peft) on the policy and value models; the reference is the policy "
-                                  "with its adapter disabled. The exported policy is merged.")
-    lora_r: int = cfg_field(16, "LoRA rank.")
-    lora_alpha: int = cfg_field(32, "LoRA alpha.")
-    lora_dropout: float = cfg_field(0.0, "LoRA dropout.")
-    lora_target_modules: list[str] | None = cfg_field(None, "Modules to adapt; default: all linear layers.")
     # ---------------------------------------------------------------- run
-    output_dir: str = cfg_field("runs/ppo", "Run directory: policy/, checkpoints/, tensorboard/, metrics.jsonl, "
-                                            "training.png, run.json.")
-    seed: int = cfg_field(0, "Seed for initialisation, sampling and data order.")
-    save_steps: int = cfg_field(50, "Checkpoint every N PPO steps (0 = only at the end).")
-    save_total_limit: int | None = cfg_field(2, "Keep the newest N checkpoints (null = all).")
-    resume: bool = cfg_field(False, "Continue from the newest checkpoint in output_dir/checkpoints.")
-    max_steps_this_run: int | None = cfg_field(None, "Stop after this many steps in this invocation (checkpointing "
-                                                     "first), e.g. to split a run across job slots.")
-    tensorboard: bool = cfg_field(True, "Write TensorBoard scalars to output_dir/tensorboard.")
     plot_steps: int = cfg_field(10, "Redraw training.png every N steps (and at the end).")
 
     def __post_init__(self):
-        if not self.model:
-            raise ConfigError("model", "set `model` to the policy's HF directory")
-        if not self.prompts:
-            raise ConfigError("prompts", "set `prompts` to a JSONL file with a `prompt` field or to builtin:NAME")
-        if self.reward is None and not self.reward_model:
-            raise ConfigError("reward_model", "set `reward_model` (RM dir, URL or module:function) or `reward`")
-        positive = ("num_steps", "rollout_batch_size", "num_mini_batches", "micro_batch_size", "ppo_epochs",
-                    "max_new_tokens", "max_prompt_length", "reward_batch_size", "plot_steps", "kl_horizon")
+        super().__post_init__()
+        positive = ("rollout_batch_size", "num_mini_batches", "micro_batch_size", "ppo_epochs", "max_prompt_length",
+                    "reward_batch_size", "plot_steps", "kl_horizon")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be ≥ 1, got {getattr(self, name)}")
@@ -124,8 +91,6 @@ class PPOConfig:
         if self.rollout_batch_size % self.num_mini_batches:
             raise ConfigError("num_mini_batches", f"rollout_batch_size ({self.rollout_batch_size}) must be divisible by "
                                                   f"num_mini_batches ({self.num_mini_batches})")
-        if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
-            raise ConfigError("max_steps_this_run", "must be ≥ 1 or null")
         if self.generation_batch_size is not None and self.generation_batch_size < 1:
             raise ConfigError("generation_batch_size", "must be ≥ 1 or null")
 

@@ -11,7 +11,8 @@ import gzip
 import json
 from pathlib import Path
 
-from icm_rm.errors import ConfigError, InputError, UserError
+from icm_rm.data.builtin import builtin_prompts
+from icm_rm.infra.errors import ConfigError, InputError
 
 Prompt = str | list[dict]
 
@@ -19,10 +20,6 @@ Prompt = str | list[dict]
 def load_prompts(spec: str, split: str = "train", max_prompts: int | None = None) -> list[Prompt]:
     """Distinct prompts in file order (a preference file repeats a prompt once per pair)."""
     if spec.startswith("builtin:"):
-        try:
-            from icm_rm.data.builtin import builtin_prompts
-        except ImportError as e:
-            raise UserError(f"prompts '{spec}': built-in tasks are not available ({e})") from None
         prompts = list(builtin_prompts(spec.split(":", 1)[1], split))
     else:
         prompts = _read_file(Path(spec))

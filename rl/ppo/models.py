@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.infra.io import atomic_write_text
 
 from .config import PPOConfig
 
@@ -170,8 +171,6 @@ def _without_zero3_init():
 
 def export_policy(cfg: PPOConfig, state_dict: dict[str, torch.Tensor], tokenizer, out_dir: str | Path) -> Path:
     """Write the trained policy as a plain HF causal-LM dir (LoRA merged) from the wrapper's full state dict."""
-    from icm_rm.io import atomic_write_text
-
     out_dir = Path(out_dir)
     with _without_zero3_init():
         policy = load_policy(cfg)

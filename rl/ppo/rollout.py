@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from icm_rm.data.records import render_messages
+
 from .data import Prompt
 
 
@@ -14,7 +16,7 @@ def prompt_text(tokenizer, prompt: Prompt, prompt_format: str) -> tuple[str, boo
     if isinstance(prompt, list):
         if prompt_format != "raw" and getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False), True
-        return "\n".join(f"{m['role']}: {m['content']}" for m in prompt) + "\nassistant:", False
+        return render_messages(prompt, capitalize=False) + "\nassistant:", False
     return prompt, False
 
 

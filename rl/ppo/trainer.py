@@ -12,7 +12,11 @@ from pathlib import Path
 
 import torch
 
-from icm_rm.errors import ConfigError, UserError
+from icm_rm.infra.config import save_config
+from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.infra.io import is_complete, mark_complete, write_run_json
+from rl.logging import RunLogger
+from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
 from .advantages import gae, masked_mean, masked_moments, moments_to_mean_var, whiten
 from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -36,20 +40,6 @@ def make_accelerator(cfg: PPOConfig):
     if distributed and not torch.cuda.is_available():
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
     return Accelerator(mixed_precision=cfg.mixed_precision, kwargs_handlers=handlers)
-
-
-def resolve_model_paths(cfg):
-    """Registry names (`smollm2-135m`, see `icm-rm models`) → cached HF dirs, for every model field that is set."""
-    try:
-        from icm_rm.models import resolve_model
-    except ImportError:
-        return cfg
-    fields = {}
-    for name in ("model", "tokenizer", "ref_model", "value_model"):
-        value = getattr(cfg, name, None)
-        if value and value != "reward_model":
-            fields[name] = resolve_model(value)
-    return dataclasses.replace(cfg, **fields)
 
 
 def lr_factor(update: int, total: int, warmup: int, schedule: str) -> float:
@@ -80,9 +70,7 @@ class PPOTrainer:
         from accelerate.utils import set_seed
         from transformers import AutoTokenizer
 
-        from rl.rewards import build_reward_source
-
-        self.cfg = cfg = resolve_model_paths(cfg)
+        self.cfg = cfg = cfg.with_resolved_models()
         self.acc = acc = accelerator or make_accelerator(cfg)
         self.plan = BatchPlan.from_config(cfg, acc.num_processes)
         acc.gradient_accumulation_steps = self.plan.grad_accum
@@ -201,8 +189,6 @@ class PPOTrainer:
 
     def score(self, prompts: list, exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores used for training, raw source scores), both [B]."""
-        from rl.rewards import postprocess_scores
-
         completions = decode_responses(self.tokenizer, exp.response_ids, exp.response_mask)
         raw = torch.tensor(self.reward(prompts, completions), dtype=torch.float32, device=self.acc.device)
         if not torch.isfinite(raw).all():
@@ -301,8 +287,6 @@ class PPOTrainer:
         return moments_to_mean_var(m)
 
     def _rollout_stats(self, exp: Experience, raw: torch.Tensor) -> dict[str, float]:
-        from rl.rewards import source_metrics
-
         mean = self._mean(exp.scores)
         sq = self._mean(exp.scores**2)
         stats = {"rollout/reward_mean": mean, "rollout/reward_std": math.sqrt(max(0.0, sq - mean**2)),
@@ -329,10 +313,6 @@ class PPOTrainer:
 
     def train(self) -> Path | None:
         """Run to `num_steps` (or `max_steps_this_run` more steps); returns the exported policy dir when finished."""
-        from icm_rm.io import is_complete, mark_complete, write_run_json
-
-        from rl.logging import RunLogger
-
         cfg, acc = self.cfg, self.acc
         policy_dir = Path(cfg.output_dir) / "policy"
         if cfg.resume and is_complete(cfg.output_dir) and policy_dir.is_dir():
@@ -343,8 +323,6 @@ class PPOTrainer:
         logger = RunLogger(cfg.output_dir, total_steps=cfg.num_steps, enabled=acc.is_main_process,
                            tensorboard=cfg.tensorboard, start_step=start, desc="ppo")
         if acc.is_main_process:
-            from icm_rm.config import save_config
-
             save_config(cfg, Path(cfg.output_dir) / "config.yaml")
             acc.print(f"batch plan: {self.plan}")
         t0 = time.perf_counter()

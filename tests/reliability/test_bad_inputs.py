@@ -48,7 +48,7 @@ def bad_files(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     out["long_prompts"].write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("Hi?", long, "Bye?")))
     out["prompts"].write_text("".join(json.dumps({"prompt": f"Question {i}?"}) + "\n" for i in range(8)))
 
-    from icm_rm.testing import save_tiny_model
+    from testkit.tiny_models import save_tiny_model
 
     out["model64"] = save_tiny_model(d / "tiny64", max_position_embeddings=64)
     out["no_tf_model"] = _model_without_true_false(d / "no_tf")
@@ -60,7 +60,7 @@ def _model_without_true_false(path: Path) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from icm_rm.testing import tiny_llama
+    from testkit.tiny_models import tiny_llama
 
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -106,7 +106,7 @@ def _label_argv(data: Path, model: Path, out: Path, features: Path) -> list[str]
 
 
 class FailingDisk:
-    """Wraps `icm_rm.io.atomic_write_bytes`: counts calls, remembers what each path last received, and makes call
+    """Wraps `icm_rm.infra.io.atomic_write_bytes`: counts calls, remembers what each path last received, and makes call
     `fail_at` fail in its fsync with ENOSPC (so the real temp-file cleanup runs)."""
 
     def __init__(self, real, fail_at: int | None = None):
@@ -118,7 +118,7 @@ class FailingDisk:
             self.real(path, data)
             self.last[Path(path)] = bytes(data)
             return
-        import icm_rm.io as io
+        import icm_rm.infra.io as io
 
         def no_space(fd):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -131,7 +131,7 @@ class FailingDisk:
 
 
 def test_disk_full_mid_run_loses_no_finished_work(tmp_path, tiny_model_dir, small_data, capsys, monkeypatch, env):
-    import icm_rm.io as io
+    import icm_rm.infra.io as io
     from icm_rm.cli import main
 
     monkeypatch.setenv("ICM_RM_HOME", env["ICM_RM_HOME"])

@@ -37,10 +37,6 @@ def cfg_field(default: Any = _MISSING, help: str = "", *, default_factory: Any =
     return dataclasses.field(default=default, metadata=meta)
 
 
-def field_help(cls: type, name: str) -> str:
-    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata.get("help", "")
-
-
 # ----------------------------------------------------------------------------------------------- type checking
 
 def _coerce(value: Any, tp: Any, key: str, path: str | Path | None) -> Any:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tasks import ConsistencyRules, consistent_assignments, pair_violates
+from ..data.tasks import ConsistencyRules, consistent_assignments, pair_violates
 
 Labels = Sequence[bool | None]
 

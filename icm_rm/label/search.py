@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cfg_field
-from .data.records import Claim
+from ..data.records import Claim
+from ..data.tasks import ConsistencyRules, pair_violates
+from ..infra.config import cfg_field
+from ..infra.errors import ConfigError, UserError
+from ..infra.io import atomic_write_json
+from ..scoring.base import Scorer
 from .energy import GroupStructure, build_structure, inconsistency, predictability, utility, violating_pairs
-from .errors import ConfigError, UserError
-from .io import atomic_write_json
-from .scoring.base import Scorer
-from .tasks import ConsistencyRules, pair_violates
 
 Labels = list  # list[bool | None]
 
@@ -296,7 +296,7 @@ class ICMSearch:
             should_stop: Callable[[], bool] | None = None,
             on_step: Callable[[ChainState], None] | None = None) -> SearchResult:
         """Run all chains (resuming from `state_path` when asked); returns the best chain's labeling."""
-        fp = pool_fingerprint(self.claims, self.cfg, self.structure.rules, getattr(self.scorer, "name", "?"))
+        fp = pool_fingerprint(self.claims, self.cfg, self.structure.rules, self.scorer.name)
         state = SearchState(fingerprint=fp)
         if resume and state_path and Path(state_path).exists():
             state = load_state(state_path)
@@ -337,7 +337,7 @@ class ICMSearch:
         best = max(range(len(chains)), key=lambda c: (chains[c].u, -c))
         b = chains[best]
         ev = Evaluation(u=b.u, p=b.p, i=b.i, scores=_to_array(b.scores))
-        stats = self.scorer.stats.as_dict() if hasattr(self.scorer, "stats") else {}
+        stats = self.scorer.stats.as_dict()
         return SearchResult(labels=list(b.labels), evaluation=ev, best_chain=best, chains=chains,
                             scorer_stats=stats | {"evaluations": self.evaluations})
 

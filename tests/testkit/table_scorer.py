@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..data.records import Claim
-from .base import ScorerStats
-from .order import loo_orders
+from icm_rm.data.records import Claim
+from icm_rm.scoring.base import Scorer, ScorerStats
+from icm_rm.scoring.order import loo_orders
 
 
-class TableScorer:
+class TableScorer(Scorer):
     name = "table"
 
     def __init__(self, base: Sequence[float], coupling: np.ndarray | None = None, weight: float = 0.0):

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .data.records import COMPARISON_KEYS, Claim
+from ..data.records import COMPARISON_KEYS, Claim
+from ..data.tasks import ConsistencyRules
 from .energy import build_structure, violating_pairs
-from .tasks import ConsistencyRules
 
 
 def claim_accuracy(claims: Sequence[Claim], labels: Sequence[bool | None], gold: Mapping[str, bool]) -> float | None:

@@ -1,4 +1,5 @@
 """Per-task prompt templates and consistency rules. Keys come from content only, never from a label.
+The named tasks (these and the built-in fact tables) are listed in `task_registry`.
 
 A claim's text ends in the question the LM answers with " True"/" False" ("... I think this claim is"). A labeled
 demonstration is `text + " True"|" False" + "\n\n"`; a query is `text` alone (docs/icm.md).
@@ -8,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .data.records import COMPARISON_KEYS, Claim, PreferencePair
-from .errors import ConfigError
+from .records import COMPARISON_KEYS, Claim, PreferencePair, render_messages
 
 QUESTION = "I think this claim is"
 TRUE_WORD, FALSE_WORD = " True", " False"
@@ -59,9 +59,7 @@ class Task:
 
 def render_content(x: str | list[dict]) -> str:
     """Plain text of a string or a conversational message list (role: content lines)."""
-    if isinstance(x, str):
-        return x
-    return "\n".join(f"{m.get('role', 'user').capitalize()}: {m.get('content', '')}" for m in x)
+    return x if isinstance(x, str) else render_messages(x)
 
 
 def is_comparison_pair(k1: str, k2: str) -> bool:
@@ -120,24 +118,3 @@ QA_FEEDBACK = Task(
                    + QUESTION),
     description="Long-form QA answer pairs (Fine-Grained RLHF QA-Feedback)",
 )
-
-_TASKS: dict[str, Task] = {t.name: t for t in (TRUTHFULQA, GSM8K, ALPACA, HH_RLHF, TRUTHFULQA_PREFERENCE, QA_FEEDBACK)}
-
-
-def register_task(task: Task) -> Task:
-    _TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    from .data import builtin  # noqa: F401  (registers the built-in tasks)
-
-    if name not in _TASKS:
-        raise ConfigError("task", f"unknown task '{name}'; known: {', '.join(sorted(_TASKS))}")
-    return _TASKS[name]
-
-
-def task_names() -> list[str]:
-    from .data import builtin  # noqa: F401
-
-    return sorted(_TASKS)

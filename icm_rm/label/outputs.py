@@ -1,16 +1,21 @@
 """What the label stage leaves behind: labels.jsonl, preferences.jsonl (+ _gold), report.json with baselines,
-and progress.png. Gold is read here, after the search, and only for reports."""
+progress.png, TensorBoard scalars and the terminal summary. Gold is read here, after the search, and only for
+reports."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data.records import Claim, ClaimSet
-from .io import atomic_write_json, atomic_write_jsonl, save_figure
+from ..data.preferences import PreferenceExample, write_preferences_jsonl
+from ..data.records import Claim, ClaimSet
+from ..infra.fmt import pct
+from ..infra.io import atomic_write_json, atomic_write_jsonl, save_figure
+from ..scoring.base import Scorer
 from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decisions, sign_labels
 from .search import decode_labels
 
@@ -29,8 +34,6 @@ def label_rows(pool: ClaimSet, outcomes) -> list[dict]:
 
 def preference_examples(pool: ClaimSet, rows: list[dict], gold: bool = False) -> list:
     """One TRL prompt/chosen/rejected row per pair; margin = ICM confidence (half the score gap, ≥ 0)."""
-    from .data.preferences import PreferenceExample
-
     by_pair: dict[str, dict[str, dict]] = {}
     for r in rows:
         by_pair.setdefault(r["group"], {})[r["key"]] = r
@@ -62,27 +65,22 @@ def _batch_metrics(claims: Sequence[Claim], labels, scores, gold, rules) -> dict
     return d
 
 
-def baselines(pool: ClaimSet, outcomes, bundle, rules, seed: int = 0) -> dict[str, dict]:
-    """zero-shot (True/False log-odds; for pairs also the LM's response likelihood), random-label many-shot and
-    golden many-shot (same context as ICM: the batch; for the probe scorer: the plain probe trained on random / gold
-    labels, i.e. the supervised probe), weighted over batches."""
+def baselines(pool: ClaimSet, outcomes, scorer: Scorer, rules, seed: int = 0) -> dict[str, dict]:
+    """The scorer's zero-shot verdicts (`zero_shot` = True/False log-odds; `zero_shot_likelihood` on pairs = the
+    LM's response likelihood), random-label many-shot and golden many-shot (same context as ICM: the batch; the
+    probe trains its plain variant on random / gold labels, i.e. the supervised probe), weighted over batches."""
     per: dict[str, list[tuple[int, dict]]] = {"zero_shot": [], "random_label": [], "golden_label": []}
+    trained = scorer.baseline()
     for o in outcomes:
         claims = [pool.claims[i] for i in o.indices]
         gold_labels = [bool(pool.gold[c.id]) for c in claims]
-        z = np.asarray(bundle.zero_shot(claims), dtype=np.float64)
-        per["zero_shot"].append((len(claims), _batch_metrics(claims, sign_labels(z), z, pool.gold, rules)))
-        if pool.is_pairwise and getattr(bundle, "likelihood", None) is not None:
-            from .scoring.probe import zero_shot_signal
-
-            sig = zero_shot_signal(claims, bundle.likelihood.claim_signal(claims, pool.pairs))
-            per.setdefault("zero_shot_likelihood", []).append(
-                (len(claims), _batch_metrics(claims, sign_labels(sig), sig, pool.gold, rules)))
+        for kind, v in scorer.zero_shot_verdicts(claims).items():
+            name = "zero_shot" if kind == "tf" else f"zero_shot_{kind}"
+            per.setdefault(name, []).append((len(claims), _batch_metrics(claims, sign_labels(v), v, pool.gold, rules)))
         rng = np.random.default_rng([seed, o.batch])
-        scorer = bundle.scorer.pure() if hasattr(bundle.scorer, "pure") else bundle.scorer  # supervised probe
         for name, labels in (("random_label", [bool(x) for x in rng.random(len(claims)) < 0.5]),
                              ("golden_label", gold_labels)):
-            s = scorer.loo_scores(claims, labels, list(range(len(claims))))
+            s = trained.loo_scores(claims, labels, list(range(len(claims))))
             per[name].append((len(claims), _batch_metrics(claims, sign_labels(s), s, pool.gold, rules)))
     return {name: _weighted(items) for name, items in per.items()}
 
@@ -136,9 +134,7 @@ def plot_progress(path: Path, pool: ClaimSet, outcomes, has_gold: bool) -> None:
     save_figure(fig, path)
 
 
-def write_outputs(cfg, pool: ClaimSet, outcomes, bundle, rules, out: Path, wall_s: float) -> dict[str, Any]:
-    from .data.preferences import write_preferences_jsonl
-
+def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Path, wall_s: float) -> dict[str, Any]:
     rows = label_rows(pool, outcomes)
     labels = [r["label"] for r in rows]
     scores = [np.nan if r["score"] is None else r["score"] for r in rows]
@@ -165,7 +161,7 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, bundle, rules, out: Path, wall_
     if pool.has_gold:
         report["accuracy"] = _batch_metrics(claims, labels, scores, pool.gold, rules)
         if cfg.baselines:
-            report["baselines"] = baselines(pool, outcomes, bundle, rules, seed=cfg.search.seed)
+            report["baselines"] = baselines(pool, outcomes, scorer, rules, seed=cfg.search.seed)
     else:
         report["consistency"] = consistency_rate(claims, labels, rules)
     atomic_write_json(out / "report.json", report)
@@ -177,3 +173,40 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, bundle, rules, out: Path, wall_
         if pool.has_gold:
             write_preferences_jsonl(out / "preferences_gold.jsonl", preference_examples(pool, rows, gold=True))
     return report
+
+
+# ----------------------------------------------------------------------------------------------- progress
+
+def tb_writer(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional: without it reports still land in the files
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(out / "tb"))
+
+
+def log_batch(writer, o, j: int) -> None:
+    """icm/* scalars per iteration of the winning chain, namespaced per batch."""
+    hist = o.chains[o.best_chain]["history"]
+    for it, u, p, i, t, acc, n_lab in hist:
+        writer.add_scalar(f"icm/energy/batch_{j}", u, it)
+        writer.add_scalar(f"icm/predictability/batch_{j}", p, it)
+        writer.add_scalar(f"icm/inconsistency/batch_{j}", i, it)
+        writer.add_scalar(f"icm/temperature/batch_{j}", t, it)
+        writer.add_scalar(f"icm/accepted/batch_{j}", acc, it)
+        writer.add_scalar(f"icm/labeled/batch_{j}", n_lab, it)
+    writer.flush()
+
+
+def print_summary(report: dict, out: Path) -> None:
+    lines = [f"icm-rm label: {report['n_claims']} claims in {report['n_batches']} batch(es), "
+             f"U={report['final']['u']:.3f} P={report['final']['p']:.3f} I={report['final']['i']}, "
+             f"{report['time_s']:.0f}s"]
+    acc = report.get("accuracy")
+    if acc:
+        parts = [f"ICM {pct(acc.get('pair', acc.get('claim')))}"]
+        for name, b in (report.get("baselines") or {}).items():
+            parts.append(f"{name} {pct(b.get('pair', b.get('claim')))}")
+        lines.append("accuracy vs gold: " + ", ".join(parts))
+    lines.append(f"outputs in {out}/ (labels.jsonl, report.json, progress.png)")
+    print("\n".join(lines), file=sys.stderr)

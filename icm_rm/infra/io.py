@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 COMPLETE_MARKER = ".complete"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -129,8 +131,6 @@ def write_run_json(run_dir: str | Path, config: Any, *, seed: int | None = None,
 
 def check_writable(path: str | Path, min_free_mb: int = 50) -> None:
     """Fail before work starts when the output dir cannot be created/written or the disk is nearly full."""
-    from .errors import UserError
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -139,13 +139,14 @@ def check_writable(path: str | Path, min_free_mb: int = 50) -> None:
         probe.unlink()
     except OSError as e:
         raise UserError(f"{path}: output directory is not writable ({e.strerror or e}); choose another --output_dir") from None
-    free_mb = _free_mb(path)
-    if free_mb is not None and free_mb < min_free_mb:
-        raise UserError(f"{path}: only {free_mb} MiB free on this disk (need ≥ {min_free_mb} MiB); free space or "
+    free = free_mb(path)
+    if free is not None and free < min_free_mb:
+        raise UserError(f"{path}: only {free} MiB free on this disk (need ≥ {min_free_mb} MiB); free space or "
                         "choose another --output_dir")
 
 
-def _free_mb(path: Path) -> int | None:
+def free_mb(path: Path) -> int | None:
+    """MiB free to this user on the disk holding `path` (None when it cannot be read)."""
     try:
         st = os.statvfs(path)
         return int(st.f_bavail * st.f_frsize / 2**20)

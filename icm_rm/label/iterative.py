@@ -10,9 +10,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .config import cfg_field
-from .data.records import Claim
-from .errors import ConfigError
+from ..data.records import Claim
+from ..infra.config import cfg_field
+from ..infra.errors import ConfigError
+from ..infra.lm import right_pad
+from ..scoring.base import Label, Scorer
+from ..scoring.tokens import prefix_ids
 
 
 @dataclass
@@ -36,7 +39,7 @@ def finetune_labeler(model, tokenizer, claims: Sequence[Claim], labels: Sequence
                      save_dir: str | Path | None = None):
     """Train LoRA adapters so the model answers " True"/" False" after each claim as its ICM label; returns the
     adapted model (eval mode). Cross-entropy over the two answer tokens' first ids."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model  # heavy, and only iterative labeling needs it
 
     torch.manual_seed(cfg.seed)
     if not isinstance(model, PeftModel):
@@ -45,8 +48,6 @@ def finetune_labeler(model, tokenizer, claims: Sequence[Claim], labels: Sequence
                                                  target_modules=targets or None, task_type="CAUSAL_LM"))
     t_id = tokenizer(" True", add_special_tokens=False).input_ids[0]
     f_id = tokenizer(" False", add_special_tokens=False).input_ids[0]
-    from .scoring.tokens import prefix_ids, right_pad
-
     prefix = prefix_ids(tokenizer)
     device = next(model.parameters()).device
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
@@ -71,3 +72,19 @@ def finetune_labeler(model, tokenizer, claims: Sequence[Claim], labels: Sequence
     if save_dir is not None:
         model.save_pretrained(str(save_dir))
     return model
+
+
+def next_labeler(scorer: Scorer, cfg: IterativeConfig, claims: Sequence[Claim], labels: Sequence[Label],
+                 adapter_dir: Path) -> Scorer:
+    """The scorer on its labeler fine-tuned on the labeled `claims` (or on the adapter saved at `adapter_dir` by
+    an earlier, interrupted run)."""
+    from peft import PeftModel  # heavy, and only iterative labeling needs it
+
+    if (adapter_dir / "adapter_config.json").exists():
+        base = scorer.model.get_base_model() if isinstance(scorer.model, PeftModel) else scorer.model
+        model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    else:
+        keep = [k for k, y in enumerate(labels) if y is not None]
+        model = finetune_labeler(scorer.model, scorer.tokenizer, [claims[k] for k in keep], [labels[k] for k in keep],
+                                 cfg, save_dir=adapter_dir)
+    return scorer.rebuilt(model)

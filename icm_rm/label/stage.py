@@ -1,0 +1,201 @@
+"""`icm-rm label`: ICM-label a pool of claims or preference pairs, with baselines, reports and resumable state.
+
+    load claims → build the scorer (checks the pool) → batches of whole groups → per batch: ICM search (resumable)
+    → sign anchoring (scorers whose energy cannot fix it) → labels.jsonl, preferences.jsonl (+ _gold), report.json,
+    progress.png, TensorBoard, run.json
+
+Gold labels, where the data has them, are read only after each batch's search, for reports and baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.builtin import DEFAULT_TASK, builtin_claimset
+from ..data.records import Claim, ClaimSet
+from ..data.spec import load_claimset
+from ..data.task_registry import get_task
+from ..data.tasks import ConsistencyRules
+from ..infra.config import parse_config, save_config
+from ..infra.errors import ConfigError, UserError
+from ..infra.interrupts import StopFlag, graceful_interrupts
+from ..infra.io import atomic_write_json, check_writable, is_complete, mark_complete, write_run_json
+from ..infra.runner import run_main
+from ..scoring.base import Scorer
+from ..scoring.registry import build_scorer
+from ..scoring.verdicts import anchor_sign
+from .batches import make_batches
+from .config import LabelConfig
+from .iterative import next_labeler
+from .outputs import log_batch, print_summary, tb_writer, write_outputs
+from .search import ChainState, ICMSearch, SearchInterrupted, temperature
+
+
+@dataclass
+class BatchOutcome:
+    """One batch's search result as saved in `batches/batch_XXX.json`."""
+
+    batch: int
+    indices: list
+    labels: list
+    scores: list
+    u: float
+    p: float
+    i: int
+    best_chain: int
+    seed_indices: list
+    anchored_flip: bool
+    chains: list  # per chain: iterations, accepted, proposals, u, history, snapshots
+    scorer_stats: dict
+    time_s: float
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+def load_pool(cfg: LabelConfig) -> ClaimSet:
+    if cfg.data_format == "builtin":
+        return builtin_claimset(cfg.task or DEFAULT_TASK, form=cfg.form, n_groups=cfg.limit_groups,
+                                seed=cfg.data_seed, split=cfg.split)
+    return load_claimset(cfg.data_format, cfg.data_path, task=cfg.task, limit_groups=cfg.limit_groups,
+                         seed=cfg.data_seed, fields=cfg.fields or None)
+
+
+def task_rules(cfg: LabelConfig, pool: ClaimSet) -> ConsistencyRules:
+    name = cfg.task
+    if cfg.data_format == "builtin" and name is None:
+        name = DEFAULT_TASK
+    if name is None:
+        name = pool.name
+    try:
+        return get_task(name).rules
+    except ConfigError:
+        return ConsistencyRules()
+
+
+# ----------------------------------------------------------------------------------------------- the stage
+
+def run_label(cfg: LabelConfig) -> Path:
+    """Run the label stage; returns the output dir. Resumable; finished batches are never redone."""
+    out = Path(cfg.output_dir)
+    if cfg.overwrite and out.exists():
+        shutil.rmtree(out)
+    _refuse_used_output_dir(cfg, out)
+    if is_complete(out):
+        print(f"icm-rm label: {out} is complete; nothing to do", file=sys.stderr)
+        return out
+    pool = load_pool(cfg)  # bad data or a bad model fails before anything is written
+    if not pool.claims:
+        raise UserError("the labeling pool is empty (check data_path / limit_groups)")
+    rules = task_rules(cfg, pool)
+    scorer = build_scorer(cfg, pool)
+    check_writable(out)
+    save_config(cfg, out / "config.yaml")
+    batches = make_batches(pool.claims, cfg.batch_size)
+    t_start = time.time()
+    scorer, outcomes = _label_batches(cfg, scorer, pool, batches, rules, out)
+    if len(outcomes) < len(batches):
+        print(f"icm-rm label: shard {cfg.shard_index}/{cfg.num_shards} done ({len(outcomes)}/{len(batches)} batches "
+              f"finished in {out}); when all shards are done, run the same command with --num_shards 1 "
+              "--resume true to merge", file=sys.stderr)
+        return out
+    report = write_outputs(cfg, pool, outcomes, scorer, rules, out, wall_s=time.time() - t_start)
+    write_run_json(out, cfg, seed=cfg.search.seed, timings={"label_s": report["time_s"]})
+    mark_complete(out, stage="label")
+    print_summary(report, out)
+    return out
+
+
+def _refuse_used_output_dir(cfg: LabelConfig, out: Path) -> None:
+    if out.exists() and any(out.iterdir()) and not cfg.resume and cfg.num_shards == 1:
+        if is_complete(out):
+            raise UserError(f"{out}: already holds a finished label run; pass --resume true to reuse it, "
+                            "--overwrite true to redo it, or choose another --output_dir")
+        raise UserError(f"{out}: holds an unfinished label run; pass --resume true to continue it or "
+                        "--overwrite true to start over")
+
+
+def _label_batches(cfg: LabelConfig, scorer: Scorer, pool: ClaimSet, batches: list[list[int]], rules, out: Path
+                   ) -> tuple[Scorer, list[BatchOutcome]]:
+    """This worker's batches (finished ones are read back); returns the last scorer used and every outcome."""
+    outcomes: list[BatchOutcome] = []
+    writer = tb_writer(out) if cfg.report_to == "tensorboard" else None
+    with graceful_interrupts() as stop:
+        for j, idx in enumerate(batches):
+            result_path = out / "batches" / f"batch_{j:03d}.json"
+            if result_path.exists():
+                outcomes.append(BatchOutcome(**json.loads(result_path.read_text())))
+                continue
+            if j % cfg.num_shards != cfg.shard_index:
+                continue  # another worker's batch
+            if cfg.iterative.enabled and j > 0:
+                done = [pool.claims[i] for o in outcomes for i in o.indices]
+                scorer = next_labeler(scorer, cfg.iterative, done, [y for o in outcomes for y in o.labels],
+                                      out / "labeler_lora" / f"after_batch_{j - 1:03d}")
+            claims = [pool.claims[i] for i in idx]
+            outcome = _label_batch(cfg, scorer, claims, idx, rules, j, len(batches), out, stop)
+            atomic_write_json(result_path, asdict(outcome))
+            outcomes.append(outcome)
+            if writer:
+                log_batch(writer, outcome, j)
+    if writer:
+        writer.close()
+    return scorer, outcomes
+
+
+def _label_batch(cfg: LabelConfig, scorer: Scorer, claims: list[Claim], idx: list[int], rules, j: int,
+                 n_batches: int, out: Path, stop: StopFlag) -> BatchOutcome:
+    t0 = time.time()
+    search = ICMSearch(claims, scorer, rules, cfg.search)
+    total = cfg.search.iterations * cfg.search.restarts
+    bar = tqdm(total=total, desc=f"ICM batch {j + 1}/{n_batches}", unit="it", dynamic_ncols=True)
+
+    def on_step(st: ChainState) -> None:
+        bar.n = st.chain * cfg.search.iterations + st.iteration
+        bar.set_postfix(U=f"{st.u:.2f}", T=f"{temperature(cfg.search, st.accepted):.2f}", acc=st.accepted,
+                        labeled=f"{sum(y is not None for y in st.labels)}/{len(claims)}", refresh=False)
+        bar.update(0)
+
+    try:
+        result = search.run(state_path=out / "state" / f"batch_{j:03d}.json", resume=True, should_stop=stop,
+                            on_step=on_step)
+    except SearchInterrupted as e:
+        bar.close()
+        raise UserError(f"{e}; state saved in {out / 'state'} — rerun with --resume true to continue") from None
+    except BaseException:
+        bar.close()  # an error message then starts on its own line, not glued onto the bar
+        raise
+    bar.n = total
+    bar.close()
+    labels, flipped = result.labels, False
+    z = scorer.sign_verdict(claims)
+    if z is not None:
+        labels, flipped = anchor_sign(claims, labels, z, lambda ls: search.evaluate(ls).u)
+    ev = search.evaluate(labels)
+    best = result.chains[result.best_chain]
+    chains = [{"chain": c.chain, "iterations": c.iteration, "accepted": c.accepted, "proposals": c.proposals,
+               "u": c.u, "history": c.history, "snapshots": c.snapshots} for c in result.chains]
+    return BatchOutcome(batch=j, indices=list(idx), labels=list(labels), scores=_finite(ev.scores), u=ev.u, p=ev.p,
+                        i=ev.i, best_chain=result.best_chain, seed_indices=best.seed_indices, anchored_flip=flipped,
+                        chains=chains, scorer_stats=scorer.work_stats(), time_s=time.time() - t0)
+
+
+def _finite(a) -> list:
+    return [None if not np.isfinite(x) else float(x) for x in a]
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, _ = parse_config(LabelConfig, argv, prog="icm-rm label")
+    run_label(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, None))

@@ -3,6 +3,7 @@ mapping that only reports read, so the search cannot see them even by accident."
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -99,3 +100,20 @@ class ClaimSet:
         ids = {c.id for c in claims}
         return ClaimSet(claims=claims, gold=GoldLabels({k: v for k, v in self.gold.items() if k in ids}),
                         pairs={k: v for k, v in self.pairs.items() if k in keep}, name=self.name)
+
+
+def content_order(claimset: ClaimSet) -> ClaimSet:
+    """The same claims with each group's members reordered by a hash of their content, in the
+    slots the group held: files that list answers in gold-correlated order (the ICM paper's test files put the true
+    answer first in every group) must not tell the scorers — whose in-context demonstrations follow pool order —
+    anything through position. Deterministic and gold-independent; group order and membership are unchanged. The
+    hash is of each claim's own text, not its key: claims sharing a key (GSM8K's right answer) would otherwise move
+    together, and the first slot would go to the key with fewer claims (more often a wrong one)."""
+    def digest(c: Claim) -> tuple[str, str]:
+        return hashlib.sha256(c.text.encode("utf-8")).hexdigest(), c.id
+
+    claims = list(claimset.claims)
+    for slots in claimset.groups().values():
+        for slot, claim in zip(slots, sorted((claimset.claims[i] for i in slots), key=digest)):
+            claims[slot] = claim
+    return ClaimSet(claims=claims, gold=claimset.gold, pairs=claimset.pairs, name=claimset.name)

@@ -1,7 +1,8 @@
 """The one entry point the `label` stage uses to get claims: `load_claimset(format, path, ...)`.
 
 Every format yields a `ClaimSet`: claims rendered with the matching task template, gold only in `GoldLabels`,
-and for pairwise sources `pairs` filled with two claims (`A>B`, `B>A`) per pair. `ClaimSet.name` is the name of
+and for pairwise sources `pairs` filled with two claims (`A>B`, `B>A`) per pair. Claim files are reordered within
+each group by a content hash (`content_order`): position never tells the label. `ClaimSet.name` is the name of
 that task, so its consistency rules can be looked up with `get_task(claimset.name)`. `limit_groups` keeps whole
 consistency groups, chosen by `seed`.
 """
@@ -22,7 +23,7 @@ from .hh_rlhf import hh_rlhf_source
 from .icm_paper import icm_gsm8k, icm_pair_source, icm_truthfulqa
 from .pairs import PairSource
 from .readers import read_rows
-from .records import ClaimSet
+from .records import ClaimSet, content_order
 from .task_registry import get_task
 from .tasks import ALPACA, GSM8K, HH_RLHF, QA_FEEDBACK, TRUTHFULQA, TRUTHFULQA_PREFERENCE, Task
 from .truthfulqa import AnswerStats, truthfulqa_csv
@@ -87,7 +88,7 @@ def _load(format: str, path: str | None, task: str | Task | None, limit_groups: 
     path = _need_path(format, path)
     if format == "claims":
         used = _task(task, GENERIC_CLAIMS)
-        claimset = read_claims(path, used, fields)
+        claimset = content_order(read_claims(path, used, fields))  # a file's order may follow its gold
     elif format in ("pairs", "trl"):
         used = _task(task, ALPACA, kind="pairs")
         claimset = _report_skips(read_pair_source(path, fields)).claimset(used)
@@ -100,7 +101,7 @@ def _load(format: str, path: str | None, task: str | Task | None, limit_groups: 
         if task is not None and _task(task, used) is not used:
             raise ConfigError("task", f"format '{format}' is rendered with task '{used.name}'; drop `task` "
                                       "or convert the data to the 'claims' format")
-        claimset = reader(path)
+        claimset = content_order(reader(path))
     claimset.name = used.name  # the label stage looks the consistency rules up by this name
     return claimset
 

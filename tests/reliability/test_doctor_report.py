@@ -3,6 +3,8 @@ default-model status, DeepSpeed op availability and what each backend is missing
 
 from __future__ import annotations
 
+import re
+
 from .conftest import run_cli
 
 
@@ -14,9 +16,12 @@ def test_doctor_covers_the_issue_list(env, icm_home):
         assert f"\n{heading}\n" in f"\n{text}", heading
     for item in ("torch", "transformers", "trl", "accelerate", "deepspeed", "peft",  # versions
                  "cuda", "cpu ",  # device
-                 f"ICM_RM_HOME               {icm_home}", "features", "HF_HOME",  # cache paths
-                 "smollm2-135m (default)  not fetched: `icm-rm models fetch smollm2-135m`",  # default model
+                 "features", "HF_HOME",  # cache paths
                  "cpu_adam", "JIT build dir",  # DeepSpeed ops
                  "probe scorer", "HF scorer", "openai scorer", "trainers (train-rm/ppo/grpo)", "multi-GPU",
                  "default model not fetched yet"):  # what each backend is missing
         assert item in text, item
+    # rows are padded to the longest key (registry names included)
+    assert re.search(rf"^  ICM_RM_HOME +{re.escape(str(icm_home))}$", text, re.M), text
+    default = r"^    smollm2-135m \(default\) +not fetched: `icm-rm models fetch smollm2-135m`"
+    assert re.search(default, text, re.M), text

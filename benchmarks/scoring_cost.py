@@ -150,9 +150,9 @@ def load(name: str):
 
         tok = tiny_tokenizer()
         return tiny_llama(tok, max_position_embeddings=16384), tok  # n = 256 pools need ~8k positions
-    from icm_rm.infra.lm import load_model
+    from icm_rm.infra.lm import load_causal_lm
 
-    return load_model(name, "float32", "cpu")
+    return load_causal_lm(name, "float32", "cpu", set_pad_token=False, attn_implementation="sdpa")
 
 
 def table(rows: list[dict]) -> str:

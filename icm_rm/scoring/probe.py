@@ -26,17 +26,38 @@ from ..infra.model_registry import icm_rm_home
 from .base import Prior, Scorer, ScorerStats
 from .features import FeatureExtractor, FeatureSource, FunctionFeatures, LayerFeatures
 from .likelihood import pair_prior
+from .primal_probe import CarriedFit, PrimalProbe
 from .ridge import group_loo_predictions, ridge_dual
 from .settings import ProbeConfig, ScorerSettings
 from .verdicts import twin_index, zero_shot_signal
 
 
+SVD_MAX_ELEMENTS = 2**24  # larger pools take their principal axes from the d×d Gram matrix (no n×d U factor)
+
+
+def principal_axes(F: np.ndarray, k: int) -> np.ndarray:
+    """The top-k right singular vectors of F as a (d, k) matrix. An SVD for pools up to SVD_MAX_ELEMENTS entries;
+    above that the eigenvectors of FᵀF, the same subspace (each axis up to sign, which no ridge prediction sees)
+    without the SVD's n×d workspace."""
+    if F.size <= SVD_MAX_ELEMENTS:
+        return np.linalg.svd(F, full_matrices=False)[2][:k].T
+    vals, vecs = np.linalg.eigh(F.T @ F)
+    return vecs[:, np.argsort(vals)[::-1][:k]]
+
+
 @dataclass
 class _Pool:
     features: np.ndarray  # (n, d) after pairing / centring / scaling / PCA
-    kernel: np.ndarray  # (n, n) = F Fᵀ / d
     zero_shot: np.ndarray  # (n,) zero_shot_signal
     groups: list[str]
+    _kernel: np.ndarray | None = None
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """(n, n) = F Fᵀ / d, built on first use (the kernel form only)."""
+        if self._kernel is None:
+            self._kernel = self.features @ self.features.T / self.features.shape[1]
+        return self._kernel
 
 
 class ProbeScorer(Scorer):
@@ -54,6 +75,7 @@ class ProbeScorer(Scorer):
         self.stats = ScorerStats()
         self._pools: OrderedDict[tuple, _Pool] = OrderedDict()
         self._inverses: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._universe: tuple[_Pool, dict[str, int]] | None = None  # see prepare()
 
     @classmethod
     def build(cls, settings: ScorerSettings, pool: ClaimSet) -> ProbeScorer:
@@ -92,19 +114,32 @@ class ProbeScorer(Scorer):
 
     # ------------------------------------------------------------------ features of a pool
 
+    def prepare(self, claims: Sequence[Claim]) -> None:
+        """Transform the features of a whole label pool at once (centring, scaling, PCA on all of it), so that every
+        batch of it, and labels carried between batches, live in one feature space."""
+        self._universe = (self.pool(claims), {c.id: r for r, c in enumerate(claims)})
+
     def pool(self, claims: Sequence[Claim]) -> _Pool:
         key = tuple(c.id for c in claims)
         if key in self._pools:
             return self._pools[key]
+        if self._universe is not None and all(k in self._universe[1] for k in key):
+            whole, rows = self._universe[0], [self._universe[1][k] for k in key]
+            pool = _Pool(features=whole.features[rows], zero_shot=whole.zero_shot[rows],
+                         groups=[whole.groups[r] for r in rows])
+            self._pools[key] = pool
+            return pool
         raw, z = self.features([c.text for c in claims])
-        raw = np.asarray(raw, dtype=np.float64)
+        F = np.array(raw, dtype=np.float64)  # our own copy, transformed in place (a pool's features can be GBs)
+        del raw
         tw = twin_index(claims)
-        paired = [t is not None for t in tw]
-        F = raw.copy()
-        for i, t in enumerate(tw):
-            if t is not None:
-                F[i] = raw[i] - raw[t]
-        single = [i for i, p in enumerate(paired) if not p]
+        first = np.array([i for i, t in enumerate(tw) if t is not None and i < t], dtype=np.int64)
+        if len(first):
+            second = np.array([tw[i] for i in first], dtype=np.int64)
+            diff = F[first] - F[second]
+            F[first], F[second] = diff, -diff  # −(a − b) == b − a exactly: pair features stay antisymmetric
+            del diff
+        single = [i for i, t in enumerate(tw) if t is None]
         if single:
             if self.cfg.center == "group":
                 groups: dict[str, list[int]] = {}
@@ -112,17 +147,16 @@ class ProbeScorer(Scorer):
                     groups.setdefault(claims[i].group, []).append(i)
                 for members in groups.values():
                     F[members] -= F[members].mean(axis=0)
+            elif len(single) == len(F):
+                F -= F.mean(axis=0)
             else:
                 F[single] -= F[single].mean(axis=0)
-        scale = np.sqrt((F ** 2).mean(axis=0)) + 1e-8  # per-dimension RMS; keeps pair features antisymmetric
-        F = F / scale
+        F /= np.sqrt((F ** 2).mean(axis=0)) + 1e-8  # per-dimension RMS; keeps pair features antisymmetric
         if self.cfg.pca_dims is not None and self.cfg.pca_dims < F.shape[1]:
-            _, _, vt = np.linalg.svd(F, full_matrices=False)  # no mean removal: antisymmetry survives
-            F = F @ vt[: self.cfg.pca_dims].T
+            F = F @ principal_axes(F, self.cfg.pca_dims)  # no mean removal: antisymmetry survives
         if self.prior is not None:
             z = self.prior(claims)
-        pool = _Pool(features=F, kernel=F @ F.T / F.shape[1], zero_shot=zero_shot_signal(claims, z),
-                     groups=[c.group for c in claims])
+        pool = _Pool(features=F, zero_shot=zero_shot_signal(claims, z), groups=[c.group for c in claims])
         self._pools[key] = pool
         if len(self._pools) > 8:
             self._pools.popitem(last=False)
@@ -142,7 +176,44 @@ class ProbeScorer(Scorer):
             self._inverses.move_to_end(key)
         return self._inverses[key]
 
+    def primal(self, pool: _Pool) -> bool:
+        """Whether this pool is scored in primal form (d×d system) rather than kernel form (n×n)."""
+        n, d = pool.features.shape
+        return self.cfg.form == "primal" or (self.cfg.form == "auto" and d < n)
+
+    def carry(self, claims: Sequence[Claim], labels: Sequence[bool | None],
+              onto: CarriedFit | None = None) -> CarriedFit:
+        """The labeled ones of `claims` (a finished batch) as sums for later fits, added to `onto`: O(batch).
+        Needs `prepare` on a pool that holds them, so every batch shares one feature space."""
+        keep = [(c, y) for c, y in zip(claims, labels) if y is not None]
+        if self._universe is None or any(c.id not in self._universe[1] for c, _ in keep):
+            raise ValueError("carried claims need prepare() on a pool that holds them and the batch")
+        whole, rows = self._universe[0], [self._universe[1][c.id] for c, _ in keep]
+        X = whole.features[rows] / np.sqrt(whole.features.shape[1])
+        y = np.array([1.0 if v else -1.0 for _, v in keep])
+        base = onto or CarriedFit.empty(whole.features.shape[1])
+        return base.extend(X, y, [f"{c.id}={int(v)}" for c, v in keep])
+
+    def session(self, claims: Sequence[Claim], labels: Sequence[bool | None],
+                carry: CarriedFit | None = None) -> PrimalProbe | None:
+        """An incrementally updated scorer state for a search over `claims` (None in kernel form). `carry`: claims
+        labeled earlier (see `carry`) that join every fit."""
+        pool = self.pool(claims)
+        carried = carry is not None and carry.n > 0
+        if not (self.primal(pool) or carried and self.cfg.form == "auto"):  # carried rows make n ≫ d anyway
+            return None
+        return PrimalProbe(pool.features, self.cfg.zero_shot_weight * pool.zero_shot, pool.groups, labels,
+                           ridge=self.cfg.ridge, loo=self.cfg.loo, score_scale=self.cfg.score_scale,
+                           carry=carry if carried else None)
+
     def loo_scores(self, claims: Sequence[Claim], labels: Sequence[bool | None], queries: Sequence[int]) -> np.ndarray:
+        state = self.session(claims, labels)
+        if state is not None:
+            self.stats.queries += len(queries)
+            self.stats.forward_calls += 1
+            labeled = state.scores()
+            return np.array([labeled[q] if labels[q] is not None else state.score(q) for q in queries],
+                            dtype=np.float64)
         pool = self.pool(claims)
         pool_key = tuple(c.id for c in claims)
         labeled = tuple(i for i, y in enumerate(labels) if y is not None)

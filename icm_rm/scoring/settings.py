@@ -29,6 +29,9 @@ class ProbeConfig:
     zero_shot_weight: float = cfg_field(0.3, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
                                              "response-likelihood preference) to each score; 0 = pure probe")
     batch_size: int = cfg_field(16, "claims per forward pass when extracting features")
+    form: str = cfg_field("auto", "primal: solve the d×d system (d = feature dims after PCA; O(n·d) memory); kernel: "
+                                  "the n×n one (O(n²)); auto: primal when d < n. Both give the same scores",
+                          choices=("auto", "primal", "kernel"))
 
     def __post_init__(self):
         if self.ridge <= 0:
@@ -39,6 +42,8 @@ class ProbeConfig:
             raise ConfigError("probe.loo", f"must be 'group' or 'claim', got '{self.loo}'")
         if self.pca_dims is not None and self.pca_dims < 1:
             raise ConfigError("probe.pca_dims", f"must be ≥ 1 or null, got {self.pca_dims}")
+        if self.form not in ("auto", "primal", "kernel"):
+            raise ConfigError("probe.form", f"must be auto, primal or kernel, got '{self.form}'")
 
 
 

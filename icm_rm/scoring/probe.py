@@ -81,19 +81,20 @@ class ProbeScorer(Scorer):
     def build(cls, settings: ScorerSettings, pool: ClaimSet) -> ProbeScorer:
         """The labeler's hidden states at `probe.layer` (cached on disk), its prior on pair pools."""
         model, tokenizer = load_causal_lm(settings.model, dtype=settings.dtype, device=settings.device)
-        extractor = FeatureExtractor(model, tokenizer, cache_dir=settings.feature_cache or icm_rm_home() / "features",
-                                     batch_size=settings.probe.batch_size, clamp=settings.clamp)
         n_layers = int(model.config.num_hidden_layers)
         layer = round(2 * n_layers / 3) if settings.probe.layer is None else settings.probe.layer
         if not 0 <= layer <= n_layers:
             raise ConfigError("probe.layer", f"model has layers 0..{n_layers}, got {layer}")
+        extractor = FeatureExtractor(model, tokenizer, cache_dir=settings.feature_cache or icm_rm_home() / "features",
+                                     batch_size=settings.probe.batch_size, clamp=settings.clamp,
+                                     layers=[layer])  # the probe reads one layer: cache only that
         scorer = cls(LayerFeatures(extractor, layer), settings.probe, prior=pair_prior(model, tokenizer, pool))
         scorer.stats.extra["layer"] = layer
         return scorer
 
     def zero_shot(self, claims: Sequence[Claim]) -> np.ndarray:
         """The True/False log-odds read from the feature forward."""
-        return self.features([c.text for c in claims])[1]
+        return self.features.log_odds([c.text for c in claims])
 
     def sign_verdict(self, claims: Sequence[Claim]) -> np.ndarray:
         """The probe has no intercept, so a labeling and its mirror have the same P: the prior (pairs) or the T/F

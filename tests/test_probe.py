@@ -131,3 +131,34 @@ def test_hybrid_term_adds_the_zero_shot_verdict_and_breaks_the_mirror_tie():
     s = ICMSearch(claims, hybrid, ConsistencyRules(), SearchConfig())
     mirror = [not t for t in truth]
     assert s.evaluate(truth).u != pytest.approx(s.evaluate(mirror).u)
+
+
+def test_labels_carried_between_batches_fix_the_sign_of_later_batches(tmp_path):
+    """Batch 1 searched with batch 0's labels in the fit (after `prepare` on the whole pool) takes batch 0's
+    orientation, whichever mirror image batch 0 landed on; a resume under other carried labels is refused."""
+    from icm_rm.infra.errors import UserError
+
+    claims, source, truth = planted_pairs(n_pairs=60, signal=1.0, noise=1.0, seed=11)
+    b0, b1 = claims[:60], claims[60:]
+    for seed in range(3):
+        scorer = ProbeScorer(source, PURE)
+        scorer.prepare(claims)
+        first = ICMSearch(b0, scorer, ConsistencyRules(), SearchConfig(iterations=300, seed=seed)).run()
+        acc0 = np.mean([a == b for a, b in zip(first.labels, truth[:60])])
+        assert acc0 >= 0.9 or acc0 <= 0.1
+        second = ICMSearch(b1, scorer, ConsistencyRules(), SearchConfig(iterations=300, seed=seed),
+                           carry=scorer.carry(b0, first.labels)).run(state_path=tmp_path / f"s{seed}.json")
+        acc1 = np.mean([a == b for a, b in zip(second.labels, truth[60:])])
+        assert (acc1 >= 0.9) == (acc0 >= 0.9) and (acc1 <= 0.1) == (acc0 <= 0.1)
+        mirror = [not y for y in first.labels]
+        with pytest.raises(UserError, match="different pool"):
+            ICMSearch(b1, scorer, ConsistencyRules(), SearchConfig(iterations=300, seed=seed),
+                      carry=scorer.carry(b0, mirror)).run(state_path=tmp_path / f"s{seed}.json", resume=True)
+    with pytest.raises(ValueError, match="prepare"):
+        ProbeScorer(source, PURE).carry(b0, truth[:60])
+    # carrying batch by batch = carrying everything at once (the same sums; the digest names the order)
+    halves = scorer.carry(b0[30:], truth[30:60], onto=scorer.carry(b0[:30], truth[:30]))
+    whole = scorer.carry(b0, truth[:60])
+    np.testing.assert_allclose(halves.G, whole.G, atol=1e-12)
+    np.testing.assert_allclose(halves.b, whole.b, atol=1e-12)
+    assert (halves.n, halves.sq) == pytest.approx((whole.n, whole.sq))

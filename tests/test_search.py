@@ -1,5 +1,7 @@
 """Algorithm 1 + ConsistencyFix on stub scorers: recovery, the role of consistency, determinism, resume, no gold."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from icm_rm.data.records import Claim, GoldLabels
 from icm_rm.data.tasks import ConsistencyRules
 from icm_rm.label.energy import inconsistency
 from icm_rm.label.search import ICMSearch, SearchConfig, SearchInterrupted, temperature
+from icm_rm.label.state import priority_weights
 from testkit.table_scorer import TableScorer
 
 
@@ -174,9 +177,13 @@ def test_priority_sampling_prefers_unlabeled_members_of_labeled_groups():
     claims, base, _ = pair_pool(5, seed=0, bias=0.0, signal=1.0, noise=0.0)
     search = ICMSearch(claims, TableScorer(base), ConsistencyRules(), SearchConfig(priority_weight=100.0))
     labels = [True] + [None] * 9  # claim 1 is the unlabeled partner of claim 0
-    w = search._weights(labels)
-    assert w[1] == pytest.approx(100 * w[2])
-    assert w[0] == pytest.approx(w[2])
+    w = priority_weights(search.structure, labels, 100.0)
+    assert w[1] == 100 * w[2] and w[0] == w[2] == 1
+    state = search._state(list(labels))
+    assert state.sampler.w == w  # the sampler starts from these weights…
+    state.commit(state.evaluate({1: False, 4: True}))  # …and follows commits: pair 0 full, pair 2 half-labeled
+    assert state.sampler.w == priority_weights(search.structure, state.labels, 100.0)
+    assert state.sampler.w[5] == 100 and state.sampler.w[1] == 1
 
 
 def test_final_labeling_is_consistent_and_scored_consistently():
@@ -186,3 +193,29 @@ def test_final_labeling_is_consistent_and_scored_consistently():
     ev = search.evaluate(res.labels)
     assert ev.u == pytest.approx(res.evaluation.u)
     assert inconsistency(search.structure, res.labels) == res.evaluation.i
+
+
+def test_resume_ignores_uncounted_and_torn_log_lines(tmp_path):
+    """A kill between the log append and the state write leaves rows the state never counted, or a torn last line:
+    the resumed run reads exactly the counted rows, and the log stays readable after it appends again."""
+    claims, scorer, _ = claim_pool_with_truth(30, seed=5)
+    cfg = SearchConfig(iterations=120, seed=2, checkpoint_every=7, restarts=2, patience=0)
+    full = ICMSearch(claims, scorer, ConsistencyRules(), cfg).run()
+    state = tmp_path / "state.json"
+    steps = {"n": 0}
+    with pytest.raises(SearchInterrupted):
+        ICMSearch(claims, scorer, ConsistencyRules(), cfg).run(
+            state_path=state, should_stop=lambda: steps["n"] >= 150,
+            on_step=lambda st: steps.__setitem__("n", steps["n"] + 1))
+    log = state.with_suffix(".log")
+    saved = json.loads(state.read_text())["current"]
+    h, s = saved["logged"]
+    with open(log, "a") as f:  # rows written after the last checkpoint, then a line cut by the kill
+        f.write(json.dumps({"chain": 1, "history": [h, [[-1] * 7]], "snapshots": [s, [[-1, "x"]]]}) + "\n")
+        f.write('{"chain": 1, "hist')
+    resumed = ICMSearch(claims, scorer, ConsistencyRules(), cfg).run(state_path=state, resume=True)
+    assert resumed.labels == full.labels
+    assert [c.history for c in resumed.chains] == [c.history for c in full.chains]
+    assert [c.snapshots for c in resumed.chains] == [c.snapshots for c in full.chains]
+    again = ICMSearch(claims, scorer, ConsistencyRules(), cfg).run(state_path=state, resume=True)
+    assert [c.history for c in again.chains] == [c.history for c in full.chains]

@@ -74,3 +74,52 @@ def inconsistency(structure: GroupStructure, labels: Labels) -> int:
 
 def utility(alpha: float, p: float, i: int | float) -> float:
     return alpha * p - i
+
+
+class GroupViolations:
+    """I(D) of a labeling kept per group, so a change to a few claims costs only their groups' pairs.
+
+    `labels` is the search's current label list (read, never copied); a candidate is that list plus `changes`
+    ({claim: new label}). Violating pairs come out in `GroupStructure.pairs()` order, as `violating_pairs` gives them.
+    """
+
+    def __init__(self, structure: GroupStructure, labels: Labels):
+        self.s, self.labels = structure, labels
+        self.count = [self._count(g, {}) for g in range(len(structure.groups))]
+        self.total = sum(self.count)
+        self.bad = {g for g, c in enumerate(self.count) if c}
+
+    def _label(self, i: int, changes: dict):
+        return changes[i] if i in changes else self.labels[i]
+
+    def violates(self, i: int, j: int, changes: dict) -> bool:
+        yi, yj = self._label(i, changes), self._label(j, changes)
+        return yi is not None and yj is not None and pair_violates(self.s.keys[i], yi, self.s.keys[j], yj,
+                                                                   self.s.rules)
+
+    def _count(self, g: int, changes: dict) -> int:
+        m = self.s.groups[g]
+        return sum(self.violates(m[a], m[b], changes) for a in range(len(m)) for b in range(a + 1, len(m)))
+
+    def trial(self, changes: dict) -> tuple[int, dict[int, int]]:
+        """(I of the candidate, its new violation count per touched group)."""
+        touched = {self.s.group_of[i] for i in changes} - {-1}
+        counts = {g: self._count(g, changes) for g in touched}
+        return self.total + sum(c - self.count[g] for g, c in counts.items()), counts
+
+    def commit(self, counts: dict[int, int]) -> None:
+        """Take a trial's group counts (after its changes were written into `labels`)."""
+        for g, c in counts.items():
+            self.total += c - self.count[g]
+            self.count[g] = c
+            (self.bad.add if c else self.bad.discard)(g)
+
+    def pairs(self, changes: dict, counts: dict[int, int]) -> list[tuple[int, int]]:
+        """The candidate's violating pairs, in `GroupStructure.pairs()` order."""
+        groups = sorted((self.bad - counts.keys()) | {g for g, c in counts.items() if c})
+        out = []
+        for g in groups:
+            m = self.s.groups[g]
+            out += [(m[a], m[b]) for a in range(len(m)) for b in range(a + 1, len(m))
+                    if self.violates(m[a], m[b], changes)]
+        return out

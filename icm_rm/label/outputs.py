@@ -17,7 +17,7 @@ from ..infra.fmt import pct
 from ..infra.io import atomic_write_json, atomic_write_jsonl, save_figure
 from ..scoring.base import Scorer
 from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decisions, sign_labels
-from .search import decode_labels
+from .search_state import decode_labels
 
 
 def label_rows(pool: ClaimSet, outcomes) -> list[dict]:

@@ -1,8 +1,8 @@
 """Algorithm 1 (simulated annealing over labels) and Algorithm 2 (ConsistencyFix), exactly as docs/icm.md fixes them.
 
 The search sees `Claim`s (no label field exists), a `Scorer` and the task's consistency rules — never gold labels.
-Its whole state (labels, current scores, RNG state, counters, history) is a JSON-able `SearchState`, saved
-atomically every `checkpoint_every` iterations and on interrupt, so a killed run resumes to exactly the labels an
+Its whole state (labels, current scores, RNG state, counters, history) is a `SearchState`, saved (search_state.py)
+every `checkpoint_every` iterations and on interrupt, so a killed run resumes to exactly the labels an
 uninterrupted run would give.
 
     for each chain:  seed K labels → ConsistencyFix → score
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import Claim
-from ..data.tasks import ConsistencyRules, pair_violates
+from ..data.tasks import ConsistencyRules
 from ..infra.config import cfg_field
 from ..infra.errors import ConfigError, UserError
-from ..infra.io import atomic_write_json
 from ..scoring.base import Scorer
-from .energy import GroupStructure, build_structure, inconsistency, predictability, utility, violating_pairs
+from .energy import GroupStructure, build_structure
+from .search_state import ChainState, SearchState, StateFile, encode_labels
+from .state import LabelState, ScoreMemo
 
 Labels = list  # list[bool | None]
 
@@ -51,7 +51,8 @@ class SearchConfig:
                                         "are labeled, revisit the labeled claim with the most negative margin",
                               choices=("greedy", "worst_margin"))
     checkpoint_every: int = cfg_field(25, "save the resumable search state every N iterations (and on exit)")
-    snapshot_every: int = cfg_field(10, "record a label snapshot every N iterations (for accuracy curves)")
+    snapshot_every: int = cfg_field(10, "record a label snapshot every N iterations (for accuracy curves); pools "
+                                        "over 1,000 claims every n/100 at least, so snapshots stay O(1) per step")
     seed: int = cfg_field(0, "random seed of the search (seed labels, sampling, acceptance)")
 
     def __post_init__(self):
@@ -88,39 +89,6 @@ class Evaluation:
 
 
 @dataclass
-class ChainState:
-    """Everything a chain needs to continue bit-for-bit: labels, their scores, counters, RNG and history."""
-
-    chain: int
-    labels: list
-    scores: list
-    u: float
-    p: float
-    i: int
-    iteration: int = 0
-    accepted: int = 0
-    since_accept: int = 0
-    proposals: int = 0  # proposals that differed from the current label (each cost a re-score)
-    seed_indices: list = field(default_factory=list)  # claims that got the K random seed labels
-    rng_state: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)  # [iteration, U, P, I, T, accepted, n_labeled]
-    snapshots: list = field(default_factory=list)  # [iteration, "TF.…" labels]
-    done: bool = False
-
-
-@dataclass
-class SearchState:
-    """The resumable state of a whole search (all chains)."""
-
-    fingerprint: str
-    chains: list = field(default_factory=list)  # finished ChainState dicts
-    current: dict | None = None  # ChainState dict in progress
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
 class SearchResult:
     labels: list
     evaluation: Evaluation
@@ -133,17 +101,10 @@ class SearchInterrupted(Exception):
     """Raised after the state was saved because `should_stop()` returned True (Ctrl-C / SIGTERM)."""
 
 
-def encode_labels(labels: Sequence[bool | None]) -> str:
-    return "".join("." if y is None else ("T" if y else "F") for y in labels)
-
-
-def decode_labels(s: str) -> list:
-    return [None if c == "." else c == "T" for c in s]
-
-
-def pool_fingerprint(claims: Sequence[Claim], cfg: SearchConfig, rules: ConsistencyRules, scorer_name: str) -> str:
-    """A hash of what the search result depends on: resuming under a different pool/config is refused."""
-    h = hashlib.sha256()
+def pool_fingerprint(claims: Sequence[Claim], cfg: SearchConfig, rules: ConsistencyRules, scorer_name: str,
+                     carry_digest: str = "") -> str:
+    """A hash of what the search result depends on: resuming under a different pool/config/carry is refused."""
+    h = hashlib.sha256(carry_digest.encode())
     for c in claims:
         h.update(f"{c.id}\x00{c.group}\x00{c.key}\x00{c.text}\x01".encode())
     h.update(json.dumps([asdict(cfg) | {"checkpoint_every": 0, "snapshot_every": 0, "iterations": 0,
@@ -156,7 +117,9 @@ class ICMSearch:
     """Searches labels maximising U(D) = α·P(D) − I(D) for `claims` under `scorer`."""
 
     def __init__(self, claims: Sequence[Claim], scorer: Scorer, rules: ConsistencyRules, cfg: SearchConfig,
-                 *, memo_size: int = 512):
+                 *, memo_size: int = 512, carry=None):
+        """carry: claims labeled by earlier batches, as the scorer's `carry(...)` made them (the probe: a
+        CarriedFit); they join every fit, are never scored or changed."""
         if not claims:
             raise UserError("the labeling pool is empty")
         self.claims = list(claims)
@@ -164,68 +127,41 @@ class ICMSearch:
         self.cfg = cfg
         self.structure: GroupStructure = build_structure([c.group for c in claims], [c.key for c in claims], rules)
         self.n = len(self.claims)
-        self._memo: OrderedDict[str, Evaluation] = OrderedDict()
-        self._memo_size = memo_size
-        self.evaluations = 0
+        self._memo = ScoreMemo(self.n, memo_size)
+        self.carry = carry if carry is not None and carry.n else None
+        self._evaluations = 0
+
+    @property
+    def evaluations(self) -> int:
+        """Labelings scored so far (memo hits excluded)."""
+        return self._evaluations
+
+    def _state(self, labels: list, **saved) -> LabelState:
+        state = LabelState(self.claims, self.scorer, self.structure, self.cfg.alpha, self.cfg.priority_weight,
+                           labels, self._memo, carry=self.carry, **saved)
+        self._evaluations += state.evaluations
+        state.evaluations = 0
+        return state
 
     # ------------------------------------------------------------------ scoring
 
     def evaluate(self, labels: Sequence[bool | None]) -> Evaluation:
-        """U, P, I and LOO scores of a labeling (memoised by the label vector)."""
-        key = encode_labels(labels)
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
-        labeled = [i for i, y in enumerate(labels) if y is not None]
-        scores = np.full(self.n, np.nan)
-        if labeled:
-            scores[labeled] = self.scorer.loo_scores(self.claims, list(labels), labeled)
-        p = predictability(scores, labels)
-        i = inconsistency(self.structure, labels)
-        ev = Evaluation(u=utility(self.cfg.alpha, p, i), p=p, i=i, scores=scores)
-        self.evaluations += 1
-        self._memo[key] = ev
-        if len(self._memo) > self._memo_size:
-            self._memo.popitem(last=False)
-        return ev
-
-    def query_score(self, labels: Sequence[bool | None], i: int, ev: Evaluation) -> float:
-        """Claim i's score with every other labeled claim in context (its LOO score when labeled)."""
-        if labels[i] is not None:
-            return float(ev.scores[i])
-        return float(self.scorer.loo_scores(self.claims, list(labels), [i])[0])
+        """U, P, I and LOO scores of a labeling."""
+        state = self._state(list(labels))
+        return Evaluation(u=state.u, p=state.p, i=state.i, scores=state.scores())
 
     # ------------------------------------------------------------------ Algorithm 2
 
     def consistency_fix(self, labels: list, ev: Evaluation) -> tuple[list, Evaluation]:
         """Up to M rounds: for each violating pair, apply the best consistent assignment if it strictly raises U."""
-        s = self.structure
-        for _ in range(self.cfg.fix_rounds):
-            pairs = violating_pairs(s, labels)
-            if not pairs:
-                break
-            improved = False
-            for i, j in pairs:
-                if labels[i] is None or labels[j] is None or not pair_violates(
-                        s.keys[i], labels[i], s.keys[j], labels[j], s.rules):
-                    continue  # already resolved by an earlier fix this round
-                best: tuple[list, Evaluation] | None = None
-                for a, b in s.options(i, j):
-                    cand = list(labels)
-                    cand[i], cand[j] = a, b
-                    cev = self.evaluate(cand)
-                    if cev.u > (best[1].u if best else ev.u):
-                        best = (cand, cev)
-                if best is not None:
-                    labels, ev = best
-                    improved = True
-            if not improved:
-                break
-        return labels, ev
+        state = self._state(list(labels), evaluation=(ev.u, ev.p, ev.i), scores=_to_list(ev.scores))
+        state.commit(state.fix(state.evaluate({}), self.cfg.fix_rounds))
+        self._evaluations += state.evaluations
+        return list(state.labels), Evaluation(u=state.u, p=state.p, i=state.i, scores=state.scores())
 
     # ------------------------------------------------------------------ Algorithm 1
 
-    def _init_chain(self, chain: int) -> ChainState:
+    def _init_chain(self, chain: int) -> tuple[ChainState, LabelState]:
         rng = np.random.default_rng([self.cfg.seed, chain])
         labels: list = [None] * self.n
         k = min(self.cfg.num_seeds, self.n)
@@ -234,106 +170,104 @@ class ICMSearch:
         rng.shuffle(seed_labels)
         for idx, y in zip(picked, seed_labels):
             labels[int(idx)] = bool(y)
-        ev = self.evaluate(labels)
-        labels, ev = self.consistency_fix(labels, ev)
-        st = ChainState(chain=chain, labels=labels, scores=_to_list(ev.scores), u=ev.u, p=ev.p, i=ev.i,
+        state = self._state(labels)
+        state.commit(state.fix(state.evaluate({}), self.cfg.fix_rounds))
+        st = ChainState(chain=chain, labels=state.labels, scores=[], u=state.u, p=state.p, i=state.i,
                         rng_state=rng.bit_generator.state, seed_indices=[int(x) for x in picked])
-        st.snapshots.append([0, encode_labels(labels)])
-        return st
+        st.snapshots.append([0, encode_labels(st.labels)])
+        return st, state
 
-    def _weights(self, labels: Sequence[bool | None]) -> np.ndarray:
-        labeled_groups = {self.structure.group_of[i] for i, y in enumerate(labels)
-                          if y is not None and self.structure.group_of[i] >= 0}
-        w = np.ones(self.n)
-        for i, y in enumerate(labels):
-            if y is None and self.structure.group_of[i] in labeled_groups:
-                w[i] = self.cfg.priority_weight
-        return w / w.sum()
+    def _resume_chain(self, st: ChainState) -> tuple[ChainState, LabelState]:
+        state = self._state(st.labels, evaluation=(st.u, st.p, st.i), scores=st.scores, scorer_state=st.scorer_state)
+        return st, state
 
-    def _pick(self, st: ChainState, rng: np.random.Generator, ev: Evaluation) -> int:
-        labels = st.labels
-        if self.cfg.proposal == "worst_margin" and all(y is not None for y in labels):
-            margins = np.array([ev.scores[i] if labels[i] else -ev.scores[i] for i in range(self.n)])
+    def _pick(self, state: LabelState, rng: np.random.Generator) -> int:
+        if self.cfg.proposal == "worst_margin" and state.n_labeled == self.n:
+            scores = state.scores()
+            margins = np.where(np.array(state.labels, dtype=bool), scores, -scores)
             worst = int(np.argmin(margins))
             if margins[worst] < 0:
                 rng.random()  # keep the stream aligned with the sampling branch
                 return worst
-        return int(rng.choice(self.n, p=self._weights(labels)))
+        return state.pick(rng)
 
-    def _step(self, st: ChainState, rng: np.random.Generator) -> None:
-        ev = Evaluation(u=st.u, p=st.p, i=st.i, scores=_to_array(st.scores))
-        i = self._pick(st, rng, ev)
-        s_i = self.query_score(st.labels, i, ev)
-        y_hat = bool(s_i > 0)
+    def _step(self, st: ChainState, state: LabelState, rng: np.random.Generator) -> None:
+        i = self._pick(state, rng)
+        y_hat = bool(state.query_score(i) > 0)
         st.iteration += 1
         accepted = False
         if st.labels[i] != y_hat:
             st.proposals += 1
-            cand = list(st.labels)
-            cand[i] = y_hat
-            cev = self.evaluate(cand)
-            cand, cev = self.consistency_fix(cand, cev)
+            cand = state.fix(state.evaluate({i: y_hat}), self.cfg.fix_rounds)
             t = temperature(self.cfg, st.accepted)
-            du = cev.u - st.u
+            du = cand.u - st.u
             if du >= 0 or rng.random() < math.exp(du / t):
                 accepted = True
-                st.labels, st.scores = cand, _to_list(cev.scores)
-                st.u, st.p, st.i = cev.u, cev.p, cev.i
+                state.commit(cand)  # updates st.labels (the same list) in place
+                st.u, st.p, st.i = cand.u, cand.p, cand.i
                 st.accepted += 1
+        self._evaluations += state.evaluations
+        state.evaluations = 0
         st.since_accept = 0 if accepted else st.since_accept + 1
-        n_labeled = sum(y is not None for y in st.labels)
-        st.history.append([st.iteration, st.u, st.p, st.i, temperature(self.cfg, st.accepted), st.accepted, n_labeled])
-        if st.iteration % self.cfg.snapshot_every == 0:
+        st.history.append([st.iteration, st.u, st.p, st.i, temperature(self.cfg, st.accepted), st.accepted,
+                           state.n_labeled])
+        if st.iteration % max(self.cfg.snapshot_every, self.n // 100) == 0:
             st.snapshots.append([st.iteration, encode_labels(st.labels)])
 
-    def _finished(self, st: ChainState) -> bool:
+    def _finished(self, st: ChainState, state: LabelState) -> bool:
         if st.iteration >= self.cfg.iterations:
             return True
-        all_labeled = all(y is not None for y in st.labels)
-        return bool(self.cfg.patience and all_labeled and st.since_accept >= self.cfg.patience)
+        return bool(self.cfg.patience and state.n_labeled == self.n and st.since_accept >= self.cfg.patience)
+
+    def _save_point(self, st: ChainState, state: LabelState, rng: np.random.Generator) -> ChainState:
+        """Bring what a checkpoint stores up to date: RNG, the session's running sums, or (without a session) the
+        scores a resume must not recompute."""
+        st.rng_state = rng.bit_generator.state
+        st.scorer_state = state.scorer_state()
+        st.scores = _to_list(state.scores()) if state.session is None else []
+        return st
 
     def run(self, *, state_path: str | Path | None = None, resume: bool = False,
             should_stop: Callable[[], bool] | None = None,
             on_step: Callable[[ChainState], None] | None = None) -> SearchResult:
         """Run all chains (resuming from `state_path` when asked); returns the best chain's labeling."""
-        fp = pool_fingerprint(self.claims, self.cfg, self.structure.rules, self.scorer.name)
+        fp = pool_fingerprint(self.claims, self.cfg, self.structure.rules, self.scorer.name,
+                              self.carry.digest if self.carry is not None else "")
         state = SearchState(fingerprint=fp)
-        if resume and state_path and Path(state_path).exists():
-            state = load_state(state_path)
+        store = StateFile(state_path) if state_path else None
+        if resume and store and store.path.exists():
+            state = store.load()
             if state.fingerprint != fp:
                 raise UserError(f"{state_path}: saved search state belongs to a different pool, config or scorer "
                                 f"(fingerprint {state.fingerprint} ≠ {fp}); remove it or drop --resume")
 
         def save() -> None:
-            if state_path:
-                atomic_write_json(state_path, state.to_json())
+            if store:
+                store.save(state)
 
         for chain in range(len(state.chains), self.cfg.restarts):
-            if state.current is not None:
-                st = ChainState(**state.current)
-            else:
-                st = self._init_chain(chain)
-                state.current = asdict(st)
-                save()
             rng = np.random.default_rng()
+            st, lab = self._resume_chain(state.current) if state.current is not None else self._init_chain(chain)
             rng.bit_generator.state = st.rng_state
-            while not st.done and not self._finished(st):
-                self._step(st, rng)
+            if state.current is None:
+                state.current = self._save_point(st, lab, rng)
+                save()
+            while not st.done and not self._finished(st, lab):
+                self._step(st, lab, rng)
                 if on_step:
                     on_step(st)
                 if st.iteration % self.cfg.checkpoint_every == 0 or (should_stop and should_stop()):
-                    st.rng_state = rng.bit_generator.state
-                    state.current = asdict(st)
+                    self._save_point(st, lab, rng)
                     save()
                     if should_stop and should_stop():
                         raise SearchInterrupted(f"search interrupted at chain {chain}, iteration {st.iteration}")
             st.done = True
-            st.rng_state = rng.bit_generator.state
-            state.chains.append(asdict(st))
+            self._save_point(st, lab, rng).scores = _to_list(lab.scores())
+            state.chains.append(st)
             state.current = None
             save()
 
-        chains = [ChainState(**c) for c in state.chains]
+        chains = state.chains
         best = max(range(len(chains)), key=lambda c: (chains[c].u, -c))
         b = chains[best]
         ev = Evaluation(u=b.u, p=b.p, i=b.i, scores=_to_array(b.scores))
@@ -349,10 +283,3 @@ def _to_list(a: np.ndarray) -> list:
 def _to_array(xs: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if x is None else x for x in xs], dtype=np.float64)
 
-
-def load_state(path: str | Path) -> SearchState:
-    try:
-        data = json.loads(Path(path).read_text())
-        return SearchState(**data)
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: search state is unreadable ({e}); remove it to start over") from None

@@ -50,6 +50,7 @@ class Scorer(ABC):
     name: ClassVar[str] = "scorer"  # part of the search's resume fingerprint
     summary: ClassVar[str] = ""  # one line for `--help` and the docs
     finetunable: ClassVar[bool] = False  # iterative labeling can fine-tune it (`model`, `tokenizer`, `rebuilt`)
+    carries_labels: ClassVar[bool] = False  # `carry_labels` can fit later batches with earlier ones (`prepare`, `carry`)
     stats: ScorerStats
     prior: Prior | None = None  # pair pools: the LM's response log-likelihood per claim (`likelihood.py`)
     model: Any = None  # the in-process LM, where there is one
@@ -93,6 +94,19 @@ class Scorer(ABC):
     def work_stats(self) -> dict:
         """Work counters for reports, including forward passes outside `loo_scores` (e.g. feature extraction)."""
         return self.stats.as_dict()
+
+    def session(self, claims: Sequence[Claim], labels: Sequence[Label], carry: Any = None) -> Any:
+        """An incrementally updated state of this scorer for one search over `claims` — `trial(changes)` → an
+        object with `.p`, `commit(trial)`, `score(i)`, `scores()`, `p`, `state_dict()` / `load_state_dict()` — or
+        None, and the search re-scores every labeled claim per candidate (memoised)."""
+        return None
+
+    def prepare(self, claims: Sequence[Claim]) -> None:
+        """Called once with the whole pool before its batches when labels are carried between them."""
+
+    def carry(self, claims: Sequence[Claim], labels: Sequence[Label], onto: Any = None) -> Any:
+        """A finished batch's labels in the form `session(carry=…)` takes, added to `onto` (`carries_labels`)."""
+        raise UserError(f"the {self.name} scorer cannot carry labels between batches; use scorer probe")
 
     def rebuilt(self, model: Any) -> Scorer:
         """The same scorer on `model` (iterative labeling's fine-tuned labeler)."""

@@ -65,6 +65,7 @@ class ProbeScorer(Scorer):
 
     name = "probe"
     summary = "exact LOO ridge probe on hidden states (works with small models)"
+    carries_labels = True
 
     def __init__(self, features: FeatureSource | Callable, cfg: ProbeConfig | None = None, prior: Prior | None = None):
         """features: a FeatureSource or a plain function texts → (features, zero-shot log-odds); prior: per-claim

@@ -34,10 +34,13 @@ class LabelConfig(ScorerSettings):
     batch_size: int = cfg_field(256, "claims per labeling batch (whole groups; each batch is searched on its own)")
     iterative: IterativeConfig = field(default_factory=IterativeConfig,
                                        metadata={"help": "LoRA-fine-tune the labeler between batches (icl scorer)"})
+    carry_labels: bool = cfg_field(False, "fit each batch's scorer with the labels of the batches before it too "
+                                          "(probe: one feature space for the pool; sequential, so num_shards 1)")
     baselines: bool = cfg_field(True, "also score zero-shot, random-label and golden-label baselines (needs gold)")
 
     num_shards: int = cfg_field(1, "parallel workers sharing output_dir; each labels batches j ≡ shard_index "
-                                   "(mod num_shards); a final run with num_shards 1 and resume true merges")
+                                   "(mod num_shards) and the last to finish merges (under accelerate launch: one "
+                                   "per process)")
     shard_index: int = cfg_field(0, "this worker's shard, 0 ≤ shard_index < num_shards (e.g. $RANK)")
     output_dir: str = cfg_field("runs/label", "run directory for labels, preferences and reports")
     resume: bool = cfg_field(False, "continue an interrupted run in output_dir (same config ⇒ same labels)")
@@ -59,6 +62,13 @@ class LabelConfig(ScorerSettings):
         if not 0 <= self.shard_index < max(self.num_shards, 1) or self.num_shards < 1:
             raise ConfigError("shard_index", f"need 0 ≤ shard_index < num_shards, got {self.shard_index} of "
                                              f"{self.num_shards}")
+        if self.carry_labels and not scorer.carries_labels:
+            able = " or ".join(name for name, cls in SCORERS.items() if cls.carries_labels)
+            raise ConfigError("carry_labels", f"carrying labels between batches needs scorer {able}, got "
+                                              f"'{self.scorer}'")
+        if self.num_shards > 1 and self.carry_labels:
+            raise ConfigError("num_shards", "carry_labels is sequential (batch j+1 is fitted with batches ≤ j); "
+                                            "use num_shards 1 with carry_labels")
         if self.num_shards > 1 and self.iterative.enabled:
             raise ConfigError("num_shards", "iterative labeling is sequential (batch j+1 uses batches ≤ j); "
                                             "use num_shards 1 with iterative.enabled")

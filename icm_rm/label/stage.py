@@ -10,6 +10,7 @@ Gold labels, where the data has them, are read only after each batch's search, f
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -56,6 +57,7 @@ class BatchOutcome:
     chains: list  # per chain: iterations, accepted, proposals, u, history, snapshots
     scorer_stats: dict
     time_s: float
+    shard: int = 0  # the worker (shard_index) that searched this batch
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -85,9 +87,12 @@ def task_rules(cfg: LabelConfig, pool: ClaimSet) -> ConsistencyRules:
 def run_label(cfg: LabelConfig) -> Path:
     """Run the label stage; returns the output dir. Resumable; finished batches are never redone."""
     out = Path(cfg.output_dir)
+    shards = launcher_shards(cfg)
+    if cfg.overwrite and shards[0] > 1:
+        raise ConfigError("overwrite", "several workers share output_dir: remove it before starting them instead")
     if cfg.overwrite and out.exists():
         shutil.rmtree(out)
-    _refuse_used_output_dir(cfg, out)
+    _refuse_used_output_dir(cfg, out, sharded=shards[0] > 1)
     if is_complete(out):
         print(f"icm-rm label: {out} is complete; nothing to do", file=sys.stderr)
         return out
@@ -98,23 +103,45 @@ def run_label(cfg: LabelConfig) -> Path:
     scorer = build_scorer(cfg, pool)
     check_writable(out)
     save_config(cfg, out / "config.yaml")
+    if cfg.carry_labels:
+        scorer.prepare(pool.claims)  # one feature space for every batch and the labels carried between them
     batches = make_batches(pool.claims, cfg.batch_size)
     t_start = time.time()
-    scorer, outcomes = _label_batches(cfg, scorer, pool, batches, rules, out)
+    scorer, outcomes = _label_batches(cfg, scorer, pool, batches, rules, out, shards)
+    if len(outcomes) < len(batches):  # the worker that finishes last finds every batch done and merges
+        outcomes = [BatchOutcome(**json.loads(p.read_text())) for j in range(len(batches))
+                    if (p := out / "batches" / f"batch_{j:03d}.json").exists()]
     if len(outcomes) < len(batches):
-        print(f"icm-rm label: shard {cfg.shard_index}/{cfg.num_shards} done ({len(outcomes)}/{len(batches)} batches "
-              f"finished in {out}); when all shards are done, run the same command with --num_shards 1 "
-              "--resume true to merge", file=sys.stderr)
+        print(f"icm-rm label: shard {shards[1]}/{shards[0]} done ({len(outcomes)}/{len(batches)} batches finished "
+              f"in {out}); the last worker to finish writes the outputs (or run the same command with "
+              "--num_shards 1 --resume true)", file=sys.stderr)
         return out
     report = write_outputs(cfg, pool, outcomes, scorer, rules, out, wall_s=time.time() - t_start)
-    write_run_json(out, cfg, seed=cfg.search.seed, timings={"label_s": report["time_s"]})
+    by_shard = {s: [o.batch for o in outcomes if o.shard == s] for s in sorted({o.shard for o in outcomes})}
+    write_run_json(out, cfg, seed=cfg.search.seed, timings={"label_s": report["time_s"]},
+                   extra={"world_size": shards[2], "num_shards": shards[0], "batches_by_shard": by_shard})
     mark_complete(out, stage="label")
     print_summary(report, out)
     return out
 
 
-def _refuse_used_output_dir(cfg: LabelConfig, out: Path) -> None:
-    if out.exists() and any(out.iterdir()) and not cfg.resume and cfg.num_shards == 1:
+def launcher_shards(cfg: LabelConfig) -> tuple[int, int, int]:
+    """(num_shards, shard_index, world size): under `accelerate launch` / torchrun (WORLD_SIZE > 1) every process is
+    one shard of the batches; otherwise the config's num_shards / shard_index."""
+    world = int(os.environ.get("WORLD_SIZE") or 1)
+    if world <= 1:
+        return cfg.num_shards, cfg.shard_index, 1
+    if cfg.num_shards not in (1, world):
+        raise ConfigError("num_shards", f"{cfg.num_shards} differs from the launcher's {world} processes; leave "
+                                        "num_shards at 1 under accelerate launch (each process is one shard)")
+    if cfg.iterative.enabled or cfg.carry_labels:
+        raise ConfigError("iterative.enabled" if cfg.iterative.enabled else "carry_labels",
+                          f"sequential labeling cannot run on {world} processes; launch one process")
+    return world, int(os.environ.get("RANK") or 0), world
+
+
+def _refuse_used_output_dir(cfg: LabelConfig, out: Path, sharded: bool) -> None:
+    if out.exists() and any(out.iterdir()) and not cfg.resume and not sharded:
         if is_complete(out):
             raise UserError(f"{out}: already holds a finished label run; pass --resume true to reuse it, "
                             "--overwrite true to redo it, or choose another --output_dir")
@@ -122,45 +149,48 @@ def _refuse_used_output_dir(cfg: LabelConfig, out: Path) -> None:
                         "--overwrite true to start over")
 
 
-def _label_batches(cfg: LabelConfig, scorer: Scorer, pool: ClaimSet, batches: list[list[int]], rules, out: Path
-                   ) -> tuple[Scorer, list[BatchOutcome]]:
+def _label_batches(cfg: LabelConfig, scorer: Scorer, pool: ClaimSet, batches: list[list[int]], rules, out: Path,
+                   shards: tuple[int, int, int]) -> tuple[Scorer, list[BatchOutcome]]:
     """This worker's batches (finished ones are read back); returns the last scorer used and every outcome."""
     outcomes: list[BatchOutcome] = []
+    carried = None  # carry_labels: the batches so far, in order, as the scorer keeps them
     writer = tb_writer(out) if cfg.report_to == "tensorboard" else None
     with graceful_interrupts() as stop:
         for j, idx in enumerate(batches):
             result_path = out / "batches" / f"batch_{j:03d}.json"
             if result_path.exists():
                 outcomes.append(BatchOutcome(**json.loads(result_path.read_text())))
-                continue
-            if j % cfg.num_shards != cfg.shard_index:
+            elif j % shards[0] != shards[1]:
                 continue  # another worker's batch
-            if cfg.iterative.enabled and j > 0:
-                done = [pool.claims[i] for o in outcomes for i in o.indices]
-                scorer = next_labeler(scorer, cfg.iterative, done, [y for o in outcomes for y in o.labels],
-                                      out / "labeler_lora" / f"after_batch_{j - 1:03d}")
-            claims = [pool.claims[i] for i in idx]
-            outcome = _label_batch(cfg, scorer, claims, idx, rules, j, len(batches), out, stop)
-            atomic_write_json(result_path, asdict(outcome))
-            outcomes.append(outcome)
-            if writer:
-                log_batch(writer, outcome, j)
+            else:
+                if cfg.iterative.enabled and j > 0:
+                    done = [pool.claims[i] for o in outcomes for i in o.indices]
+                    scorer = next_labeler(scorer, cfg.iterative, done, [y for o in outcomes for y in o.labels],
+                                          out / "labeler_lora" / f"after_batch_{j - 1:03d}")
+                claims = [pool.claims[i] for i in idx]
+                outcomes.append(_label_batch(cfg, scorer, claims, idx, rules, j, len(batches), out, stop, carried))
+                outcomes[-1].shard = shards[1]
+                atomic_write_json(result_path, asdict(outcomes[-1]))
+                if writer:
+                    log_batch(writer, outcomes[-1], j)
+            if cfg.carry_labels:  # sequential: every batch before j is in `carried`
+                carried = scorer.carry([pool.claims[i] for i in idx], outcomes[-1].labels, onto=carried)
     if writer:
         writer.close()
     return scorer, outcomes
 
 
 def _label_batch(cfg: LabelConfig, scorer: Scorer, claims: list[Claim], idx: list[int], rules, j: int,
-                 n_batches: int, out: Path, stop: StopFlag) -> BatchOutcome:
+                 n_batches: int, out: Path, stop: StopFlag, carry=None) -> BatchOutcome:
     t0 = time.time()
-    search = ICMSearch(claims, scorer, rules, cfg.search)
+    search = ICMSearch(claims, scorer, rules, cfg.search, carry=carry)
     total = cfg.search.iterations * cfg.search.restarts
     bar = tqdm(total=total, desc=f"ICM batch {j + 1}/{n_batches}", unit="it", dynamic_ncols=True)
 
     def on_step(st: ChainState) -> None:
         bar.n = st.chain * cfg.search.iterations + st.iteration
         bar.set_postfix(U=f"{st.u:.2f}", T=f"{temperature(cfg.search, st.accepted):.2f}", acc=st.accepted,
-                        labeled=f"{sum(y is not None for y in st.labels)}/{len(claims)}", refresh=False)
+                        labeled=f"{st.history[-1][6] if st.history else 0}/{len(claims)}", refresh=False)
         bar.update(0)
 
     try:

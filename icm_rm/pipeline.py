@@ -40,7 +40,7 @@ from .reward.trainer import train_reward_model
 class PipelineConfig:
     """label → train-rm → ppo/grpo → eval-rm → eval-policy, each stage resumable."""
 
-    output_dir: str = cfg_field("runs/pipeline", "run directory; each stage gets a subfolder")
+    output_dir: str = cfg_field("runs/pipeline", "run directory; each stage gets a subfolder", resume_safe=True)
     label: dict = cfg_field(default_factory=dict, help="LabelConfig fields (icm-rm label --help)")
     rm: dict = cfg_field(default_factory=dict, help="RewardModelConfig fields (icm-rm train-rm --help)")
     rl_algo: str = cfg_field("ppo", "policy optimiser: ppo (ours) or grpo (TRL)", choices=("ppo", "grpo"))
@@ -49,7 +49,7 @@ class PipelineConfig:
     eval_policy: dict = cfg_field(default_factory=dict, help="EvalPolicyConfig fields (icm-rm eval-policy --help)")
     eval_rm_data: list[str] = cfg_field(default_factory=list, help="extra held-out preference sets FILE[:format] "
                                                                    "for eval-rm (the built-in test split is added)")
-    eval_rm_limit: int | None = cfg_field(200, "pairs per extra eval-rm set (null = all)")
+    eval_rm_limit: int | None = cfg_field(200, "pairs per extra eval-rm set (null = all)", ge=1)
     compare_human: bool = cfg_field(True, "also run the RM and RL stages on gold/human labels and compare")
     human_labels: str | None = cfg_field(None, "preference file with human labels (null = the label stage's "
                                                "preferences_gold.jsonl)")

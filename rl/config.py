@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from icm_rm.infra.config import cfg_field
-from icm_rm.infra.errors import ConfigError
+from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.models import resolve_model
 
 
@@ -32,10 +32,10 @@ class PolicyTrainingConfig:
     normalize_reward: bool = cfg_field(True, "Normalise HF RM scores with the reward_mean/reward_std stored in the RM's "
                                              "config.json.")
     reward_clip: float | None = cfg_field(None, "Clip sequence scores to ±reward_clip (after normalisation); null = no "
-                                                "clip.")
+                                                "clip.", gt=0)
     missing_eos_penalty: float | None = cfg_field(None, "Subtract this from the score of responses that hit "
-                                                        "max_new_tokens without EOS; null = no penalty.")
-    reward_batch_size: int = cfg_field(8, "Texts per forward pass of an HF reward model.")
+                                                        "max_new_tokens without EOS; null = no penalty.", ge=0)
+    reward_batch_size: int = cfg_field(8, "Texts per forward pass of an HF reward model.", ge=1)
     # ---------------------------------------------------------------- data
     prompts: str = cfg_field("", "Prompts: a JSONL/JSON file with a `prompt` field (a TRL preference file works), "
                                  "or 'builtin:NAME' for a built-in task's prompts.")
@@ -43,32 +43,37 @@ class PolicyTrainingConfig:
     prompt_format: Literal["auto", "raw", "chat"] = cfg_field(
         "auto", "auto: chat-message prompts go through the chat template, strings are used as they are; chat: wrap "
                 "string prompts as one user message; raw: never apply the chat template.", choices=("auto", "raw", "chat"))
-    max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.")
+    max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.", ge=1)
     # ---------------------------------------------------------------- optimisation
-    num_steps: int = cfg_field(200, "Optimizer steps of the run (PPO: PPO steps; GRPO: TRL's max_steps).")
-    max_new_tokens: int = cfg_field(64, "Response tokens sampled per prompt (generation stops early at EOS).")
-    temperature: float = cfg_field(1.0, "Sampling temperature.")
-    learning_rate: float = cfg_field(1e-6, "AdamW learning rate of the policy.")
+    num_steps: int = cfg_field(200, "Optimizer steps of the run (PPO: PPO steps; GRPO: TRL's max_steps).", ge=1)
+    max_new_tokens: int = cfg_field(64, "Response tokens sampled per prompt (generation stops early at EOS).", ge=1)
+    temperature: float = cfg_field(1.0, "Sampling temperature.", gt=0)
+    learning_rate: float = cfg_field(1e-6, "AdamW learning rate of the policy.", gt=0)
     lr_scheduler: str = cfg_field("linear", "Learning-rate schedule over all optimizer steps, after warmup.")
-    warmup_steps: int = cfg_field(0, "Optimizer steps of linear warmup.")
-    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip.")
+    warmup_steps: int = cfg_field(0, "Optimizer steps of linear warmup.", ge=0)
+    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip.", gt=0)
     # ---------------------------------------------------------------- LoRA
     lora: bool = cfg_field(False, "Train LoRA adapters (peft); the reference is the policy with its adapter disabled. "
                                   "The exported policy is merged.")
-    lora_r: int = cfg_field(16, "LoRA rank.")
-    lora_alpha: int = cfg_field(32, "LoRA alpha.")
-    lora_dropout: float = cfg_field(0.0, "LoRA dropout.")
+    lora_r: int = cfg_field(16, "LoRA rank.", ge=1)
+    lora_alpha: int = cfg_field(32, "LoRA alpha.", ge=1)
+    lora_dropout: float = cfg_field(0.0, "LoRA dropout.", ge=0, lt=1)
     lora_target_modules: list[str] | None = cfg_field(None, "Modules to adapt; default: all linear layers.")
     # ---------------------------------------------------------------- run
     output_dir: str = cfg_field("runs/policy", "Run directory: policy/, checkpoints, metrics.jsonl, training.png, "
-                                               "run.json.")
-    seed: int = cfg_field(0, "Seed for initialisation, sampling and data order.")
-    save_steps: int = cfg_field(50, "Checkpoint every N steps.")
-    save_total_limit: int | None = cfg_field(2, "Keep the newest N checkpoints (null = all).")
-    resume: bool = cfg_field(False, "Continue from the newest checkpoint in output_dir.")
+                                               "run.json.", resume_safe=True)
+    seed: int = cfg_field(0, "Seed for initialisation, sampling and data order.", ge=0)
+    save_steps: int = cfg_field(50, "Checkpoint every N steps.", ge=0)
+    save_total_limit: int | None = cfg_field(2, "Keep the newest N checkpoints (null = all).", ge=1, resume_safe=True)
+    resume: bool | Literal["force"] = cfg_field(False, "Continue from the newest good checkpoint in output_dir; a changed "
+                                                       "config or data is refused, 'force' continues anyway.",
+                                                resume_safe=True)
+    overwrite: bool = cfg_field(False, "Replace a finished or started run in output_dir: the new run is written aside "
+                                       "and swapped in only when complete.", resume_safe=True)
     max_steps_this_run: int | None = cfg_field(None, "Stop after this many steps in this invocation (checkpointing "
-                                                     "first), e.g. to split a run across job slots.")
-    tensorboard: bool = cfg_field(True, "Write TensorBoard scalars to output_dir/tensorboard.")
+                                                     "first), e.g. to split a run across job slots.",
+                                                     ge=1, resume_safe=True)
+    tensorboard: bool = cfg_field(True, "Write TensorBoard scalars to output_dir/tensorboard.", resume_safe=True)
 
     def __post_init__(self):
         if not self.model:
@@ -82,6 +87,9 @@ class PolicyTrainingConfig:
                 raise ConfigError(name, f"must be ≥ 1, got {getattr(self, name)}")
         if self.max_steps_this_run is not None and self.max_steps_this_run < 1:
             raise ConfigError("max_steps_this_run", "must be ≥ 1 or null")
+        if self.overwrite and (self.resume or self.max_steps_this_run is not None):
+            raise ConfigError("overwrite", "overwrite starts the run over (aside, swapped in when complete); it cannot "
+                                           "be combined with resume or max_steps_this_run")
 
     def with_resolved_models(self):
         """A copy whose model fields hold local dirs: registry names (`smollm2-135m`, see `icm-rm models`) → the
@@ -90,5 +98,12 @@ class PolicyTrainingConfig:
         for name in self.MODEL_FIELDS:
             value = getattr(self, name)
             if value and value != "reward_model":
-                fields[name] = resolve_model(value)
+                try:  # each dir checked for what is read from it: the tokenizer dir needs no weights, a ref no tokenizer
+                    fields[name] = resolve_model(value, weights=name != "tokenizer",
+                                                 tokenizer=name in ("tokenizer", "value_model")
+                                                 or (name == "model" and not self.tokenizer))
+                except ConfigError:
+                    raise
+                except UserError as e:
+                    raise ConfigError(name, str(e)) from None
         return dataclasses.replace(self, **fields)

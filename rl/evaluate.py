@@ -50,23 +50,24 @@ class EvalPolicyConfig:
     prompts: str = cfg_field("builtin:capitals", "held-out prompts: a JSONL/JSON file with `prompt`, or builtin:NAME")
     prompt_split: str = cfg_field("test", "split for builtin:NAME prompts (held out from RL training)")
     prompt_format: str = cfg_field("chat", "auto | raw | chat — must match how the policies were trained")
-    max_prompts: int | None = cfg_field(64, "evaluate on the first N distinct prompts (null = all)")
-    max_new_tokens: int = cfg_field(48, "answer length cap")
-    temperature: float = cfg_field(0.0, "0 = greedy; > 0 samples (seeded)")
-    batch_size: int = cfg_field(16, "prompts per generation batch")
+    max_prompts: int | None = cfg_field(64, "evaluate on the first N distinct prompts (null = all)", ge=1)
+    max_new_tokens: int = cfg_field(48, "answer length cap", ge=1)
+    temperature: float = cfg_field(0.0, "0 = greedy; > 0 samples (seeded)", ge=0)
+    batch_size: int = cfg_field(16, "prompts per generation batch", ge=1)
     judge: str | None = cfg_field(None, "gold:<builtin task> or a judge RM dir never trained on (null = "
                                         "gold checker of builtin prompts)")
-    tie_margin: float = cfg_field(0.0, "RM judge: |reward difference| ≤ this counts as a tie")
+    tie_margin: float = cfg_field(0.0, "RM judge: |reward difference| ≤ this counts as a tie", ge=0)
     head_to_head: bool = cfg_field(True, "also compare every pair of policies with each other")
     rms: list[str] = cfg_field(default_factory=list, help="RMs (NAME=DIR) to report each policy's mean reward under")
     pref_data: list[str] = cfg_field(default_factory=list, help="held-out preference files FILE[:format] for "
                                                                "implicit-reward preference accuracy")
-    pref_limit: int | None = cfg_field(200, "pairs per preference file (null = all)")
-    seed: int = cfg_field(0, "sampling seed")
+    pref_limit: int | None = cfg_field(200, "pairs per preference file (null = all)", ge=1)
+    seed: int = cfg_field(0, "sampling seed", ge=0)
     device: str = cfg_field("auto", "cpu, cuda or auto")
     output_dir: str = cfg_field("runs/eval_policy", "where samples.jsonl, eval_policy.{json,md} and PNGs go")
 
     def __post_init__(self):
+        resolve_device(self.device)
         if self.prompt_format not in ("auto", "raw", "chat"):
             raise ConfigError("prompt_format", f"must be auto, raw or chat, got '{self.prompt_format}'")
         if self.max_new_tokens < 1 or self.batch_size < 1:

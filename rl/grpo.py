@@ -16,17 +16,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from icm_rm.data.records import render_messages
 from icm_rm.infra.config import cfg_field
 from icm_rm.infra.errors import ConfigError, UserError
-from icm_rm.infra.io import check_writable, last_complete_checkpoint, mark_complete, write_run_json
+from icm_rm.infra.io import mark_complete, write_run_json
+from icm_rm.infra.model_dir import loading
 from icm_rm.infra.runner import run_main
+from icm_rm.infra.runs import last_complete_checkpoint
+from icm_rm.infra.values import check_pass_through
 from rl.config import PolicyTrainingConfig
-from rl.launch import trainer_main
+from rl.launch import finish_policy_run, prepare_policy_run, trainer_main
 from rl.logging import RunLogger
 from rl.ppo.data import load_prompts
-from rl.ppo.rollout import tokenize_prompts
+from rl.ppo.rollout import check_prompt_format, eos_ids_of, tokenize_prompts
 from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
 # Our fields that map onto TRL's GRPOConfig under another (or the same) name: ours → TRL's.
@@ -46,20 +50,25 @@ class GRPOConfig(PolicyTrainingConfig):
 
     # shared fields with GRPO's own defaults or help
     model: str = cfg_field("", "Policy to start from: an HF causal-LM directory (also the reference when beta > 0).")
-    num_steps: int = cfg_field(200, "Optimizer steps (TRL: max_steps).")
-    max_new_tokens: int = cfg_field(64, "Completion tokens (TRL: max_completion_length).")
+    num_steps: int = cfg_field(200, "Optimizer steps (TRL: max_steps).", ge=1)
+    max_new_tokens: int = cfg_field(64, "Completion tokens (TRL: max_completion_length).", ge=1)
     lr_scheduler: str = cfg_field("linear", "Learning-rate schedule (TRL/transformers lr_scheduler_type).")
-    output_dir: str = cfg_field("runs/grpo", "Run directory: policy/, checkpoint-N/ (TRL), metrics.jsonl, training.png.")
-    save_steps: int = cfg_field(50, "Checkpoint every N optimizer steps (TRL checkpoints).")
-    resume: bool = cfg_field(False, "Continue from the newest checkpoint-N in output_dir (TRL resume).")
+    output_dir: str = cfg_field("runs/grpo", "Run directory: policy/, checkpoint-N/ (TRL), metrics.jsonl, training.png.",
+                                resume_safe=True)
+    save_steps: int = cfg_field(50, "Checkpoint every N optimizer steps (TRL checkpoints).", ge=1)
+    resume: bool | Literal["force"] = cfg_field(False, "Continue from the newest good checkpoint-N in output_dir (TRL "
+                                                       "resume); 'force' even when the config or data changed.",
+                                                resume_safe=True)
     # GRPO
-    per_device_batch_size: int = cfg_field(8, "Completions per process per micro-step (TRL: per_device_train_batch_size).")
-    gradient_accumulation_steps: int = cfg_field(1, "Micro-steps per optimizer step.")
-    num_generations: int = cfg_field(8, "Completions per prompt (the group); the global batch must be divisible by it.")
+    per_device_batch_size: int = cfg_field(8, "Completions per process per micro-step (TRL: per_device_train_batch_size).",
+                                           ge=1)
+    gradient_accumulation_steps: int = cfg_field(1, "Micro-steps per optimizer step.", ge=1)
+    num_generations: int = cfg_field(8, "Completions per prompt (the group); the global batch must be divisible by it.",
+                                     ge=2)
     gradient_checkpointing: bool = cfg_field(False, "Recompute activations in the backward pass (less memory, slower).")
     beta: float = cfg_field(0.04, "KL coefficient against the reference. > 0 by default (TRL's default is 0), so runs "
-                                  "under two reward models stay anchored to the same reference and comparable.")
-    logging_steps: int = cfg_field(1, "Log every N optimizer steps.")
+                                  "under two reward models stay anchored to the same reference and comparable.", ge=0)
+    logging_steps: int = cfg_field(1, "Log every N optimizer steps.", ge=1, resume_safe=True)
     trl: dict = cfg_field(default_factory=dict, help="Extra TRL GRPOConfig fields passed through as they are (e.g. "
                                                      "loss_type, scale_rewards, epsilon, num_iterations).")
 
@@ -80,6 +89,7 @@ class GRPOConfig(PolicyTrainingConfig):
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 raise ConfigError(f"trl.{key}", "not a field of TRL's GRPOConfig" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        check_pass_through("trl", self.trl)
 
 
 def _trl_field_names() -> set[str]:
@@ -219,21 +229,15 @@ def _epoch_seeded(trainer_cls):
 
 def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
     """Train with TRL's GRPOTrainer and export `output_dir/policy` (plain HF causal-LM dir, LoRA merged); returns it,
-    or None when `max_steps_this_run` stopped the run early."""
+    or None when `max_steps_this_run` stopped the run early. Inputs (models, tokenizer, prompts, reward source) are
+    all checked before the run dir is touched; `overwrite` trains aside and swaps the run in when complete."""
     import torch
     from transformers import AutoTokenizer
-    from trl import GRPOTrainer
 
-    cfg = cfg.with_resolved_models()
-    check_writable(cfg.output_dir)
-    start = _last_checkpoint_step(cfg.output_dir) if cfg.resume else 0
-    if cfg.resume and start == 0:
-        raise UserError(f"{cfg.output_dir}: resume is true but there is no checkpoint-N directory")
-    if not cfg.resume and _last_checkpoint_step(cfg.output_dir):
-        raise UserError(f"{cfg.output_dir} already has checkpoints; pass --resume to continue it, or choose another "
-                        "--output_dir")
-    args = to_trl_args(cfg)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    given, cfg = cfg, cfg.with_resolved_models()
+    with loading(cfg.tokenizer or cfg.model, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    check_prompt_format(tokenizer, cfg.prompt_format, cfg.tokenizer or cfg.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = _prompt_dataset(cfg, tokenizer)
@@ -242,23 +246,36 @@ def train_grpo(cfg: GRPOConfig, reward_source=None) -> Path | None:
     spec = cfg.reward if cfg.reward is not None else cfg.reward_model
     source = reward_source or build_reward_source(spec, normalize=cfg.normalize_reward, device=device,
                                                   batch_size=cfg.reward_batch_size)
-    eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    reward_fn = TRLRewardFunction(source, sorted(eos), cfg.reward_clip, cfg.missing_eos_penalty)
+    work = prepare_policy_run(given, lambda d: _last_checkpoint_step(d) > 0)
+    cfg = dataclasses.replace(cfg, output_dir=work.output_dir)
+    start = _last_checkpoint_step(cfg.output_dir) if cfg.resume else 0
+    if cfg.resume and start == 0:
+        raise UserError(f"{cfg.output_dir}: resume is true but there is no (whole) checkpoint-N directory")
+    trainer, reward_fn = _grpo_trainer(cfg, to_trl_args(cfg), tokenizer, dataset, source, start)
+    reward_fn.eos_ids = set(eos_ids_of(trainer.model, tokenizer))  # every generation-config end token (as PPO)
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(Path(cfg.output_dir) / f"checkpoint-{start}") if cfg.resume else None)
+    if trainer.state.global_step < cfg.num_steps:
+        return None
+    return finish_policy_run(given, work, _export_policy(trainer, cfg, tokenizer, source.name, t0))
 
+
+def _grpo_trainer(cfg: GRPOConfig, args, tokenizer, dataset, source, start: int):
+    """TRL's GRPOTrainer (epoch-seeded sampler) with our reward function, LoRA and metrics callback."""
+    from trl import GRPOTrainer
+
+    reward_fn = TRLRewardFunction(source, [], cfg.reward_clip, cfg.missing_eos_penalty)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  task_type="CAUSAL_LM", target_modules=cfg.lora_target_modules or "all-linear")
-    trainer = _epoch_seeded(GRPOTrainer)(model=cfg.model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config,
-                          callbacks=[_metrics_callback(cfg, start)])
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(Path(cfg.output_dir) / f"checkpoint-{start}") if cfg.resume else None)
-    if trainer.state.global_step < cfg.num_steps:
-        return None
-    return _export_policy(trainer, cfg, tokenizer, source.name, t0)
+    with loading(cfg.model, "policy"):
+        trainer = _epoch_seeded(GRPOTrainer)(model=cfg.model, reward_funcs=[reward_fn], args=args,
+                                             train_dataset=dataset, processing_class=tokenizer,
+                                             peft_config=peft_config, callbacks=[_metrics_callback(cfg, start)])
+    return trainer, reward_fn
 
 
 def _prompt_dataset(cfg: GRPOConfig, tokenizer):

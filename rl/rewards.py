@@ -45,6 +45,7 @@ import importlib.util
 import json
 import logging
 import math
+import numbers
 import os
 import time
 import urllib.error
@@ -54,6 +55,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.infra.files import check_input_file, loads_json
 from icm_rm.infra.models import resolve_model
 from icm_rm.reward.scoring import RewardModel
 
@@ -73,6 +75,18 @@ class RewardSource(Protocol):
 def _check_lengths(prompts: Sequence, completions: Sequence) -> None:
     if len(prompts) != len(completions):
         raise ValueError(f"got {len(prompts)} prompts and {len(completions)} completions; they must pair up")
+
+
+def finite_rewards(values: Any, n: int, who: str) -> list[float]:
+    """`values` as n finite floats; anything else (null, a string, NaN, the wrong count) is one UserError naming
+    the source, never a TypeError deep in a trainer."""
+    if not isinstance(values, (list, tuple)) or len(values) != n:
+        got = f"{len(values)} values" if isinstance(values, (list, tuple)) else repr(values)[:100]
+        raise UserError(f"{who}: expected {n} rewards, got {got}")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise UserError(f"{who}: reward {i} is {v!r}, not a finite number")
+    return [float(v) for v in values]
 
 
 # ------------------------------------------------------------------------------------------------- HF reward model
@@ -135,7 +149,12 @@ class HTTPRewardModel:
             req = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
+                    raw = resp.read()
+                try:
+                    return loads_json(raw.decode("utf-8"), max_depth=8)
+                except ValueError as e:  # incl. UnicodeDecodeError and JSON nested too deep
+                    raise UserError(f"reward server {self.endpoint} answered something that is not JSON ({e})") \
+                        from None
             except urllib.error.HTTPError as e:
                 detail = e.read().decode("utf-8", "replace")[:300]
                 if e.code < 500 and e.code != 429:
@@ -153,11 +172,10 @@ class HTTPRewardModel:
         for i in range(0, len(completions), self.batch_size):
             p, c = list(prompts[i:i + self.batch_size]), list(completions[i:i + self.batch_size])
             answer = self._post({"prompts": p, "completions": c})
-            rewards = answer.get("rewards") if isinstance(answer, dict) else None
-            if not isinstance(rewards, list) or len(rewards) != len(c):
+            if not isinstance(answer, dict) or "rewards" not in answer:
                 raise UserError(f"reward server {self.endpoint}: expected {{\"rewards\": [{len(c)} floats]}}, "
                                 f"got {str(answer)[:200]}")
-            out.extend(float(r) for r in rewards)
+            out.extend(finite_rewards(answer["rewards"], len(c), f"reward server {self.endpoint}"))
         return out
 
 
@@ -170,16 +188,21 @@ def load_callable(target: str) -> Callable:
     mod_name, fn_name = target.rsplit(":", 1)
     try:
         if mod_name.endswith(".py"):
-            path = Path(mod_name)
-            if not path.exists():
-                raise ConfigError("reward", f"{path}: file not found")
+            path = check_input_file(mod_name)
             spec = importlib.util.spec_from_file_location(f"_icm_rm_reward_{path.stem}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         else:
             module = importlib.import_module(mod_name)
+    except SyntaxError as e:
+        raise ConfigError("reward", f"{e.filename}, line {e.lineno}: syntax error ({e.msg}) in the reward "
+                                    "function's file") from None
     except ImportError as e:
         raise ConfigError("reward", f"cannot import '{mod_name}': {e}") from None
+    except UserError:
+        raise
+    except Exception as e:  # the user's module failed while importing: name it, not our stack
+        raise ConfigError("reward", f"importing '{mod_name}' raised {type(e).__name__}: {str(e)[:200]}") from None
     fn = getattr(module, fn_name, None)
     if not callable(fn):
         raise ConfigError("reward", f"'{mod_name}' has no callable '{fn_name}'")
@@ -196,10 +219,10 @@ class PythonReward:
 
     def __call__(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
         _check_lengths(prompts, completions)
-        out = [float(r) for r in self.fn(list(prompts), list(completions), **self.kwargs)]
-        if len(out) != len(completions):
-            raise ValueError(f"reward function {self.name} returned {len(out)} rewards for {len(completions)} completions")
-        return out
+        out = self.fn(list(prompts), list(completions), **self.kwargs)
+        if out is not None and not isinstance(out, (str, bytes, dict)) and hasattr(out, "__iter__"):
+            out = list(out)  # a numpy array, tuple or generator
+        return finite_rewards(out, len(completions), f"reward function {self.name}")
 
 
 # ------------------------------------------------------------------------------------------------- weighted mix

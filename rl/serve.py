@@ -15,8 +15,10 @@ Rewards are computed exactly as in process: `icm_rm.reward.format.format_for_rm`
 
 Safety: binds 127.0.0.1 by default; any other host needs a bearer token (`--token` or $ICM_RM_SERVE_TOKEN, the env var
 being preferred: flags show up in `ps`), checked in constant time (401 otherwise). Bodies over `max_request_mb` and
-batches over `max_batch` get 413; malformed JSON and wrong types get 400 with a message; more than `max_connections`
-requests in flight get 503 (the client retries). Concurrent requests are merged into one forward by
+batches over `max_batch` get 413; malformed JSON, JSON nested deeper than 16 levels and wrong types get 400 with a
+message. Connections are served by a fixed pool of `workers` threads; more than `max_connections` connections at once
+get 503 (the client retries); each request must arrive and be answered within `request_timeout_s` as a whole
+(`rl/serve_pool.py`). Concurrent requests are merged into one forward by
 `rl.serve_batching.MicroBatcher`. SIGTERM/SIGINT stop accepting, finish in-flight requests, then exit 0.
 """
 
@@ -35,19 +37,21 @@ import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from icm_rm.infra.config import parse_config
 from icm_rm.infra.device import resolve_device
 from icm_rm.infra.errors import UserError
+from icm_rm.infra.files import loads_json
 from icm_rm.infra.runner import run_main
 from icm_rm.reward.scoring import RewardModel
 
 from .serve_batching import MicroBatcher
 from .serve_config import ServeConfig, check_bind
+from .serve_pool import DeadlineHandler, PooledHTTPServer
 
 log = logging.getLogger(__name__)
+MAX_REQUEST_DEPTH = 16  # {"prompts": [[{"role", "content"}]]} is 4 deep
 
 # ----------------------------------------------------------------------------------------------- requests
 
@@ -67,7 +71,7 @@ def _is_messages(x: Any) -> bool:
 def parse_score_request(body: bytes, max_batch: int) -> tuple[list, list]:
     """(prompts, completions) from a /score body, or RequestError 400/413 naming what is wrong."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = loads_json(body.decode("utf-8"), max_depth=MAX_REQUEST_DEPTH)  # depth checked without recursion
     except UnicodeDecodeError:
         raise RequestError(400, "body is not UTF-8") from None
     except ValueError as e:
@@ -125,17 +129,13 @@ class RewardService:
 
 # ----------------------------------------------------------------------------------------------- HTTP
 
-class RMServer(ThreadingHTTPServer):
-    """Threads per request; `server_close()` waits for in-flight requests (graceful shutdown)."""
-
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 1024  # listen backlog: bursts of concurrent connects are queued, not reset
+class RMServer(PooledHTTPServer):
+    """A fixed pool of `workers` threads, at most `max_connections` connections admitted (more: 503), a whole-request
+    deadline; `server_close()` finishes the admitted requests (graceful shutdown)."""
 
     def __init__(self, cfg: ServeConfig, service: RewardService, token: str | None):
         self.cfg, self.service, self.token = cfg, service, token
         self.max_body = int(cfg.max_request_mb * 2**20)
-        self.slots = threading.BoundedSemaphore(cfg.max_connections)
         # The model only ever runs on one dedicated thread: torch's OpenMP pool is per calling thread, so calling it
         # from many request threads starts a thread team for each and oversubscribes the CPU (measured ~20× slower).
         self.batcher = self.model_thread = None
@@ -145,19 +145,20 @@ class RMServer(ThreadingHTTPServer):
             self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rm-model")
         self.stats = {"requests": 0, "samples": 0, "errors": 0}
         self._stats_lock = threading.Lock()
-        super().__init__((cfg.host, cfg.port), Handler)
+        handler = type("Handler", (Handler,), {"budget_s": cfg.request_timeout_s})
+        super().__init__((cfg.host, cfg.port), handler, workers=cfg.workers, max_connections=cfg.max_connections)
 
-    def score(self, items: list) -> list[float]:
+    def score(self, items: list, timeout: float) -> list[float]:
         if self.batcher is not None:
-            return self.batcher.submit(items).result(timeout=self.cfg.request_timeout_s)
-        return self.model_thread.submit(self.service.score_raw, items).result(timeout=self.cfg.request_timeout_s)
+            return self.batcher.submit(items).result(timeout=timeout)
+        return self.model_thread.submit(self.service.score_raw, items).result(timeout=timeout)
 
     def count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
             self.stats[key] += n
 
     def server_close(self) -> None:
-        super().server_close()  # joins in-flight request threads (block_on_close)
+        super().server_close()  # finishes the admitted connections
         if self.batcher is not None:
             self.batcher.close()
         if self.model_thread is not None:
@@ -174,14 +175,10 @@ class RMServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(DeadlineHandler):
     server: RMServer
     server_version = "icm-rm-serve"
     sys_version = ""
-
-    def setup(self) -> None:
-        self.timeout = self.server.cfg.request_timeout_s  # applied to the socket: slow clients cannot hold a thread
-        super().setup()
 
     # -------------------------------------------------------------------------------------- routing
 
@@ -199,13 +196,7 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path != "/score":
             self._json(404, {"error": f"no such endpoint {parts.path}; use POST /score or GET /health"})
             return
-        if not self.server.slots.acquire(blocking=False):
-            self._json(503, {"error": "server busy; retry"}, headers={"Retry-After": "1"})
-            return
-        try:
-            self._score(parts.query)
-        finally:
-            self.server.slots.release()
+        self._score(parts.query)
 
     def do_PUT(self) -> None:  # noqa: N802
         self._json(405, {"error": "method not allowed; use POST /score or GET /health"}, headers={"Allow": "GET, POST"})
@@ -228,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(e.status, {"error": e.message}, close=e.status == 413)
             return
         try:
-            raw = s.score(list(zip(prompts, completions)))
+            raw = s.score(list(zip(prompts, completions)), timeout=self.remaining())
         except FutureTimeout:
             s.count("errors")
             self._json(503, {"error": "timed out waiting for the model; retry"}, headers={"Retry-After": "1"})
@@ -276,6 +267,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, payload: dict, headers: dict | None = None, close: bool = False) -> None:
         data = json.dumps(payload).encode("utf-8")
+        self.connection.settimeout(self.remaining() + 1.0)  # a client that never reads cannot hold the worker longer
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -194,6 +194,7 @@ def test_lora_adapter_merge_and_reload_give_identical_rewards(lora_run, tiny_mod
 def test_resume_continues_from_last_checkpoint(tiny_model_dir, toy_files, tmp_path):
     from transformers import TrainerCallback
 
+    from icm_rm.infra.errors import UserError
     from icm_rm.reward.trainer import train_reward_model
 
     class CountSteps(TrainerCallback):
@@ -207,7 +208,9 @@ def test_resume_continues_from_last_checkpoint(tiny_model_dir, toy_files, tmp_pa
     train_reward_model(make_cfg(tiny_model_dir, toy_files, out, trainer=trainer))
     assert (out / "checkpoint-4").is_dir()
     counter = CountSteps()
-    res = train_reward_model(make_cfg(tiny_model_dir, toy_files, out, resume=True,
+    with pytest.raises(UserError, match=r"refusing to resume — config key 'trainer.max_steps' changed \(4 → 6\)"):
+        train_reward_model(make_cfg(tiny_model_dir, toy_files, out, resume=True, trainer={**trainer, "max_steps": 6}))
+    res = train_reward_model(make_cfg(tiny_model_dir, toy_files, out, resume="force",  # a longer run: forced, logged
                                       trainer={**trainer, "max_steps": 6}), callbacks=[counter])
     assert CountSteps.steps == 2  # steps 5 and 6 only: 1-4 came from checkpoint-4
     assert res.trainer.state.global_step == 6
@@ -252,3 +255,31 @@ def test_eval_rm_accuracy_and_ci_match_hand_computation(full_run, lora_run, toy_
     assert f"| heldout | 20 | {doc['results'][0]['accuracy']:.3f}" in md
     assert (out / "reliability_heldout.png").stat().st_size > 1000
     assert "Held-out preference accuracy" in capsys.readouterr().out
+
+
+def test_train_loss_after_a_resume_is_the_whole_runs(tiny_model_dir, toy_files, tmp_path):
+    """run.json's train_loss after a resume is the mean over every step (not just the resumed tail, nor 0.0 when
+    the resume had nothing left to train): equal to an uninterrupted run's. logging_steps 3 does not divide
+    save_steps 2, so the log forced at each save is what carries the steps before the checkpoint."""
+    from transformers import TrainerCallback
+
+    from icm_rm.reward.trainer import train_reward_model
+
+    class Crash(Exception):
+        pass
+
+    class CrashAtStep3(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise Crash
+
+    trainer = {"max_steps": 5, "save_steps": 2, "logging_steps": 3, "report_to": []}
+    whole = train_reward_model(make_cfg(tiny_model_dir, toy_files, tmp_path / "a", trainer=trainer))
+    with pytest.raises(Crash):
+        train_reward_model(make_cfg(tiny_model_dir, toy_files, tmp_path / "b", trainer=trainer),
+                           callbacks=[CrashAtStep3()])
+    resumed = train_reward_model(make_cfg(tiny_model_dir, toy_files, tmp_path / "b", trainer=trainer, resume=True))
+    expected = whole.metrics["train"]["train_loss"]
+    assert expected > 0 and resumed.metrics["train"]["train_loss"] == pytest.approx(expected, rel=1e-4)
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["metrics"]["train"]["train_loss"] == pytest.approx(expected, rel=1e-4)

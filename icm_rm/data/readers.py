@@ -9,21 +9,19 @@ user's columns to ours; errors name the user's column.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
 import re
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..infra.errors import InputError
+from ..infra.files import read_input_bytes
 
 FILE_FORMATS = ("jsonl", "json", "csv")
-_GZIP_MAGIC = b"\x1f\x8b"
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 _TRUE_WORDS = {"true", "1", "yes"}
 _FALSE_WORDS = {"false", "0", "no"}
@@ -148,34 +146,14 @@ def detect_file_format(path: str | Path) -> str:
 
 
 def read_text(path: str | Path) -> str:
-    """The file's text: gunzipped when compressed, UTF-8 (a leading BOM is dropped; bad bytes kept as surrogates)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, None, None, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, None, None, "is a directory, not a file") from None
-    except OSError as e:
-        raise InputError(path, None, None, f"cannot read file ({e.strerror or e})") from None
-    if data[:2] == _GZIP_MAGIC:
-        data = _gunzip(path, data)
-    elif path.name.lower().endswith(".gz"):
-        raise InputError(path, None, None, "not gzip data although the name ends in .gz")
+    """The file's text: checked (`check_input_file`), gunzipped when compressed, UTF-8 (a leading BOM is dropped; bad
+    bytes kept as surrogates)."""
+    data = read_input_bytes(path)
     # bad bytes become lone surrogates, so the row and field holding them can be named when the field is read
     text = data.decode("utf-8-sig", errors="surrogateescape")
     if not text.strip():
         raise InputError(path, None, None, "file is empty")
     return text
-
-
-def _gunzip(path: Path, data: bytes) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except EOFError:
-        raise InputError(path, None, None, "truncated gzip file (compressed data ends early)") from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise InputError(path, None, None, f"corrupt gzip data ({e})") from None
 
 
 def read_rows(path: str | Path, fields: Mapping[str, str] | None = None, file_format: str | None = None) -> list[Row]:
@@ -223,6 +201,8 @@ def _jsonl_records(path: str | Path, text: str) -> list[tuple[int, dict]]:
         except json.JSONDecodeError as e:
             raise InputError(path, number, None, f"invalid JSON at column {e.colno}: {_json_problem(e)}"
                                                  f"{' (truncated line?)' if _truncated(e, line) else ''}") from None
+        except (ValueError, RecursionError) as e:
+            raise InputError(path, number, None, _unparsable(e)) from None
         out.append((number, _object(path, number, value)))
     return out
 
@@ -235,12 +215,21 @@ def _json_records(path: str | Path, text: str) -> list[tuple[int, dict]]:
         raise InputError(path, index + 1 if index is not None else None, None,
                          f"invalid JSON at line {e.lineno}, column {e.colno}: {_json_problem(e)}"
                          f"{' (truncated file?)' if _truncated(e, text) else ''}") from None
+    except (ValueError, RecursionError) as e:
+        raise InputError(path, None, None, _unparsable(e)) from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
         raise InputError(path, None, None, f"expected a JSON list of objects or {{\"data\": [...]}}, "
                                            f"got {_type_name(value)}")
     return [(i + 1, _object(path, i + 1, v)) for i, v in enumerate(value)]
+
+
+def _unparsable(e: Exception) -> str:
+    """Valid-looking JSON Python cannot read: nested past the recursion limit, or an integer past the digit limit."""
+    if isinstance(e, RecursionError):
+        return "JSON nested too deeply to read (thousands of levels)"
+    return f"unreadable JSON value ({str(e).split(';')[0]})"  # e.g. an integer past Python's digit limit
 
 
 def _json_problem(e: json.JSONDecodeError) -> str:

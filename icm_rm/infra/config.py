@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -21,17 +21,30 @@ import yaml
 
 from .errors import ConfigError
 from .io import atomic_write_text
+from .values import Range, check_number, check_tree
+from .yaml_io import UnsafeYAML, load_yaml, yaml_load
+
+__all__ = ["cfg_field", "from_dict", "load_config", "load_yaml", "parse_config", "save_config", "dump_yaml",
+           "to_dict", "yaml_load"]
 
 T = TypeVar("T")
 
 _MISSING = dataclasses.MISSING
 
 
-def cfg_field(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING, choices: Sequence | None = None):
-    """A dataclass field whose one-line `help` feeds `--help`, the YAML comments and the docs."""
-    meta = {"help": help}
+def cfg_field(default: Any = _MISSING, help: str = "", *, default_factory: Any = _MISSING,
+              choices: Sequence | None = None, ge: float | None = None, gt: float | None = None,
+              le: float | None = None, lt: float | None = None, finite: bool = True, resume_safe: bool = False):
+    """A dataclass field whose one-line `help` feeds `--help`, the YAML comments and the docs.
+
+    choices / ge / gt / le / lt: the values a config may give (checked where configs are read, naming the key);
+    finite=False lets a float be ±inf (every float is finite otherwise); resume_safe: may differ between a run and
+    its resume (output/run control: resume, overwrite, logging), so it is left out of the resume fingerprint."""
+    meta: dict[str, Any] = {"help": help, "finite": finite, "resume_safe": resume_safe}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if any(b is not None for b in (ge, gt, le, lt)):
+        meta["range"] = Range(ge=ge, gt=gt, le=le, lt=lt)
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -80,9 +93,7 @@ def _coerce(value: Any, tp: Any, key: str, path: str | Path | None) -> Any:
         raise ConfigError(key, f"expected an integer, got {value!r}", path)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if isinstance(value, float) and math.isnan(value):
-                raise ConfigError(key, "expected a number, got NaN", path)
-            return float(value)
+            return float(value) if abs(value) <= 2**1023 else value  # a huge int stays one: _check_value names it
         raise ConfigError(key, f"expected a number, got {value!r}", path)
     if tp is str:
         if isinstance(value, str):
@@ -98,6 +109,38 @@ def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args if a is not type(None)) + (" or null" if type(None) in args else "")
     return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(key: str, value: Any, f: dataclasses.Field, path: str | Path | None) -> None:
+    """The field's declared choices and range; every number finite (unless finite=False) and within int64."""
+    meta = f.metadata
+    default = f.default if f.default is not _MISSING else None
+    try:
+        for item in (value if isinstance(value, list) else [value]) if "choices" in meta else []:
+            if item is not None and item not in meta["choices"]:
+                raise ConfigError(key, f"expected one of {list(meta['choices'])}, got {item!r}")
+        if isinstance(value, (list, dict)):
+            check_tree(key, value)
+        else:
+            check_number(key, value, meta.get("range"), finite=meta.get("finite", True), default=default)
+    except ConfigError as e:
+        raise ConfigError(e.key, e.message, path) from None
+
+
+def field_problems(cfg: Any, prefix: str = "") -> list[str]:
+    """Fields of a config object (nested ones too) whose current value breaks its declared rules — for tests that
+    every default is valid."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out += field_problems(value, f"{prefix}{f.name}.")
+            continue
+        try:
+            _check_value(prefix + f.name, value, f, None)
+        except ConfigError as e:
+            out.append(str(e))
+    return out
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -128,45 +171,13 @@ def from_dict(cls: type[T], data: dict, path: str | Path | None = None) -> T:
                 raise ConfigError(f"{k}.{e.key}", e.message, e.path) from None
         else:
             kwargs[k] = _coerce(v, tp, k, path)
+            _check_value(k, kwargs[k], fields[k], path)
     try:
         return cls(**kwargs)
     except ConfigError as e:
         if e.path is None and path is not None:
             raise ConfigError(e.key, e.message, path) from None
         raise
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 scalars: `1e-4` is a float and only true/false are booleans (YAML 1.1 reads `1e-4` as a string
-    and `no`/`on` as booleans)."""
-
-
-_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
-
-
-def yaml_load(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-
-
-def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(None, "config file not found", path)
-    try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(None, f"invalid YAML{where}: {getattr(e, 'problem', None) or e}", path) from None
-    except UnicodeDecodeError:
-        raise ConfigError(None, "config file is not UTF-8 text", path) from None
-    return data or {}
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict | None = None) -> T:
@@ -216,10 +227,13 @@ def save_config(cfg: Any, path: str | Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- command line
 
-def _parse_cli_value(text: str) -> Any:
-    """A flag's value read as YAML (so `3`, `0.5`, `true`, `[1, 2]`, `null` work), falling back to the raw string."""
+def _parse_cli_value(text: str, key: str) -> Any:
+    """A flag's value read as YAML (so `3`, `0.5`, `true`, `[1, 2]`, `null` work), falling back to the raw string;
+    what YAML refuses to build (an alias, deep nesting, a huge integer) is a ConfigError naming the flag."""
     try:
         return yaml_load(text)
+    except UnsafeYAML as e:
+        raise ConfigError(key, f"flag value refused: {e.problem}") from None
     except yaml.YAMLError:
         return text
 
@@ -227,7 +241,7 @@ def _parse_cli_value(text: str) -> Any:
 def build_parser(cls: type, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """`--config` plus one `--field` flag per dataclass field, with the field's help."""
     parser = argparse.ArgumentParser(prog=prog, description=description or (cls.__doc__ or "").strip().splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter, exit_on_error=False)
     parser.add_argument("--config", help="YAML file of fields; flags below override it", default=None)
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
@@ -253,7 +267,11 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
     parser = build_parser(cls, prog=prog)
     if extra_args:
         extra_args(parser)
-    ns, rest = parser.parse_known_args(argv)
+    try:
+        ns, rest = parser.parse_known_args(_glue_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    except argparse.ArgumentError as e:  # e.g. a flag without its value: one line naming it, not argparse's usage
+        key = (e.argument_name or "").split("/")[0].lstrip("-") or None
+        raise ConfigError(key, f"{e.message}; give it as --{key} VALUE" if key else e.message) from None
     field_names = {f.name for f in dataclasses.fields(cls)}
     overrides: dict[str, Any] = {}
     for name in field_names:
@@ -261,13 +279,13 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
             continue
         raw = getattr(ns, name)
         if _is_list_field(cls, name):
-            values = [_parse_cli_value(v) for v in raw]
+            values = [_parse_cli_value(v, name) for v in raw]
             overrides[name] = values[0] if len(values) == 1 and isinstance(values[0], list) else [
                 x for v in values for x in (v if isinstance(v, list) else [v])]
         elif _is_scalar_str_field(cls, name):
             overrides[name] = raw
         else:
-            overrides[name] = _parse_cli_value(raw)
+            overrides[name] = _parse_cli_value(raw, name)
     i = 0
     while i < len(rest):
         tok = rest[i]
@@ -281,7 +299,7 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
                     raise ConfigError(key, f"flag {tok} needs a value")
                 val = rest[i + 1]
                 i += 2
-            overrides[key] = _parse_cli_value(val)
+            overrides[key] = _parse_cli_value(val, key)
         else:
             name = tok[2:].split("=", 1)[0] if tok.startswith("--") else tok
             close = difflib.get_close_matches(name, sorted(field_names), n=1)
@@ -289,6 +307,21 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
             raise ConfigError(name, f"unknown option '{tok}' for {prog or cls.__name__}{hint}")
     cfg = load_config(cls, ns.config, overrides)
     return cfg, ns
+
+
+_NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|\.?inf$|\.?nan$)", re.IGNORECASE)
+
+
+def _glue_negative_values(argv: list[str]) -> list[str]:
+    """`--lr -3e-6` → `--lr=-3e-6`: argparse takes a value like -3e-6 or -.5 for an option and fails; a negative
+    value must reach the field's range check, which names the key."""
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_VALUE.match(tok):
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
 
 
 def _is_list_field(cls: type, name: str) -> bool:

@@ -73,29 +73,6 @@ def is_complete(run_dir: str | Path) -> bool:
     return (Path(run_dir) / COMPLETE_MARKER).exists()
 
 
-def last_complete_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest Hugging Face Trainer `checkpoint-N` in `output_dir` that was saved whole: its `trainer_state.json`
-    (the Trainer writes it last) parses. Newer ones a kill cut short mid-save are deleted (by the main process), so
-    neither a resume nor the Trainer's checkpoint rotation can pick them up. `get_last_checkpoint` takes the highest
-    number, whole or not — and a resume from a half-written one silently restarts at step 0 on its weights."""
-    import re
-    import shutil
-
-    root = Path(output_dir)
-    if not root.is_dir():
-        return None
-    found = sorted((int(m.group(1)), p) for p in root.iterdir()
-                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
-    for _, ckpt in reversed(found):
-        try:
-            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
-            return str(ckpt)
-        except (OSError, ValueError):
-            if int(os.environ.get("RANK", "0")) == 0:
-                shutil.rmtree(ckpt, ignore_errors=True)
-    return None
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -132,6 +109,8 @@ def write_run_json(run_dir: str | Path, config: Any, *, seed: int | None = None,
 def check_writable(path: str | Path, min_free_mb: int = 50) -> None:
     """Fail before work starts when the output dir cannot be created/written or the disk is nearly full."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: output_dir is a file, not a directory; choose another --output_dir")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-probe-{os.getpid()}"

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .device import resolve_device
+from .model_dir import loading
 from .model_registry import check_dtype
 from .models import resolve_model
 
@@ -24,13 +25,15 @@ def load_causal_lm(name_or_path: str | Path, dtype: str = "float32", device: str
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: loaded only when a model is
 
     torch_dtype = getattr(torch, check_dtype(dtype))
+    device = resolve_device(device)
     path = resolve_model(str(name_or_path), dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    with loading(path, "causal LM"):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        kw = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **kw)
     if set_pad_token and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kw = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **kw)
-    return model.to(resolve_device(device)).eval(), tokenizer
+    return model.to(device).eval(), tokenizer
 
 
 def right_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

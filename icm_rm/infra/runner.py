@@ -20,6 +20,7 @@ def run_main(fn: Callable[[list[str] | None], int | None], argv: Sequence[str] |
     except UserError as e:
         if os.environ.get("ICM_RM_DEBUG"):
             raise
+        _end_progress_bars()
         print(f"icm-rm: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -28,7 +29,19 @@ def run_main(fn: Callable[[list[str] | None], int | None], argv: Sequence[str] |
     except OSError as e:  # the disk filled up (or went read-only) mid-run: finished work is on disk, say so
         if e.errno not in _DISK_FULL or os.environ.get("ICM_RM_DEBUG"):
             raise
+        _end_progress_bars()
         where = f"{e.filename}: " if e.filename else ""
         print(f"icm-rm: error: {where}{e.strerror or e}; free space and run the same command again (label, "
               "train-rm, ppo and grpo continue where they stopped with --resume true)", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _end_progress_bars() -> None:
+    """Close every open tqdm bar (ours, the Trainer's, TRL's) so the error starts on its own line, not glued onto
+    a bar that an exception left half-drawn."""
+    tqdm = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):  # tqdm keeps its live bars there
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass

@@ -4,6 +4,7 @@ registry), the search, batching, iterative labeling, sharding and the run direct
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..infra.config import cfg_field
 from ..infra.errors import ConfigError
@@ -25,27 +26,34 @@ class LabelConfig(ScorerSettings):
     form: str = cfg_field("pairs", "built-in tasks only: pairs (preference pairs) or claims",
                           choices=("pairs", "claims"))
     split: str = cfg_field("train", "built-in tasks only: train or test subjects", choices=("train", "test"))
-    limit_groups: int | None = cfg_field(None, "label only this many groups (whole groups, chosen by data_seed)")
-    data_seed: int = cfg_field(0, "seed for choosing groups under limit_groups (pair A/B order is a hash of the id)")
+    limit_groups: int | None = cfg_field(None, "label only this many groups (whole groups, chosen by data_seed)", ge=1)
+    data_seed: int = cfg_field(0, "seed for choosing groups under limit_groups (pair A/B order is a hash of the id)",
+                               ge=0)
     fields: dict = cfg_field(default_factory=dict, help="column mapping for claims/pairs files: {our_field: "
                                                         "their_column}, e.g. {text: sentence}")
 
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"help": "annealing settings (Algorithm 1)"})
-    batch_size: int = cfg_field(256, "claims per labeling batch (whole groups; each batch is searched on its own)")
+    batch_size: int = cfg_field(256, "claims per labeling batch (whole groups; each batch is searched on its own)",
+                                ge=2)
     iterative: IterativeConfig = field(default_factory=IterativeConfig,
                                        metadata={"help": "LoRA-fine-tune the labeler between batches (icl scorer)"})
     carry_labels: bool = cfg_field(False, "fit each batch's scorer with the labels of the batches before it too "
                                           "(probe: one feature space for the pool; sequential, so num_shards 1)")
-    baselines: bool = cfg_field(True, "also score zero-shot, random-label and golden-label baselines (needs gold)")
+    baselines: bool = cfg_field(True, "also score zero-shot, random-label and golden-label baselines (needs gold)",
+                                resume_safe=True)
 
     num_shards: int = cfg_field(1, "parallel workers sharing output_dir; each labels batches j ≡ shard_index "
                                    "(mod num_shards) and the last to finish merges (under accelerate launch: one "
-                                   "per process)")
-    shard_index: int = cfg_field(0, "this worker's shard, 0 ≤ shard_index < num_shards (e.g. $RANK)")
-    output_dir: str = cfg_field("runs/label", "run directory for labels, preferences and reports")
-    resume: bool = cfg_field(False, "continue an interrupted run in output_dir (same config ⇒ same labels)")
-    overwrite: bool = cfg_field(False, "delete an existing output_dir first")
-    report_to: str = cfg_field("tensorboard", "tensorboard or none", choices=("tensorboard", "none"))
+                                   "per process)", ge=1, resume_safe=True)
+    shard_index: int = cfg_field(0, "this worker's shard, 0 ≤ shard_index < num_shards (e.g. $RANK)",
+                                 ge=0, resume_safe=True)
+    output_dir: str = cfg_field("runs/label", "run directory for labels, preferences and reports", resume_safe=True)
+    resume: bool | Literal["force"] = cfg_field(False, "continue an interrupted run in output_dir (same config ⇒ same "
+                                                       "labels; a changed config or data is refused, 'force' "
+                                                       "continues anyway)",
+                             resume_safe=True)
+    overwrite: bool = cfg_field(False, "delete an existing output_dir first", resume_safe=True)
+    report_to: str = cfg_field("tensorboard", "tensorboard or none", choices=("tensorboard", "none"), resume_safe=True)
 
     def __post_init__(self):
         if self.batch_size < 2:

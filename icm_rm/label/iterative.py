@@ -23,12 +23,12 @@ class IterativeConfig:
     """LoRA fine-tuning of the labeler between batches."""
 
     enabled: bool = cfg_field(False, "fine-tune the labeler on earlier batches' labels before each next batch")
-    epochs: int = cfg_field(2, "passes over the labeled claims per fine-tuning round")
-    learning_rate: float = cfg_field(1e-4, "AdamW learning rate of the LoRA weights")
-    batch_size: int = cfg_field(8, "claims per optimisation step")
-    lora_r: int = cfg_field(8, "LoRA rank")
-    lora_alpha: int = cfg_field(16, "LoRA α")
-    seed: int = cfg_field(0, "seed of the shuffling and LoRA init")
+    epochs: int = cfg_field(2, "passes over the labeled claims per fine-tuning round", ge=1)
+    learning_rate: float = cfg_field(1e-4, "AdamW learning rate of the LoRA weights", gt=0)
+    batch_size: int = cfg_field(8, "claims per optimisation step", ge=1)
+    lora_r: int = cfg_field(8, "LoRA rank", ge=1)
+    lora_alpha: int = cfg_field(16, "LoRA α", gt=0)
+    seed: int = cfg_field(0, "seed of the shuffling and LoRA init", ge=0)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.lora_r < 1:

@@ -36,24 +36,27 @@ Labels = list  # list[bool | None]
 class SearchConfig:
     """Simulated-annealing parameters of Algorithm 1 (defaults from docs/icm.md)."""
 
-    alpha: float = cfg_field(50.0, "weight α of mutual predictability P(D) against inconsistency I(D)")
-    iterations: int = cfg_field(3000, "annealing iterations per chain (proposals, incl. cheap no-change ones)")
-    num_seeds: int = cfg_field(8, "K: claims given random seed labels at the start (half True)")
-    t0: float = cfg_field(10.0, "initial temperature T_0")
-    t_min: float = cfg_field(0.01, "temperature floor T_min")
-    cooling: float = cfg_field(0.99, "β in T_n = max(T_min, T_0 / (1 + β·ln(1 + n))), n = accepted proposals")
-    priority_weight: float = cfg_field(100.0, "sampling weight of unlabeled claims whose group has a labeled member")
+    alpha: float = cfg_field(50.0, "weight α of mutual predictability P(D) against inconsistency I(D)", gt=0)
+    iterations: int = cfg_field(3000, "annealing iterations per chain (proposals, incl. cheap no-change ones)", ge=0)
+    num_seeds: int = cfg_field(8, "K: claims given random seed labels at the start (half True)", ge=0)
+    t0: float = cfg_field(10.0, "initial temperature T_0", gt=0)
+    t_min: float = cfg_field(0.01, "temperature floor T_min", gt=0)
+    cooling: float = cfg_field(0.99, "β in T_n = max(T_min, T_0 / (1 + β·ln(1 + n))), n = accepted proposals", ge=0)
+    priority_weight: float = cfg_field(100.0, "sampling weight of unlabeled claims whose group has a labeled member",
+                                       gt=0)
     patience: int = cfg_field(300, "stop when all claims are labeled and nothing was accepted for this many "
-                                   "iterations (0 = never stop early)")
-    fix_rounds: int = cfg_field(10, "M: maximum ConsistencyFix rounds")
-    restarts: int = cfg_field(1, "independent annealing chains; the labeling with the best U is kept")
+                                   "iterations (0 = never stop early)", ge=0)
+    fix_rounds: int = cfg_field(10, "M: maximum ConsistencyFix rounds", ge=0)
+    restarts: int = cfg_field(1, "independent annealing chains; the labeling with the best U is kept", ge=1)
     proposal: str = cfg_field("greedy", "greedy: sampled claim set to the model's argmax; worst_margin: once all "
                                         "are labeled, revisit the labeled claim with the most negative margin",
                               choices=("greedy", "worst_margin"))
-    checkpoint_every: int = cfg_field(25, "save the resumable search state every N iterations (and on exit)")
+    checkpoint_every: int = cfg_field(25, "save the resumable search state every N iterations (and on exit)",
+                                      ge=1, resume_safe=True)
     snapshot_every: int = cfg_field(10, "record a label snapshot every N iterations (for accuracy curves); pools "
-                                        "over 1,000 claims every n/100 at least, so snapshots stay O(1) per step")
-    seed: int = cfg_field(0, "random seed of the search (seed labels, sampling, acceptance)")
+                                        "over 1,000 claims every n/100 at least, so snapshots stay O(1) per step",
+                                    ge=1)
+    seed: int = cfg_field(0, "random seed of the search (seed labels, sampling, acceptance)", ge=0)
 
     def __post_init__(self):
         if self.alpha <= 0:

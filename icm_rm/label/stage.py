@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +29,8 @@ from ..infra.errors import ConfigError, UserError
 from ..infra.interrupts import StopFlag, graceful_interrupts
 from ..infra.io import atomic_write_json, check_writable, is_complete, mark_complete, write_run_json
 from ..infra.runner import run_main
+from ..infra.runs import (aside_dir, check_resume, finish_overwrite, recover_swap, resume_forced, set_aside,
+                          start_overwrite)
 from ..scoring.base import Scorer
 from ..scoring.registry import build_scorer
 from ..scoring.verdicts import anchor_sign
@@ -38,6 +39,7 @@ from .config import LabelConfig
 from .iterative import next_labeler
 from .outputs import log_batch, print_summary, tb_writer, write_outputs
 from .search import ChainState, ICMSearch, SearchInterrupted, temperature
+from .search_state import StateFile
 
 
 @dataclass
@@ -85,15 +87,22 @@ def task_rules(cfg: LabelConfig, pool: ClaimSet) -> ConsistencyRules:
 # ----------------------------------------------------------------------------------------------- the stage
 
 def run_label(cfg: LabelConfig) -> Path:
-    """Run the label stage; returns the output dir. Resumable; finished batches are never redone."""
-    out = Path(cfg.output_dir)
+    """Run the label stage; returns the output dir. Resumable; finished batches are never redone. Every input is
+    checked before an existing run is touched; `overwrite` writes the new run aside and swaps it in when complete."""
+    final = Path(cfg.output_dir)
     shards = launcher_shards(cfg)
     if cfg.overwrite and shards[0] > 1:
         raise ConfigError("overwrite", "several workers share output_dir: remove it before starting them instead")
-    if cfg.overwrite and out.exists():
-        shutil.rmtree(out)
-    _refuse_used_output_dir(cfg, out, sharded=shards[0] > 1)
-    if is_complete(out):
+    recover_swap(final)
+    replacing = cfg.overwrite and final.is_dir() and any(final.iterdir())
+    out = aside_dir(final) if replacing else final
+    if not replacing:
+        _refuse_used_output_dir(cfg, out, sharded=shards[0] > 1)
+    resuming = bool(cfg.resume) or shards[0] > 1  # the shards of one run share its dir: each must match its config
+    if resuming and not replacing and not resume_forced(cfg):
+        check_resume(out, cfg, _inputs(cfg), write=False)  # a changed config or data is refused before any model loads
+    if is_complete(out) and not replacing:
+        check_resume(out, cfg, _inputs(cfg), force=resume_forced(cfg))
         print(f"icm-rm label: {out} is complete; nothing to do", file=sys.stderr)
         return out
     pool = load_pool(cfg)  # bad data or a bad model fails before anything is written
@@ -101,7 +110,10 @@ def run_label(cfg: LabelConfig) -> Path:
         raise UserError("the labeling pool is empty (check data_path / limit_groups)")
     rules = task_rules(cfg, pool)
     scorer = build_scorer(cfg, pool)
+    if replacing:
+        out = start_overwrite(final)
     check_writable(out)
+    check_resume(out, cfg, _inputs(cfg), force=resume_forced(cfg), resuming=resuming)
     save_config(cfg, out / "config.yaml")
     if cfg.carry_labels:
         scorer.prepare(pool.claims)  # one feature space for every batch and the labels carried between them
@@ -109,8 +121,8 @@ def run_label(cfg: LabelConfig) -> Path:
     t_start = time.time()
     scorer, outcomes = _label_batches(cfg, scorer, pool, batches, rules, out, shards)
     if len(outcomes) < len(batches):  # the worker that finishes last finds every batch done and merges
-        outcomes = [BatchOutcome(**json.loads(p.read_text())) for j in range(len(batches))
-                    if (p := out / "batches" / f"batch_{j:03d}.json").exists()]
+        outcomes = [o for j in range(len(batches))
+                    if (o := _saved(out / "batches" / f"batch_{j:03d}.json", _read_outcome)) is not None]
     if len(outcomes) < len(batches):
         print(f"icm-rm label: shard {shards[1]}/{shards[0]} done ({len(outcomes)}/{len(batches)} batches finished "
               f"in {out}); the last worker to finish writes the outputs (or run the same command with "
@@ -121,8 +133,14 @@ def run_label(cfg: LabelConfig) -> Path:
     write_run_json(out, cfg, seed=cfg.search.seed, timings={"label_s": report["time_s"]},
                    extra={"world_size": shards[2], "num_shards": shards[0], "batches_by_shard": by_shard})
     mark_complete(out, stage="label")
-    print_summary(report, out)
-    return out
+    if out != final:
+        finish_overwrite(out, final)
+    print_summary(report, final)
+    return final
+
+
+def _inputs(cfg: LabelConfig) -> dict[str, str | None]:
+    return {"data_path": cfg.data_path if cfg.data_format != "builtin" else None}
 
 
 def launcher_shards(cfg: LabelConfig) -> tuple[int, int, int]:
@@ -141,12 +159,38 @@ def launcher_shards(cfg: LabelConfig) -> tuple[int, int, int]:
 
 
 def _refuse_used_output_dir(cfg: LabelConfig, out: Path, sharded: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: output_dir is a file, not a directory; choose another --output_dir")
     if out.exists() and any(out.iterdir()) and not cfg.resume and not sharded:
         if is_complete(out):
             raise UserError(f"{out}: already holds a finished label run; pass --resume true to reuse it, "
                             "--overwrite true to redo it, or choose another --output_dir")
         raise UserError(f"{out}: holds an unfinished label run; pass --resume true to continue it or "
                         "--overwrite true to start over")
+
+
+def _read_outcome(path: Path) -> BatchOutcome:
+    return BatchOutcome(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def _read_state(path: Path) -> Path:
+    StateFile(path).load()
+    return path
+
+
+def _saved(path: Path, read):
+    """A saved batch result or search state read with `read`, or None when absent; an unreadable one (damaged
+    since it was written) is set aside — kept, never deleted, a search state with its log — and that batch is
+    searched again."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError, TypeError, KeyError, UserError) as e:
+        if read is _read_state and path.with_suffix(".log").exists():
+            set_aside(path.with_suffix(".log"), "its state file is unreadable", then="searching that batch again")
+        set_aside(path, str(e).splitlines()[0][:160], then="searching that batch again")
+        return None
 
 
 def _label_batches(cfg: LabelConfig, scorer: Scorer, pool: ClaimSet, batches: list[list[int]], rules, out: Path,
@@ -158,8 +202,8 @@ def _label_batches(cfg: LabelConfig, scorer: Scorer, pool: ClaimSet, batches: li
     with graceful_interrupts() as stop:
         for j, idx in enumerate(batches):
             result_path = out / "batches" / f"batch_{j:03d}.json"
-            if result_path.exists():
-                outcomes.append(BatchOutcome(**json.loads(result_path.read_text())))
+            if (done := _saved(result_path, _read_outcome)) is not None:
+                outcomes.append(done)
             elif j % shards[0] != shards[1]:
                 continue  # another worker's batch
             else:
@@ -193,9 +237,10 @@ def _label_batch(cfg: LabelConfig, scorer: Scorer, claims: list[Claim], idx: lis
                         labeled=f"{st.history[-1][6] if st.history else 0}/{len(claims)}", refresh=False)
         bar.update(0)
 
+    state_path = out / "state" / f"batch_{j:03d}.json"
+    _saved(state_path, _read_state)
     try:
-        result = search.run(state_path=out / "state" / f"batch_{j:03d}.json", resume=True, should_stop=stop,
-                            on_step=on_step)
+        result = search.run(state_path=state_path, resume=True, should_stop=stop, on_step=on_step)
     except SearchInterrupted as e:
         bar.close()
         raise UserError(f"{e}; state saved in {out / 'state'} — rerun with --resume true to continue") from None

@@ -7,10 +7,11 @@ import dataclasses
 import difflib
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..infra.config import cfg_field
 from ..infra.errors import ConfigError
+from ..infra.values import check_pass_through
 from .data import infer_label_source
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -33,41 +34,45 @@ class RewardModelConfig:
     train_data: str = cfg_field("runs/label/preferences.jsonl",
                                 help="training pairs: FILE[:format] (trl, icm_alpaca, icm_truthfulqa_preference, "
                                      "hh_rlhf, fgrlhf; auto-detected when omitted) — ICM, gold or human labels")
-    train_limit: int | None = cfg_field(None, help="use at most this many training pairs (null = all)")
+    train_limit: int | None = cfg_field(None, help="use at most this many training pairs (null = all)", ge=1)
     eval_data: str | None = cfg_field(None, help="held-out pairs FILE[:format]; null = hold out `eval_split` of "
                                                  "train_data")
     eval_split: float = cfg_field(0.1, help="fraction of train_data held out when eval_data is null (whole prompts, "
                                             "by a seeded hash, so ICM/gold/random files of the same pairs split "
-                                            "alike)")
-    eval_limit: int | None = cfg_field(None, help="use at most this many held-out pairs (null = all)")
+                                            "alike)", ge=0, lt=1)
+    eval_limit: int | None = cfg_field(None, help="use at most this many held-out pairs (null = all)", ge=1)
     label_source: str | None = cfg_field(None, help="where the training labels came from, for the model card; null "
                                                     "= inferred from the file", choices=LABEL_SOURCES)
     output_dir: str | None = cfg_field(None, help="run dir (checkpoints, TensorBoard runs/, config.yaml, run.json; "
-                                                  "the RM goes to <output_dir>/model); null = runs/rm/<label_source>")
-    seed: int = cfg_field(42, help="seed for the held-out split, the new reward head and training")
+                                                  "the RM goes to <output_dir>/model); null = runs/rm/<label_source>",
+                                                  resume_safe=True)
+    seed: int = cfg_field(42, help="seed for the held-out split, the new reward head and training", ge=0)
     max_length: int = cfg_field(1024, help="pairs whose chosen or rejected text exceeds this many tokens are "
-                                           "dropped (and counted)")
+                                           "dropped (and counted)", ge=1)
     use_margin: bool = cfg_field(False, help="use each pair's `margin` (ICM confidence) in the Bradley-Terry loss: "
                                              "-log σ(r_c − r_r − margin_scale·margin)")
-    margin_scale: float = cfg_field(1.0, help="multiplier on the margin column when use_margin is true")
+    margin_scale: float = cfg_field(1.0, help="multiplier on the margin column when use_margin is true", ge=0)
     center_rewards_coefficient: float | None = cfg_field(None, help="weight of the mean-zero reward penalty "
-                                                                    "(TRL; 0.01 is typical); null = off")
+                                                                    "(TRL; 0.01 is typical); null = off", ge=0)
     use_lora: bool = cfg_field(False, help="train a LoRA adapter (peft, task SEQ_CLS, the score head fully "
                                            "trained) and merge it into the exported model")
-    lora_r: int = cfg_field(16, help="LoRA rank")
-    lora_alpha: int = cfg_field(32, help="LoRA alpha (scale = alpha / r)")
-    lora_dropout: float = cfg_field(0.05, help="LoRA dropout")
+    lora_r: int = cfg_field(16, help="LoRA rank", ge=1)
+    lora_alpha: int = cfg_field(32, help="LoRA alpha (scale = alpha / r)", ge=1)
+    lora_dropout: float = cfg_field(0.05, help="LoRA dropout", ge=0, lt=1)
     lora_target_modules: list[str] | str = cfg_field("all-linear", help="modules LoRA adapts: a list of names or "
                                                                         "'all-linear'")
-    score_batch_size: int = cfg_field(16, help="batch size for scoring held-out pairs at export")
+    score_batch_size: int = cfg_field(16, help="batch size for scoring held-out pairs at export", ge=1)
     trainer: dict[str, Any] = cfg_field(default_factory=dict, help="TRL RewardConfig / TrainingArguments fields "
                                                                    "passed through (learning_rate, "
                                                                    "num_train_epochs, per_device_train_batch_size…)")
-    resume: bool = cfg_field(False, help="continue from the last checkpoint-* in output_dir (starts fresh when "
-                                         "there is none)")
-    overwrite: bool = cfg_field(False, help="allow writing into an output_dir that already holds a finished RM")
+    resume: bool | Literal["force"] = cfg_field(
+        False, help="continue from the last good checkpoint-* in output_dir (starts fresh when there is none); a "
+                    "changed config or data is refused, 'force' continues anyway", resume_safe=True)
+    overwrite: bool = cfg_field(False, help="allow writing into an output_dir that already holds a finished RM",
+                                resume_safe=True)
     expect_world_size: int | None = cfg_field(None, help="fail unless the run has exactly this many processes "
-                                                         "(catches a launcher that silently ran one)")
+                                                         "(catches a launcher that silently ran one)",
+                                                         ge=1, resume_safe=True)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.eval_split < 1.0:
@@ -92,6 +97,7 @@ class RewardModelConfig:
             raise ConfigError("overwrite", "resume continues a run and overwrite replaces one; set only one of them")
         check_trainer_keys(self.trainer)
         self.trainer = coerce_trainer_values(self.trainer)
+        check_pass_through("trainer", self.trainer)  # lr ≤ 0, epochs < 1, batch size 0 … refused now, not in TRL
         # Resolved here so config.yaml records them: switching train_data (ICM → gold) switches the run dir too.
         if self.label_source is None:
             self.label_source = infer_label_source(self.train_data)

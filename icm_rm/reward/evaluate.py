@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..infra.config import cfg_field, parse_config
+from ..infra.device import resolve_device
 from ..infra.errors import ConfigError
 from ..infra.io import atomic_write_json, atomic_write_text, check_writable, mark_complete, save_figure, write_run_json
 from ..infra.runner import run_main
@@ -42,16 +43,17 @@ class EvalRMConfig:
                                                             "repeat --model for a side-by-side table")
     data: list[str] = cfg_field(default_factory=list, help="held-out preference files FILE[:format]; repeat --data")
     output_dir: str = cfg_field("runs/eval_rm", help="where eval_rm.md, eval_rm.json and the reliability PNGs go")
-    limit: int | None = cfg_field(None, help="score at most this many pairs per dataset (quick runs)")
-    batch_size: int = cfg_field(16, help="texts per forward pass")
-    max_length: int | None = cfg_field(None, help="left-truncate scored texts to this many tokens (null = none)")
-    bootstrap: int = cfg_field(0, help="also report a percentile bootstrap CI with this many resamples (0 = off)")
-    ci_level: float = cfg_field(0.95, help="confidence level of the intervals")
-    n_bins: int = cfg_field(10, help="confidence bins of the reliability diagram / ECE")
-    seed: int = cfg_field(0, help="seed of the bootstrap resampling")
+    limit: int | None = cfg_field(None, help="score at most this many pairs per dataset (quick runs)", ge=1)
+    batch_size: int = cfg_field(16, help="texts per forward pass", ge=1)
+    max_length: int | None = cfg_field(None, help="left-truncate scored texts to this many tokens (null = none)", ge=1)
+    bootstrap: int = cfg_field(0, help="also report a percentile bootstrap CI with this many resamples (0 = off)", ge=0)
+    ci_level: float = cfg_field(0.95, help="confidence level of the intervals", gt=0, lt=1)
+    n_bins: int = cfg_field(10, help="confidence bins of the reliability diagram / ECE", ge=1)
+    seed: int = cfg_field(0, help="seed of the bootstrap resampling", ge=0)
     device: str | None = cfg_field(None, help="torch device (null = cuda when available, else cpu)")
 
     def __post_init__(self) -> None:
+        resolve_device(self.device)
         if not self.model:
             raise ConfigError("model", "no reward model given; pass --model RM_DIR (repeat for several)")
         if not self.data:

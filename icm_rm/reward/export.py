@@ -11,6 +11,7 @@ Layout of `<output_dir>/model/`:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..infra.errors import UserError
 from ..infra.io import atomic_write_json, atomic_write_text
 from .scoring import RewardModel
 from .stats import accuracy_from_rewards
@@ -124,6 +126,10 @@ def finalize_export(model_dir: str | Path, eval_examples: Sequence, info: dict, 
     chosen, rejected = rm.score_pairs(eval_examples, batch_size=batch_size, progress=progress,
                                       desc="held-out rewards")
     stats = HeldOutStats.from_rewards(chosen, rejected)
+    if not (math.isfinite(stats.reward_mean) and math.isfinite(stats.reward_std) and stats.reward_std > 0):
+        raise UserError(f"{model_dir}: the trained RM's held-out rewards have mean {stats.reward_mean} and std "
+                        f"{stats.reward_std} (training diverged, or every reward is the same), so RL could not "
+                        "normalise them; the RM is not exported — lower trainer.learning_rate or check the data")
     write_reward_stats(model_dir, stats)
     atomic_write_text(Path(model_dir) / "README.md", model_card(info, stats))
     return stats

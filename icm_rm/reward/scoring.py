@@ -8,6 +8,7 @@ benchmarks and RL (`rl/rewards.py`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,14 +16,31 @@ import numpy as np
 
 from ..infra.device import resolve_device
 from ..infra.errors import UserError
+from ..infra.model_dir import check_model_dir, loading
 from .format import Content, format_for_rm
 
 
 def check_rm_dir(path: str | Path) -> Path:
+    """An RM directory as train-rm exports it, checked whole (`check_model_dir`) before transformers reads it."""
     path = Path(path)
-    if not (path / "config.json").exists():
+    if path.is_dir() and not (path / "config.json").exists():
         raise UserError(f"{path}: not a reward model dir (no config.json); pass the RM's `model/` dir from train-rm")
-    return path
+    if not path.exists():
+        raise UserError(f"{path}: reward model dir not found (no config.json); pass the RM's `model/` dir from "
+                        "train-rm")
+    return check_model_dir(path)
+
+
+def check_reward_stats(path: Path, config) -> None:
+    """reward_mean / reward_std, where config.json has them, must be finite numbers (std > 0): RL divides by them."""
+    for key in ("reward_mean", "reward_std"):
+        v = getattr(config, key, None)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+                (key == "reward_std" and v <= 0):
+            raise UserError(f"{path / 'config.json'}: field '{key}' is {v!r}, not a finite number"
+                            f"{' > 0' if key == 'reward_std' else ''}; re-export the RM with train-rm")
 
 
 def load_rm_model(path: str | Path, device: str | None = None, dtype=None):
@@ -31,15 +49,18 @@ def load_rm_model(path: str | Path, device: str | None = None, dtype=None):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = check_rm_dir(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype or torch.float32)
+    device = resolve_device(device)
+    with loading(path, "reward model"):
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype or torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     if model.config.num_labels != 1:
         raise UserError(f"{path}: num_labels={model.config.num_labels}, a reward model has exactly 1")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    check_reward_stats(path, model.config)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model.to(resolve_device(device)).eval(), tokenizer
+    return model.to(device).eval(), tokenizer
 
 
 class RewardModel:

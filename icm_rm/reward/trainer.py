@@ -6,6 +6,7 @@ fine-tuning, single process or `accelerate launch` with DeepSpeed) → exported 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -15,11 +16,14 @@ from pathlib import Path
 
 from ..infra.config import save_config
 from ..infra.errors import ConfigError, UserError
-from ..infra.io import (COMPLETE_MARKER, check_writable, is_complete, last_complete_checkpoint, mark_complete,
+from ..infra.io import (COMPLETE_MARKER, check_writable, is_complete, mark_complete,
                         write_run_json)
+from ..infra.model_dir import loading
 from ..infra.models import resolve_model
+from ..infra.runs import (aside_dir, check_resume, finish_overwrite, last_complete_checkpoint, recover_swap,
+                          resume_forced, start_overwrite)
 from .config import RewardModelConfig
-from .data import Tokenized, holdout_split, load_pairs, to_dataset, tokenize_pairs
+from .data import Tokenized, holdout_split, load_pairs, split_spec, to_dataset, tokenize_pairs
 from .export import finalize_export, merge_lora
 
 logger = logging.getLogger(__name__)
@@ -46,13 +50,7 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------------ building blocks
 
 def resolve_base(name: str) -> str:
-    """A local checkpoint dir as is; otherwise a default-model name through the registry (`icm_rm.infra.models`)."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").exists():
-            raise ConfigError("model", f"{path} is not a Hugging Face model dir (no config.json); pass a checkpoint "
-                                       "saved with save_pretrained or a default-model name")
-        return str(path)
+    """A local checkpoint dir (checked whole) or a default-model name through the registry (`icm_rm.infra.models`)."""
     return str(resolve_model(name))
 
 
@@ -60,7 +58,8 @@ def load_tokenizer(base: str):
     """The base's tokenizer with a pad token (its own, else EOS — as TRL does)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    with loading(base, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise UserError(f"{base}: tokenizer has neither a pad nor an EOS token; add a pad token to it")
@@ -160,22 +159,66 @@ def last_checkpoint(cfg: RewardModelConfig) -> str | None:
     return ckpt
 
 
-def prepare_output_dir(cfg: RewardModelConfig) -> None:
-    """On the main process only (RANK 0, before any process group exists): refuse to clobber a finished RM, delete
-    a previous run on `overwrite`, check the dir is writable. The other ranks wait at the barrier after setup."""
+def work_config(cfg: RewardModelConfig) -> RewardModelConfig:
+    """The config the run writes with: `overwrite` runs in the aside dir (swapped in when complete) — the same on
+    every rank, so every process of a launch writes to one place."""
+    return dataclasses.replace(cfg, output_dir=str(aside_dir(cfg.output_dir))) if cfg.overwrite else cfg
+
+
+def prepare_output_dir(cfg: RewardModelConfig, work: RewardModelConfig) -> None:
+    """On the main process only (RANK 0, before any process group exists), after every input was read: refuse to
+    clobber a finished RM, refuse a resume whose config or data changed, clear an overwrite's aside dir, check the
+    dir is writable. The old run is never touched here. The other ranks wait at the barrier after setup."""
     if int(os.environ.get("RANK", "0")) != 0:
         return
     out = Path(cfg.output_dir)
-    if cfg.overwrite and out.exists():
-        if any(out.iterdir()) and not (out / "run.json").exists():
-            raise UserError(f"{out}: overwrite only deletes a previous train-rm run (this dir has no run.json); "
-                            "choose another output_dir")
-        shutil.rmtree(out)
-    if is_complete(out) and not cfg.resume:
+    recover_swap(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: output_dir is a file, not a directory; choose another output_dir")
+    if cfg.overwrite and out.exists() and any(out.iterdir()) and not (out / "run.json").exists():
+        raise UserError(f"{out}: overwrite only replaces a previous train-rm run (this dir has no run.json); "
+                        "choose another output_dir")
+    if is_complete(out) and not cfg.resume and not cfg.overwrite:
         raise UserError(f"{out}: already holds a finished reward model; choose another output_dir, or set "
-                        "overwrite: true (deletes it) or resume: true")
-    check_writable(out)
-    (out / COMPLETE_MARKER).unlink(missing_ok=True)  # a resumed run is complete again only after its export
+                        "overwrite: true (replaces it once the new one is complete) or resume: true")
+    if cfg.overwrite:
+        start_overwrite(out)
+    check_writable(work.output_dir)
+    check_resume(work.output_dir, cfg, _inputs(cfg), force=resume_forced(cfg), resuming=bool(cfg.resume))
+    (Path(work.output_dir) / COMPLETE_MARKER).unlink(missing_ok=True)  # complete again only after its export
+
+
+def _inputs(cfg: RewardModelConfig) -> dict[str, str | None]:
+    return {"train_data": split_spec(cfg.train_data)[0],
+            "eval_data": split_spec(cfg.eval_data)[0] if cfg.eval_data else None}
+
+
+def whole_run_train_loss(trainer, resumed_at: int, run_loss: float) -> float:
+    """The mean training loss over every step of the run. The Trainer's own `train_loss` covers only the steps of
+    this invocation (after a resume: the tail; resumed with nothing left: 0.0). The logged losses up to the resumed
+    checkpoint (a log is forced at every save, see `LogAtSave`) carry the steps before it."""
+    total = trainer.state.global_step
+    if resumed_at <= 0 or total <= 0:
+        return run_loss
+    before, prev = 0.0, 0
+    for entry in trainer.state.log_history:
+        if "loss" in entry and "step" in entry and entry["step"] <= resumed_at:
+            before += entry["loss"] * (entry["step"] - prev)
+            prev = entry["step"]
+    return (before + run_loss * (total - resumed_at)) / total
+
+
+def log_at_save():
+    """A callback that logs whenever the Trainer saves, so each checkpoint's log history covers every step up to it
+    (what `whole_run_train_loss` needs)."""
+    from transformers import TrainerCallback
+
+    class LogAtSave(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if control.should_save:
+                control.should_log = True
+
+    return LogAtSave()
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -193,12 +236,13 @@ class Setup:
     dist: dict  # distributed_info(args)
 
 
-def setup(cfg: RewardModelConfig) -> Setup:
-    """Output dir, data, base model, RewardConfig (starts the process group), tokenised pairs."""
-    prepare_output_dir(cfg)
+def setup(cfg: RewardModelConfig, work: RewardModelConfig) -> Setup:
+    """Data, base model (both checked before an existing run is touched), output dir, RewardConfig (starts the
+    process group), tokenised pairs."""
     data = load_data(cfg)
     base = resolve_base(cfg.model)
-    args = build_reward_config(cfg)
+    prepare_output_dir(cfg, work)
+    args = build_reward_config(work)
     check_world_size(cfg, args.world_size)
     args.distributed_state.wait_for_everyone()  # rank 0 has prepared output_dir
     tokenizer = load_tokenizer(base)
@@ -210,37 +254,46 @@ def setup(cfg: RewardModelConfig) -> Setup:
 
 def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) -> TrainResult:
     """Train, export and mark complete; every process of a distributed launch runs this. `callbacks` are extra
-    transformers TrainerCallbacks."""
+    transformers TrainerCallbacks. With `overwrite`, the run happens aside and replaces `output_dir` at the end."""
     from trl import RewardTrainer
 
     t0 = time.time()
-    s = setup(cfg)
+    work = work_config(cfg)
+    s = setup(cfg, work)
     main = s.args.process_index == 0
     if main:
         logger.info("train-rm: %s, %d train / %d held-out pairs, base %s", s.dist, len(s.train.columns["chosen_ids"]),
                     len(s.data.eval), s.base)
-        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
-        write_run_json(cfg.output_dir, cfg, seed=cfg.seed, extra={**s.dist, "base_model": s.base})
+        save_config(cfg, Path(work.output_dir) / "config.yaml")
+        write_run_json(work.output_dir, cfg, seed=cfg.seed, extra={**s.dist, "base_model": s.base})
     trainer = RewardTrainer(model=s.base, args=s.args, train_dataset=to_dataset(s.train),
                             eval_dataset=to_dataset(s.eval) if s.eval.columns["chosen_ids"] else None,
-                            processing_class=s.tokenizer, peft_config=lora_config(cfg), callbacks=callbacks)
+                            processing_class=s.tokenizer, peft_config=lora_config(cfg),
+                            callbacks=[log_at_save(), *(callbacks or [])])
     t_train = time.time()
-    train_out = trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
+    ckpt = last_checkpoint(work)
+    train_out = trainer.train(resume_from_checkpoint=ckpt)
     t_export = time.time()
-    staged = export(trainer, cfg, s.base, s.tokenizer)
-    model_dir = Path(cfg.output_dir) / "model"
-    metrics = {"train": dict(train_out.metrics), "world_size": s.args.world_size,
+    staged = export(trainer, work, s.base, s.tokenizer)
+    model_dir = Path(work.output_dir) / "model"
+    train_metrics = dict(train_out.metrics)
+    if "train_loss" in train_metrics:
+        train_metrics["train_loss"] = whole_run_train_loss(trainer, int(Path(ckpt).name.split("-")[-1]) if ckpt
+                                                           else 0, train_metrics["train_loss"])
+    metrics = {"train": train_metrics, "world_size": s.args.world_size,
                "n_train": len(s.train.columns["chosen_ids"]), "n_eval": len(s.data.eval),
                "dropped_long": {"train": s.train.dropped, "eval": s.eval.dropped}, "skipped": s.data.skipped}
     if main:
-        metrics["held_out"] = finish(cfg, s, staged, metrics, model_dir)
+        metrics["held_out"] = finish(cfg, s, staged, metrics, Path(cfg.output_dir) / "model")
         shutil.rmtree(model_dir, ignore_errors=True)
         staged.rename(model_dir)  # model/ appears whole, scored and carded, just before .complete
         timings = {"setup_s": t_train - t0, "train_s": t_export - t_train, "export_s": time.time() - t_export}
-        write_run_json(cfg.output_dir, cfg, seed=cfg.seed, timings=timings,
+        write_run_json(work.output_dir, cfg, seed=cfg.seed, timings=timings,
                        extra={**s.dist, "base_model": s.base, "metrics": metrics})
-        mark_complete(cfg.output_dir, model_dir=str(model_dir))
-    return TrainResult(Path(cfg.output_dir), model_dir, metrics, trainer)
+        mark_complete(work.output_dir, model_dir=str(Path(cfg.output_dir) / "model"))
+        if work.output_dir != cfg.output_dir:
+            finish_overwrite(work.output_dir, cfg.output_dir, cfg)
+    return TrainResult(Path(cfg.output_dir), Path(cfg.output_dir) / "model", metrics, trainer)
 
 
 def finish(cfg: RewardModelConfig, s: Setup, model_dir: Path, metrics: dict, final_dir: Path | None = None) -> dict:

@@ -9,6 +9,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from ..infra.config import cfg_field
+from ..infra.device import resolve_device
 from ..infra.errors import ConfigError
 
 
@@ -17,18 +18,18 @@ class ProbeConfig:
     """How the probe scorer turns hidden states into LOO predictions."""
 
     layer: int | None = cfg_field(None, "hidden layer read (0 = embeddings); null = two thirds of the depth "
-                                        "(SmolLM2-135M: 20, Gemma 3 270M: 12; see BENCHMARKS.md)")
-    ridge: float = cfg_field(1.0, "ridge λ, relative to the mean squared feature norm of the labeled claims")
+                                        "(SmolLM2-135M: 20, Gemma 3 270M: 12; see BENCHMARKS.md)", ge=0)
+    ridge: float = cfg_field(1.0, "ridge λ, relative to the mean squared feature norm of the labeled claims", gt=0)
     center: str = cfg_field("none", "none | group: subtract each consistency group's mean feature (claims only)",
                             choices=("none", "group"))
     pca_dims: int | None = cfg_field(8, "project features on the pool's top-k principal components (null = off); "
-                                        "few dimensions leave fewer spurious partitions to find")
+                                        "few dimensions leave fewer spurious partitions to find", ge=1)
     loo: str = cfg_field("group", "group: leave the claim's whole group out; claim: leave only the claim out",
                          choices=("group", "claim"))
-    score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))")
+    score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))", gt=0)
     zero_shot_weight: float = cfg_field(0.3, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
-                                             "response-likelihood preference) to each score; 0 = pure probe")
-    batch_size: int = cfg_field(16, "claims per forward pass when extracting features")
+                                             "response-likelihood preference) to each score; 0 = pure probe", ge=0)
+    batch_size: int = cfg_field(16, "claims per forward pass when extracting features", ge=1)
     form: str = cfg_field("auto", "primal: solve the d×d system (d = feature dims after PCA; O(n·d) memory); kernel: "
                                   "the n×n one (O(n²)); auto: primal when d < n. Both give the same scores",
                           choices=("auto", "primal", "kernel"))
@@ -57,12 +58,13 @@ class ServerConfig:
                                       "ignores it)")
     api_key_env: str | None = cfg_field(None, "environment variable holding the API key, sent as a Bearer token "
                                               "(null = no Authorization header)")
-    concurrency: int = cfg_field(4, "requests in flight at once")
-    timeout_s: float = cfg_field(120.0, "per-request timeout in seconds")
-    max_retries: int = cfg_field(5, "retries on refused connections, timeouts, 5xx and 429 (exponential backoff)")
-    backoff_s: float = cfg_field(0.5, "first retry delay; doubles each retry (capped at 30 s; Retry-After wins)")
-    top_logprobs: int = cfg_field(20, "top-k logprobs asked for (vLLM's default cap is 20, OpenAI's 5)")
-    cache_path: str | None = cfg_field(None, "JSONL file caching responses across runs (null = memory only)")
+    concurrency: int = cfg_field(4, "requests in flight at once", ge=1)
+    timeout_s: float = cfg_field(120.0, "per-request timeout in seconds", gt=0)
+    max_retries: int = cfg_field(5, "retries on refused connections, timeouts, 5xx and 429 (exponential backoff)", ge=0)
+    backoff_s: float = cfg_field(0.5, "first retry delay; doubles each retry (capped at 30 s; Retry-After wins)", ge=0)
+    top_logprobs: int = cfg_field(20, "top-k logprobs asked for (vLLM's default cap is 20, OpenAI's 5)", ge=1)
+    cache_path: str | None = cfg_field(None, "JSONL file caching responses across runs (null = memory only)",
+                                       resume_safe=True)
 
     def __post_init__(self):
         parts = urllib.parse.urlsplit(self.base_url)
@@ -101,16 +103,20 @@ class ScorerSettings:
     dtype: str = cfg_field("float32", "model dtype: float32, bfloat16, float16")
     device: str = cfg_field("auto", "cpu, cuda, cuda:N or auto")
     scorer: str = cfg_field("probe", "probe | icl | naive | openai (icm_rm/scoring/registry.py)")
-    max_demos: int | None = cfg_field(None, "icl: cap on demonstrations per query (null = all other labeled claims)")
-    clamp: float = cfg_field(11.5, "bound on |log-odds|")
+    max_demos: int | None = cfg_field(None, "icl: cap on demonstrations per query (null = all other labeled claims)",
+                                      ge=1)
+    clamp: float = cfg_field(11.5, "bound on |log-odds|", gt=0)
     kv_budget_mb: float | None = cfg_field(None, "icl: memory for the batched KV cache of a leaf block, MiB (null = "
-                                                 "1024 on CPU, a quarter of the free GPU memory on CUDA)")
+                                                 "1024 on CPU, a quarter of the free GPU memory on CUDA)",
+                                                 gt=0, resume_safe=True)
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "openai scorer: the completions "
                                                                                  "server and how to call it"})
     probe: ProbeConfig = field(default_factory=ProbeConfig, metadata={"help": "probe scorer settings"})
-    feature_cache: str | None = cfg_field(None, "probe feature cache dir (null = $ICM_RM_HOME/features)")
+    feature_cache: str | None = cfg_field(None, "probe feature cache dir (null = $ICM_RM_HOME/features)",
+                                          resume_safe=True)
 
     def __post_init__(self):
+        resolve_device(self.device)  # an unknown device, or cuda on a CPU-only build, fails here
         if self.max_demos is not None and self.max_demos < 1:
             raise ConfigError("max_demos", f"must be ≥ 1 or null, got {self.max_demos}")
         if self.kv_budget_mb is not None and self.kv_budget_mb <= 0:

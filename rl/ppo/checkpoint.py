@@ -1,6 +1,12 @@
 """Atomic, resumable checkpoints: `output_dir/checkpoints/step-NNNNNN/` holds what `accelerator.save_state` writes
-(policy + value weights or DeepSpeed shards, optimizer, RNG states of python/numpy/torch/cuda per process) plus the
-registered `TrainState` (step, optimizer-step count, data position, KL coefficient).
+(policy + value weights or DeepSpeed shards, optimizer, RNG states of python/numpy/torch/cuda per process — all read
+back by accelerate with `weights_only=True`) plus `train_state.json`, our `TrainState` (step, optimizer-step count,
+data position, KL coefficient) as JSON. Nothing in a checkpoint is unpickled: the TrainState is not registered with
+accelerate (whose custom-object files are pickles loaded with `weights_only=False`), and a checkpoint holding such a
+file is refused rather than loaded.
+
+Resume takes the newest checkpoint that is whole (`train_state.json` parses, safetensors files whole); a damaged newer
+one is renamed `corrupt-step-N` (kept, never deleted) and the previous good one is used.
 
 Every process writes into `step-N.tmp/`; after a barrier the main process of each node renames it to `step-N/` and
 rewrites `latest`, so a checkpoint directory that exists is complete. (Across nodes the checkpoint dir must be on a
@@ -9,18 +15,24 @@ shared filesystem for `resume` to find every process's shard.)
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
 
-from icm_rm.infra.io import atomic_write_text
+from icm_rm.infra.errors import UserError
+from icm_rm.infra.io import atomic_write_json, atomic_write_text
+from icm_rm.infra.model_dir import check_weight_file
+from icm_rm.infra.runs import set_aside
 
 CHECKPOINTS = "checkpoints"
+TRAIN_STATE = "train_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 class TrainState:
-    """The trainer's own counters, saved and restored with the checkpoint (`register_for_checkpointing`)."""
+    """The trainer's own counters, saved and restored with the checkpoint as `train_state.json`."""
 
     def __init__(self, stream, kl_ctl):
         self.step = 0          # PPO steps completed
@@ -48,12 +60,33 @@ def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (None when it is whole)."""
+    if any(path.glob("custom_checkpoint_*.pkl")):
+        return "holds a pickled custom_checkpoint_*.pkl, which icm-rm never writes nor loads"
+    try:
+        state = json.loads((path / TRAIN_STATE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not {"step", "update", "data", "kl"} <= set(state):
+            return f"{TRAIN_STATE} lacks step/update/data/kl"
+        for f in path.rglob("*.safetensors"):
+            check_weight_file(f)
+    except (OSError, ValueError, UserError) as e:
+        return str(e).splitlines()[0][:160]
+    return None
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    found = list_checkpoints(output_dir)
-    return found[-1][1] if found else None
+    """The newest whole checkpoint; newer damaged ones are set aside by the main process (renamed, never deleted)."""
+    for _, path in reversed(list_checkpoints(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        if int(os.environ.get("RANK", "0")) == 0:
+            set_aside(path, problem)
+    return None
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, keep: int | None) -> Path:
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, keep: int | None, state: TrainState) -> Path:
     """Collective: every process must call it."""
     root = checkpoint_root(output_dir)
     final = root / f"step-{step:06d}"
@@ -63,6 +96,8 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, keep: int | 
         tmp.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_local_main_process:
+        atomic_write_json(tmp / TRAIN_STATE, state.state_dict())
     accelerator.wait_for_everyone()
     if accelerator.is_local_main_process:
         try:
@@ -78,5 +113,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, keep: int | 
     return final
 
 
-def load_checkpoint(accelerator, path: str | Path) -> None:
+def load_checkpoint(accelerator, path: str | Path, state: TrainState) -> None:
+    """Weights, optimizer and RNG through accelerate (weights_only loads), then the TrainState from JSON."""
     accelerator.load_state(str(path))
+    state.load_state_dict(json.loads((Path(path) / TRAIN_STATE).read_text(encoding="utf-8")))

@@ -22,18 +22,21 @@ class PPOConfig(PolicyTrainingConfig):
     # ---------------------------------------------------------------- shared fields with PPO's own defaults or help
     model: str = cfg_field("", "Policy to start from: an HF causal-LM directory (also the reference and, by default, "
                                "the value backbone).")
-    num_steps: int = cfg_field(200, "PPO steps (each: rollout → score → advantages → ppo_epochs of updates).")
-    temperature: float = cfg_field(0.7, "Sampling temperature; log-probabilities are computed at the same temperature.")
-    learning_rate: float = cfg_field(3e-6, "AdamW learning rate of the policy.")
+    num_steps: int = cfg_field(200, "PPO steps (each: rollout → score → advantages → ppo_epochs of updates).", ge=1)
+    temperature: float = cfg_field(0.7, "Sampling temperature; log-probabilities are computed at the same temperature.",
+                                   gt=0)
+    learning_rate: float = cfg_field(3e-6, "AdamW learning rate of the policy.", gt=0)
     lr_scheduler: Literal["constant", "linear", "cosine"] = cfg_field(
         "linear", "Learning-rate schedule over all optimizer steps, after warmup.", choices=("constant", "linear", "cosine"))
-    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip (policy and value together).")
+    max_grad_norm: float = cfg_field(1.0, "Gradient-norm clip (policy and value together).", gt=0)
     lora: bool = cfg_field(False, "Train LoRA adapters (peft) on the policy and value models; the reference is the policy "
                                   "with its adapter disabled. The exported policy is merged.")
     output_dir: str = cfg_field("runs/ppo", "Run directory: policy/, checkpoints/, tensorboard/, metrics.jsonl, "
-                                            "training.png, run.json.")
-    save_steps: int = cfg_field(50, "Checkpoint every N PPO steps (0 = only at the end).")
-    resume: bool = cfg_field(False, "Continue from the newest checkpoint in output_dir/checkpoints.")
+                                            "training.png, run.json.", resume_safe=True)
+    save_steps: int = cfg_field(50, "Checkpoint every N PPO steps (0 = only at the end).", ge=0)
+    resume: bool | Literal["force"] = cfg_field(False, "Continue from the newest good checkpoint in output_dir/checkpoints; "
+                                                       "'force' even when the config or data changed.",
+                                                resume_safe=True)
     # ---------------------------------------------------------------- models
     ref_model: str | None = cfg_field(None, "Reference policy for the KL penalty; default: a frozen copy of `model` "
                                             "(with lora: the policy with its adapter disabled).")
@@ -41,34 +44,36 @@ class PPOConfig(PolicyTrainingConfig):
                                               "seq-cls directory (e.g. the RM dir) or 'reward_model' to start from the RM "
                                               "(its tokenizer must match the policy's).")
     # ---------------------------------------------------------------- data and generation
-    max_prompt_length: int = cfg_field(256, "Prompt tokens kept (the end is kept when longer).")
+    max_prompt_length: int = cfg_field(256, "Prompt tokens kept (the end is kept when longer).", ge=1)
     generation_batch_size: int | None = cfg_field(None, "Prompts per generate() call on each process; default: all of "
-                                                        "the process's rollout batch at once.")
+                                                        "the process's rollout batch at once.", ge=1)
     # ---------------------------------------------------------------- PPO
-    rollout_batch_size: int = cfg_field(64, "Prompts per PPO step, summed over all processes.")
-    num_mini_batches: int = cfg_field(1, "Optimizer steps per PPO epoch (the rollout batch is split into this many).")
+    rollout_batch_size: int = cfg_field(64, "Prompts per PPO step, summed over all processes.", ge=1)
+    num_mini_batches: int = cfg_field(1, "Optimizer steps per PPO epoch (the rollout batch is split into this many).",
+                                      ge=1)
     micro_batch_size: int = cfg_field(4, "Sequences per forward/backward on one process; gradients accumulate up to a "
-                                         "mini-batch.")
-    ppo_epochs: int = cfg_field(4, "Passes over each rollout batch (TRL: num_ppo_epochs).")
-    value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model; default: learning_rate.")
-    weight_decay: float = cfg_field(0.0, "AdamW weight decay.")
-    gamma: float = cfg_field(1.0, "Discount γ.")
-    gae_lambda: float = cfg_field(0.95, "GAE λ (TRL: lam, OpenRLHF: lambd).")
-    cliprange: float = cfg_field(0.2, "Policy ratio clip ε.")
-    cliprange_value: float = cfg_field(0.2, "Value clip ε_v around the rollout values.")
-    vf_coef: float = cfg_field(0.1, "Weight of the value loss in the joint loss.")
-    entropy_coef: float = cfg_field(0.0, "Entropy bonus weight (0 = none).")
+                                         "mini-batch.", ge=1)
+    ppo_epochs: int = cfg_field(4, "Passes over each rollout batch (TRL: num_ppo_epochs).", ge=1)
+    value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model; default: learning_rate.",
+                                                  gt=0)
+    weight_decay: float = cfg_field(0.0, "AdamW weight decay.", ge=0)
+    gamma: float = cfg_field(1.0, "Discount γ.", ge=0, le=1)
+    gae_lambda: float = cfg_field(0.95, "GAE λ (TRL: lam, OpenRLHF: lambd).", ge=0, le=1)
+    cliprange: float = cfg_field(0.2, "Policy ratio clip ε.", gt=0)
+    cliprange_value: float = cfg_field(0.2, "Value clip ε_v around the rollout values.", gt=0)
+    vf_coef: float = cfg_field(0.1, "Weight of the value loss in the joint loss.", ge=0)
+    entropy_coef: float = cfg_field(0.0, "Entropy bonus weight (0 = none).", ge=0)
     whiten_advantages: bool = cfg_field(True, "Whiten advantages over the rollout batch (all processes).")
     whiten_rewards: bool = cfg_field(False, "Scale per-token rewards to unit variance before GAE.")
     # ---------------------------------------------------------------- KL
-    kl_coef: float = cfg_field(0.05, "β of the per-token −β·KL(π‖π_ref) reward (the initial β when adaptive_kl).")
+    kl_coef: float = cfg_field(0.05, "β of the per-token −β·KL(π‖π_ref) reward (the initial β when adaptive_kl).", ge=0)
     kl_estimator: Literal["k1", "k2", "k3"] = cfg_field("k1", "Per-token KL estimator in the reward: k1 = log-ratio, "
                                                               "k3 = exp(−r) − 1 + r (≥ 0).", choices=("k1", "k2", "k3"))
     adaptive_kl: bool = cfg_field(False, "Adapt β toward kl_target (Ziegler et al. 2019).")
-    kl_target: float = cfg_field(6.0, "Target KL per sequence for adaptive_kl.")
-    kl_horizon: int = cfg_field(10000, "Horizon (in rollouts) of the adaptive KL controller.")
+    kl_target: float = cfg_field(6.0, "Target KL per sequence for adaptive_kl.", gt=0)
+    kl_horizon: int = cfg_field(10000, "Horizon (in rollouts) of the adaptive KL controller.", ge=1)
     # ---------------------------------------------------------------- run
-    plot_steps: int = cfg_field(10, "Redraw training.png every N steps (and at the end).")
+    plot_steps: int = cfg_field(10, "Redraw training.png every N steps (and at the end).", ge=1, resume_safe=True)
 
     def __post_init__(self):
         super().__post_init__()

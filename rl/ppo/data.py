@@ -7,12 +7,12 @@ before the last assistant turn), or `builtin:NAME` → `icm_rm.data.builtin.buil
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 from icm_rm.data.builtin import builtin_prompts
 from icm_rm.infra.errors import ConfigError, InputError
+from icm_rm.infra.files import read_input_bytes
 
 Prompt = str | list[dict]
 
@@ -39,16 +39,11 @@ def load_prompts(spec: str, split: str = "train", max_prompts: int | None = None
 def _read_file(path: Path) -> list[Prompt]:
     if not path.exists():
         raise ConfigError("prompts", f"{path}: file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
+    data = read_input_bytes(path)  # a regular file of a sane size (not a FIFO or device), gunzipped and bounded
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(path, None, None, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
-    except EOFError:
-        raise InputError(path, None, None, "truncated gzip file (compressed data ends early)") from None
-    except OSError as e:  # a directory, unreadable, or not gzip data
-        raise InputError(path, None, None, f"cannot read prompts ({e.strerror or e})") from None
     name = path.name.removesuffix(".gz")
     rows: list
     if name.endswith(".jsonl"):
@@ -59,11 +54,15 @@ def _read_file(path: Path) -> list[Prompt]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
                     raise InputError(path, i, None, f"invalid JSON: {e.msg}") from None
+                except (ValueError, RecursionError) as e:  # nested past the recursion limit, a huge integer
+                    raise InputError(path, i, None, f"unreadable JSON ({type(e).__name__})") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(path, None, None, f"invalid JSON at line {e.lineno}: {e.msg}") from None
+        except (ValueError, RecursionError) as e:
+            raise InputError(path, None, None, f"unreadable JSON ({type(e).__name__})") from None
         rows = data.get("data", data.get("rows")) if isinstance(data, dict) else data
         if not isinstance(rows, list):
             raise InputError(path, None, None, "expected a list of rows (or {\"data\": [...]})")

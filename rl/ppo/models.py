@@ -16,6 +16,7 @@ from torch import nn
 
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import atomic_write_text
+from icm_rm.infra.model_dir import TOKENIZER_FILES, loading
 
 from .config import PPOConfig
 
@@ -123,7 +124,8 @@ def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None) 
         source = reward_path
     path = source or cfg.model
     if source is not None:
-        vocab = AutoTokenizer.from_pretrained(source).get_vocab()
+        with loading(source, "value model's tokenizer"):
+            vocab = AutoTokenizer.from_pretrained(source).get_vocab()
         if vocab != policy_tokenizer.get_vocab():
             raise ConfigError("value_model", f"{source}: its tokenizer differs from the policy's, so it cannot read "
                                              "the policy's tokens; leave value_model null to start from the policy")
@@ -133,7 +135,8 @@ def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None) 
     if source is None:      # from a causal LM: "score.weight newly initialised" is the point, not news
         hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=_dtype(cfg))
+        with loading(path, "value model"):
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=_dtype(cfg))
     finally:
         hf_logging.set_verbosity(level)
     if model.config.pad_token_id is None:
@@ -145,10 +148,22 @@ def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None) 
     return model
 
 
-def load_reference(cfg: PPOConfig) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+def load_reference(cfg: PPOConfig, policy_tokenizer) -> nn.Module:
+    """The frozen KL reference; a separate `ref_model` must read the policy's tokens (same vocabulary)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(cfg.ref_model or cfg.model, dtype=_dtype(cfg))
+    path = cfg.ref_model or cfg.model
+    with loading(path, "reference model"):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(cfg))
+        ref_vocab = (AutoTokenizer.from_pretrained(path).get_vocab()
+                     if cfg.ref_model and any((Path(path) / f).is_file() for f in TOKENIZER_FILES) else None)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if cfg.ref_model and (rows < len(policy_tokenizer) or (ref_vocab is not None
+                                                           and ref_vocab != policy_tokenizer.get_vocab())):
+        raise ConfigError("ref_model", f"{path}: its vocabulary ({rows} embedding rows"
+                                       f"{', a different tokenizer' if ref_vocab is not None else ''}) is not the "
+                                       f"policy's ({len(policy_tokenizer)} tokens), so it cannot score the policy's "
+                                       "tokens; use a reference with the policy's tokenizer, or leave ref_model null")
     return model.eval().requires_grad_(False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from icm_rm.data.records import render_messages
+from icm_rm.infra.errors import ConfigError
 
 from .data import Prompt
 
@@ -18,6 +19,14 @@ def prompt_text(tokenizer, prompt: Prompt, prompt_format: str) -> tuple[str, boo
             return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False), True
         return render_messages(prompt, capitalize=False) + "\nassistant:", False
     return prompt, False
+
+
+def check_prompt_format(tokenizer, prompt_format: str, where: str) -> None:
+    """`prompt_format: chat` needs a chat template: without one `prompt_text` would silently fall back to plain role
+    lines (PPO) and TRL would fail mid-setup (GRPO) — refused before training, naming the tokenizer."""
+    if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError("prompt_format", f"'chat' needs a chat template, and the tokenizer in {where} has none; use "
+                                           "prompt_format raw (or auto), or a tokenizer with a chat template")
 
 
 def tokenize_prompts(tokenizer, prompts: list[Prompt], prompt_format: str, max_length: int) -> list[list[int]]:

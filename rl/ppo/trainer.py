@@ -15,6 +15,7 @@ import torch
 from icm_rm.infra.config import save_config
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import is_complete, mark_complete, write_run_json
+from icm_rm.infra.model_dir import loading
 from rl.logging import RunLogger
 from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
@@ -27,7 +28,8 @@ from .kl import AdaptiveKLController, FixedKLController, kl_estimate
 from .losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
 from .models import (PolicyAndValue, export_policy, load_policy, load_reference, load_value_model, position_ids_from,
                      prepare_reference, unwrap_for_generation)
-from .rollout import decode_responses, eos_ids_of, left_pad, response_mask, sample, tokenize_prompts
+from .rollout import (check_prompt_format, decode_responses, eos_ids_of, left_pad, response_mask, sample,
+                      tokenize_prompts)
 
 
 def make_accelerator(cfg: PPOConfig):
@@ -77,7 +79,9 @@ class PPOTrainer:
         self.is_deepspeed = acc.state.deepspeed_plugin is not None
         set_seed(cfg.seed)                      # same initial weights (value head) on every process
 
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+        with loading(cfg.tokenizer or cfg.model, "tokenizer"):
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+        check_prompt_format(self.tokenizer, cfg.prompt_format, cfg.tokenizer or cfg.model)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
@@ -108,13 +112,12 @@ class PPOTrainer:
 
         self.ref = None
         if not cfg.lora:    # with LoRA the reference is the policy with its adapter disabled
-            self.ref = prepare_reference(load_reference(cfg), acc)
+            self.ref = prepare_reference(load_reference(cfg, self.tokenizer), acc)
 
         self.stream = PromptStream(self.prompts, cfg.seed)
         self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
                        else FixedKLController(cfg.kl_coef))
-        self.state = TrainState(self.stream, self.kl_ctl)
-        acc.register_for_checkpointing(self.state)
+        self.state = TrainState(self.stream, self.kl_ctl)  # saved as JSON beside accelerate's state, not pickled
         set_seed(cfg.seed, device_specific=True)  # from here on each process samples differently
 
     def _fill_deepspeed_config(self) -> None:
@@ -304,7 +307,7 @@ class PPOTrainer:
         if cfg.resume:
             if found is None:
                 raise UserError(f"{cfg.output_dir}: resume is true but there is no checkpoint under checkpoints/")
-            load_checkpoint(self.acc, found)
+            load_checkpoint(self.acc, found, self.state)
             self.acc.print(f"resumed from {found} at step {self.state.step}")
         elif found is not None:
             raise UserError(f"{cfg.output_dir} already has checkpoints (newest {found.name}); pass --resume to continue "
@@ -335,12 +338,12 @@ class PPOTrainer:
                 pending = {}
                 if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.num_steps:
                     t_save = time.perf_counter()
-                    save_checkpoint(acc, cfg.output_dir, step, cfg.save_total_limit)
+                    save_checkpoint(acc, cfg.output_dir, step, cfg.save_total_limit, self.state)
                     pending["timing/save"], saved_at = time.perf_counter() - t_save, step
                 if step % cfg.plot_steps == 0:
                     logger.plot()
             if self.state.step < cfg.num_steps and saved_at != self.state.step:
-                save_checkpoint(acc, cfg.output_dir, self.state.step, cfg.save_total_limit)   # stopping early: keep place
+                save_checkpoint(acc, cfg.output_dir, self.state.step, cfg.save_total_limit, self.state)   # stopping early: keep place
             logger.plot()
         finally:
             logger.close()

@@ -13,6 +13,15 @@ from collections import Counter, defaultdict
 
 
 COMMANDS = ("eval-rm", "eval-policy", "label", "rm", "ppo", "grpo", "pipeline", "serve-rm", "models")
+CLASSES = {"value": "config values: non-finite, out of range, TRL values that fail late",
+           "yaml": "YAML/flags: duplicate keys, aliases, deep nesting, huge integers, a list",
+           "file": "paths: a directory, FIFO or device as a file; a file as output_dir",
+           "json": "JSON nested past the recursion limit, huge integers",
+           "model": "broken model dirs, RM stats, vocab / chat-template mismatches",
+           "device": "unknown device strings, cuda on a CPU-only build",
+           "reward": "reward sources: syntax error, null / NaN rewards",
+           "resume": "resume with a changed config or data; corrupt checkpoints",
+           "overwrite": "--overwrite with bad input (old run kept)"}
 
 
 def _command(case: str) -> str:
@@ -41,6 +50,13 @@ def summarize(rows: list[dict]) -> str:
               f"| exit code 2 with one `icm-rm: error:` line | {sum(r['rc'] == 2 for r in bad)} |",
               f"| tracebacks seen | {sum(bool(r['traceback']) for r in bad)} |"]
     lines += [f"| … {name} | {n} |" for name, n in sorted(commands.items(), key=lambda kv: -kv[1])]
+    classes = Counter(r.get("cls") for r in bad if r.get("cls"))
+    if classes:
+        lines += ["", "| class (issue #19) | cases | exit 2, one line | tracebacks |", "|---|---|---|---|"]
+        for cls, n in sorted(classes.items(), key=lambda kv: list(CLASSES).index(kv[0])):
+            rs = [r for r in bad if r.get("cls") == cls]
+            lines.append(f"| {CLASSES[cls]} | {n} | {sum(r['rc'] == 2 for r in rs)} | "
+                         f"{sum(bool(r['traceback']) for r in rs)} |")
     first, last = min(r["time"] for r in rows), max(r["time"] for r in rows)
     lines.append(f"\nMeasured {first} – {last}.")
     return "\n".join(lines)

@@ -1,0 +1,258 @@
+"""Resume and overwrite never lose a run and never continue a different one (issue #19, Deliver 2–4):
+
+- a resume whose config or data changed is refused with the changed key/file named (exit 2); `--resume force`
+  continues, logged on stderr and in `fingerprint.json`;
+- `--overwrite` validates every input before touching the old run, writes the new run aside and swaps it in only when
+  complete: a bad input or a crash mid-run leaves the old run byte-identical where it was;
+- a corrupt checkpoint/state is set aside (renamed, never deleted) and the previous good one is used;
+- nothing in a checkpoint is unpickled: a crafted `custom_checkpoint_0.pkl` is never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import assert_user_error, record
+from .test_bad_inputs import GOOD_PAIR, _in_process
+
+LABEL = ["label", "--data_format", "pairs", "--batch_size", "6", "--search.iterations", "40", "--search.restarts",
+         "1", "--search.patience", "0", "--report_to", "none", "--baselines", "false"]
+
+
+@pytest.fixture
+def pairs(tmp_path) -> Path:
+    p = tmp_path / "pairs.jsonl"
+    p.write_text("".join(GOOD_PAIR % (f"p{i}", i, i, 2 * i, 2 * i + 1) for i in range(6)))
+    return p
+
+
+def _label(env, capsys, monkeypatch, data: Path, out: Path, model: Path, *extra: str) -> tuple[int, str]:
+    argv = [*LABEL, "--data_path", str(data), "--model", str(model), "--feature_cache", str(out.parent / "feat"),
+            "--output_dir", str(out), *extra]
+    return _in_process(argv, env, capsys, monkeypatch)
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def _siblings(run: Path) -> list[str]:
+    return sorted(p.name for p in run.parent.iterdir() if p.name.startswith(f".{run.name}."))
+
+
+# ----------------------------------------------------------------------------------------------- label
+
+def test_label_resume_refuses_a_changed_config_or_data_and_force_continues(pairs, tiny_model_dir, tmp_path, env,
+                                                                         capsys, monkeypatch):
+    out = tmp_path / "run"
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--num_shards", "2", "--shard_index", "0")
+    assert rc == 0, err
+    assert not (out / ".complete").exists()  # a partial run: batch 0 of 2
+    before = _snapshot(out)
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--resume", "true", "--search.alpha", "7")
+    line = assert_user_error(rc, err, "refusing to resume", "'search.alpha' changed (50.0 → 7.0)", "--resume force")
+    record("bad_input", case="label-resume-changed-config", cls="resume", mode="in", rc=rc, traceback=False, line=line)
+    assert _snapshot(out) == before  # config.yaml still records the run's own values
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(pairs.read_text().replace("What is 1 + 1?", "What is 1 + 2?"))
+    shutil.copy(changed, pairs)
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--resume", "true")
+    line = assert_user_error(rc, err, "the data of 'data_path'", "pairs.jsonl", "changed")
+    record("bad_input", case="label-resume-changed-data", cls="resume", mode="in", rc=rc, traceback=False, line=line)
+    assert _snapshot(out) == before
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--resume", "force")
+    assert rc == 0 and "warning: --resume force" in err and (out / ".complete").exists()
+    forced = json.loads((out / "fingerprint.json").read_text())["forced"]
+    assert len(forced) == 1 and "data_path" in forced[0]["changes"][0]
+
+
+def test_label_overwrite_keeps_the_old_run_until_the_new_one_is_complete(pairs, tiny_model_dir, tmp_path, env,
+                                                                        capsys, monkeypatch):
+    import icm_rm.label.stage as stage
+
+    out = tmp_path / "run"
+    assert _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir)[0] == 0
+    old = _snapshot(out)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "prompt": "p", "chosen": "c"}\n')
+    rc, err = _label(env, capsys, monkeypatch, bad, out, tiny_model_dir, "--overwrite", "true")
+    line = assert_user_error(rc, err, "bad.jsonl", "row 1", "'rejected'")
+    record("bad_input", case="label-overwrite-bad-data", cls="overwrite", mode="in", rc=rc, traceback=False, line=line)
+    assert _snapshot(out) == old and _siblings(out) == []
+
+    def crash(*a, **kw):
+        raise RuntimeError("crash while writing the new run's outputs")
+
+    monkeypatch.setattr(stage, "write_outputs", crash)
+    with pytest.raises(RuntimeError):
+        stage.main([*LABEL[1:], "--data_path", str(pairs), "--model", str(tiny_model_dir), "--feature_cache",
+                    str(tmp_path / "feat"), "--output_dir", str(out), "--overwrite", "true", "--search.alpha", "7"])
+    assert _snapshot(out) == old  # the crash hit the aside run only
+    monkeypatch.undo()
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--overwrite", "true", "--search.alpha", "7")
+    assert rc == 0, err
+    assert _siblings(out) == [] and (out / ".complete").exists() and _snapshot(out) != old
+    assert "alpha: 7.0" in (out / "config.yaml").read_text() and f"output_dir: {out}" in (out / "config.yaml").read_text()
+    assert json.loads((out / "run.json").read_text())["config"]["output_dir"] == str(out)
+
+
+def test_label_corrupt_saved_batch_is_set_aside_and_searched_again(pairs, tiny_model_dir, tmp_path, env, capsys,
+                                                                  monkeypatch):
+    ref = tmp_path / "ref"
+    assert _label(env, capsys, monkeypatch, pairs, ref, tiny_model_dir)[0] == 0
+    out = tmp_path / "run"
+    assert _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--num_shards", "2", "--shard_index", "0")[0] == 0
+    saved = out / "batches" / "batch_000.json"
+    saved.write_bytes(saved.read_bytes()[:50])  # truncated
+    state = out / "state" / "batch_000.json"
+    state.write_bytes(state.read_bytes()[:30])
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--resume", "true")
+    assert rc == 0, err
+    assert "corrupt" in err and (out / "batches" / "corrupt-batch_000.json").exists()
+    assert (out / "state" / "corrupt-batch_000.json").exists()
+    assert (out / "labels.jsonl").read_bytes() == (ref / "labels.jsonl").read_bytes()
+
+
+# ----------------------------------------------------------------------------------------------- checkpoint pickers
+
+def _hf_checkpoint(root: Path, step: int, *, state_ok: bool = True) -> Path:
+    d = root / f"checkpoint-{step}"
+    d.mkdir(parents=True)
+    text = json.dumps({"global_step": step, "log_history": []})
+    (d / "trainer_state.json").write_text(text if state_ok else text[:15])
+    return d
+
+
+def test_hf_checkpoints_fall_back_to_the_previous_good_one_and_never_delete(tmp_path):
+    from icm_rm.infra.runs import last_complete_checkpoint
+
+    _hf_checkpoint(tmp_path, 2)
+    _hf_checkpoint(tmp_path, 4, state_ok=False)
+    _hf_checkpoint(tmp_path, 6)
+    (tmp_path / "checkpoint-6" / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\"")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2", "corrupt-checkpoint-4",
+                                                          "corrupt-checkpoint-6"]
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{")
+    assert last_complete_checkpoint(tmp_path) is None
+    assert len(list(tmp_path.iterdir())) == 3  # all kept
+
+
+def test_grpo_resume_with_every_checkpoint_truncated_keeps_both_and_refuses(tiny_model_dir, tmp_path, env, capsys,
+                                                                           monkeypatch):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Q{i}?"}) + "\n" for i in range(4)))
+    out = tmp_path / "run"
+    for step in (2, 4):
+        _hf_checkpoint(out, step, state_ok=False)
+    argv = ["grpo", "--model", str(tiny_model_dir), "--reward_model", "rl.rewards:substring_reward", "--prompts",
+            str(prompts), "--output_dir", str(out), "--resume", "true"]
+    rc, err = _in_process(argv, env, capsys, monkeypatch)
+    line = assert_user_error(rc, err.replace(err.split("icm-rm: error:")[0], ""), "no (whole) checkpoint")
+    record("bad_input", case="grpo-resume-all-checkpoints-truncated", cls="resume", mode="in", rc=rc,
+           traceback=False, line=line)
+    assert sorted(p.name for p in out.iterdir() if "checkpoint" in p.name) == ["corrupt-checkpoint-2",
+                                                                               "corrupt-checkpoint-4"]
+
+
+class _Boom:
+    """Unpickling this writes a marker file: proof that a pickle was loaded."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path(self.marker).write_text, ("unpickled",))
+
+
+def test_ppo_checkpoints_with_a_pickle_are_set_aside_never_loaded(tmp_path):
+    from rl.ppo.checkpoint import TRAIN_STATE, latest_checkpoint
+
+    root = tmp_path / "checkpoints"
+    good = root / "step-000002"
+    good.mkdir(parents=True)
+    (good / TRAIN_STATE).write_text(json.dumps({"step": 2, "update": 2, "data": {}, "kl": {}}))
+    evil = shutil.copytree(good, root / "step-000004")
+    marker = tmp_path / "marker"
+    (evil / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(_Boom(str(marker))))
+    truncated = shutil.copytree(good, root / "step-000006")
+    (truncated / TRAIN_STATE).write_text('{"step": 6')
+    assert latest_checkpoint(tmp_path) == good
+    assert not marker.exists()
+    assert sorted(p.name for p in root.iterdir()) == ["corrupt-step-000004", "corrupt-step-000006", "step-000002"]
+
+
+@pytest.mark.slow
+def test_ppo_resume_skips_a_crafted_pickle_checkpoint_and_refuses_changes(tiny_model_dir, tmp_path, env, capsys,
+                                                                         monkeypatch):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Question {i}?"}) + "\n" for i in range(8)))
+    out = tmp_path / "run"
+    base = ["ppo", "--model", str(tiny_model_dir), "--reward_model", "rl.rewards:substring_reward", "--prompts",
+            str(prompts), "--output_dir", str(out), "--num_steps", "3", "--save_steps", "1", "--rollout_batch_size",
+            "2", "--micro_batch_size", "1", "--ppo_epochs", "1", "--max_new_tokens", "2", "--tensorboard", "false"]
+    rc, err = _in_process([*base, "--max_steps_this_run", "1"], env, capsys, monkeypatch)
+    assert rc == 0, err
+    evil = shutil.copytree(out / "checkpoints" / "step-000001", out / "checkpoints" / "step-000002")
+    marker = tmp_path / "marker"
+    (evil / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(_Boom(str(marker))))
+    rc, err = _in_process([*base, "--resume", "true", "--learning_rate", "1e-5"], env, capsys, monkeypatch)
+    assert_user_error(rc, err, "'learning_rate' changed")
+    rc, err = _in_process([*base, "--resume", "true"], env, capsys, monkeypatch)
+    assert rc == 0, err
+    assert not marker.exists() and (out / ".complete").exists()
+    assert (out / "checkpoints" / "corrupt-step-000002" / "custom_checkpoint_0.pkl").exists()
+
+
+# ----------------------------------------------------------------------------------------------- train-rm
+
+def test_train_rm_overwrite_with_bad_data_keeps_the_finished_rm(tiny_model_dir, tmp_path, env, capsys, monkeypatch):
+    data = tmp_path / "prefs.jsonl"
+    data.write_text("".join(GOOD_PAIR % (f"p{i}", i, i, 2 * i, 2 * i + 1) for i in range(12)))
+    out = tmp_path / "rm"
+    base = ["train-rm", "--model", str(tiny_model_dir), "--output_dir", str(out), "--eval_split", "0.25",
+            "--trainer.max_steps", "1", "--trainer.report_to", "[]"]
+    rc, err = _in_process([*base, "--train_data", str(data)], env, capsys, monkeypatch)
+    assert rc == 0, err
+    old = _snapshot(out)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "chosen": "c", "rejected": "r", "margin": NaN}\n')
+    rc, err = _in_process([*base, "--train_data", str(bad), "--overwrite", "true"], env, capsys, monkeypatch)
+    line = assert_user_error(rc, err, "bad.jsonl", "'margin'")
+    record("bad_input", case="rm-overwrite-bad-data", cls="overwrite", mode="in", rc=rc, traceback=False, line=line)
+    assert _snapshot(out) == old and _siblings(out) == []
+    data.write_text(data.read_text().replace("What is 3 + 3?", "What is 3 + 4?"))
+    rc, err = _in_process([*base, "--train_data", str(data), "--resume", "true"], env, capsys, monkeypatch)
+    line = assert_user_error(rc, err, "the data of 'train_data'", "prefs.jsonl")
+    record("bad_input", case="rm-resume-changed-data", cls="resume", mode="in", rc=rc, traceback=False, line=line)
+    rc, err = _in_process([*base, "--train_data", str(data), "--overwrite", "true"], env, capsys, monkeypatch)
+    assert rc == 0, err
+    assert _siblings(out) == [] and (out / ".complete").exists() and (out / "model" / "config.json").exists()
+    done = json.loads((out / ".complete").read_text())
+    assert done["model_dir"] == str(out / "model") and str(out) in (out / "config.yaml").read_text()
+
+
+def test_overwrite_swap_cut_between_its_renames_is_finished_or_undone(tmp_path):
+    from icm_rm.infra.io import mark_complete
+    from icm_rm.infra.runs import aside_dir, recover_swap
+
+    out = tmp_path / "run"
+    old = out.with_name(".run.old")
+    old.mkdir()
+    (old / "a").write_text("old")
+    aside = aside_dir(out)
+    aside.mkdir()
+    (aside / "a").write_text("new")
+    recover_swap(out)  # the new run is not complete: the old one goes back
+    assert (out / "a").read_text() == "old" and not old.exists()
+    out.rename(old)
+    mark_complete(aside)
+    recover_swap(out)  # complete: the swap is finished
+    assert (out / "a").read_text() == "new" and not old.exists() and not aside.exists()
+    assert os.listdir(tmp_path) == ["run"]

@@ -20,6 +20,7 @@ from typing import Any
 
 from rl.evaluate import EvalPolicyConfig, run_eval_policy
 from rl.grpo import GRPOConfig, train_grpo
+from rl.launch import policy_inputs
 from rl.ppo import PPOConfig, train_ppo
 
 from .data.builtin import DEFAULT_TASK, builtin_claimset
@@ -30,10 +31,11 @@ from .infra.fmt import pct
 from .infra.io import (atomic_write_json, atomic_write_text, check_writable, is_complete, mark_complete, peak_rss_mib,
                        release_memory, reset_peak_rss, write_run_json)
 from .infra.runner import run_main
+from .infra.runs import check_resume
 from .label import LabelConfig, run_label
 from .reward import evaluate as eval_rm
 from .reward.config import RewardModelConfig
-from .reward.trainer import train_reward_model
+from .reward.trainer import rm_inputs, train_reward_model
 
 
 @dataclass
@@ -73,6 +75,15 @@ def _stage_cfg(cls, data: dict, prefix: str, **fixed: Any):
         return from_dict(cls, {**data, **fixed})
     except ConfigError as e:
         raise ConfigError(f"{prefix}.{e.key}" if e.key else prefix, e.message) from None
+
+
+def _unchanged(cfg, inputs: dict) -> bool:
+    """Whether a stage is complete — and then with the config and data it ran with: a changed one is refused
+    (`check_resume`), never silently skipped over."""
+    done = is_complete(cfg.output_dir)
+    if done:
+        check_resume(cfg.output_dir, cfg, inputs)
+    return done
 
 
 def _routes(cfg: PipelineConfig) -> list[str]:
@@ -162,13 +173,13 @@ class Pipeline:
                 raise UserError(f"{cfg.train_data}: no {route} preference labels (the label stage writes "
                                 "preferences_gold.jsonl only where the data has gold; set human_labels or "
                                 "compare_human: false)")
-            self._timed(f"train-rm ({route})", is_complete(cfg.output_dir), lambda c=cfg: train_reward_model(c))
+            self._timed(f"train-rm ({route})", _unchanged(cfg, rm_inputs(cfg)), lambda c=cfg: train_reward_model(c))
 
     def stage_rl(self) -> None:
         for route in _routes(self.cfg):
             cfg = self.rl_cfg(route)
             train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
-            self._timed(f"{self.cfg.rl_algo} ({route})", is_complete(cfg.output_dir), lambda c=cfg: train(c))
+            self._timed(f"{self.cfg.rl_algo} ({route})", _unchanged(cfg, policy_inputs(cfg)), lambda c=cfg: train(c))
 
     def stage_eval_rm(self) -> None:
         d = self.dir("eval_rm")

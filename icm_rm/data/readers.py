@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..infra.errors import InputError
-from ..infra.files import read_input_bytes
+from ..infra.files import read_input_bytes, unreadable_json
 
 FILE_FORMATS = ("jsonl", "json", "csv")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -202,7 +202,7 @@ def _jsonl_records(path: str | Path, text: str) -> list[tuple[int, dict]]:
             raise InputError(path, number, None, f"invalid JSON at column {e.colno}: {_json_problem(e)}"
                                                  f"{' (truncated line?)' if _truncated(e, line) else ''}") from None
         except (ValueError, RecursionError) as e:
-            raise InputError(path, number, None, _unparsable(e)) from None
+            raise InputError(path, number, None, unreadable_json(e)) from None
         out.append((number, _object(path, number, value)))
     return out
 
@@ -216,20 +216,13 @@ def _json_records(path: str | Path, text: str) -> list[tuple[int, dict]]:
                          f"invalid JSON at line {e.lineno}, column {e.colno}: {_json_problem(e)}"
                          f"{' (truncated file?)' if _truncated(e, text) else ''}") from None
     except (ValueError, RecursionError) as e:
-        raise InputError(path, None, None, _unparsable(e)) from None
+        raise InputError(path, None, None, unreadable_json(e)) from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
     if not isinstance(value, list):
         raise InputError(path, None, None, f"expected a JSON list of objects or {{\"data\": [...]}}, "
                                            f"got {_type_name(value)}")
     return [(i + 1, _object(path, i + 1, v)) for i, v in enumerate(value)]
-
-
-def _unparsable(e: Exception) -> str:
-    """Valid-looking JSON Python cannot read: nested past the recursion limit, or an integer past the digit limit."""
-    if isinstance(e, RecursionError):
-        return "JSON nested too deeply to read (thousands of levels)"
-    return f"unreadable JSON value ({str(e).split(';')[0]})"  # e.g. an integer past Python's digit limit
 
 
 def _json_problem(e: json.JSONDecodeError) -> str:

@@ -26,12 +26,14 @@ def resolve_device(device: str | None = "auto", key: str = "device") -> str:
         if index not in (None, "0"):
             raise ConfigError(key, f"'{device}': the CPU has no index; use cpu")
         return device
-    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}[kind]
+    backends = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None), "xpu": getattr(torch, "xpu", None)}
+    backend = backends[kind]
     if backend is None or not backend.is_available():
         why = "this torch build has no CUDA support" if kind == "cuda" and torch.version.cuda is None else \
             f"no {kind} device is visible"
         raise ConfigError(key, f"'{device}' asked for, but {why}; use --{key} cpu or auto")
     count = backend.device_count() if hasattr(backend, "device_count") else 1
     if index is not None and int(index) >= count:
-        raise ConfigError(key, f"'{device}': only {count} {kind} device(s) are visible ({kind}:0 … {kind}:{count - 1})")
+        raise ConfigError(key, f"'{device}': only {count} {kind} device(s) are visible "
+                               f"({kind}:0 … {kind}:{count - 1})")
     return device

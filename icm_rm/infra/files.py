@@ -109,6 +109,13 @@ def json_depth(text: str) -> int:
     return deepest
 
 
+def unreadable_json(e: Exception) -> str:
+    """Why valid-looking JSON could not be read: nested past the recursion limit, or an integer past the digit limit."""
+    if isinstance(e, RecursionError):
+        return "JSON nested too deeply to read (thousands of levels)"
+    return f"unreadable JSON value ({str(e).split(';')[0]})"
+
+
 def loads_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """json.loads after an iterative depth check: ValueError (not RecursionError or a crash) for text nested deeper
     than `max_depth`, integers past Python's digit limit, or invalid JSON."""

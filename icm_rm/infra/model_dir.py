@@ -35,8 +35,8 @@ def check_model_dir(path: str | Path, *, weights: bool = True, tokenizer: bool =
 def _check_config(path: Path) -> None:
     f = path / "config.json"
     if not f.is_file():
-        raise UserError(f"{path}: no config.json, so not a Hugging Face model directory (pass the directory "
-                        "save_pretrained wrote, e.g. train-rm's <output_dir>/model)")
+        raise UserError(f"{path}: not a Hugging Face model dir (no config.json); pass the directory save_pretrained "
+                        "wrote, e.g. train-rm's <output_dir>/model")
     try:
         cfg = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:

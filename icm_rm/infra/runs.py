@@ -76,10 +76,11 @@ def fingerprint(cfg: Any, inputs: Mapping[str, str | None]) -> dict[str, Any]:
 
 
 def check_resume(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None], *, force: bool = False,
-                 resuming: bool = True) -> None:
+                 resuming: bool = True, write: bool = True) -> None:
     """Refuse to continue `run_dir` when its fingerprint differs from this config/data (unless `force`); write the
     fingerprint when the run has none yet (a fresh run, or one started before fingerprints existed) or when this is
-    not a resume (`resuming` False: a fresh start replaces whatever the dir held)."""
+    not a resume (`resuming` False: a fresh start replaces whatever the dir held). `write` False only compares (a
+    check before the inputs were validated must not record them)."""
     path = Path(run_dir) / FINGERPRINT
     new = fingerprint(cfg, inputs)
     try:
@@ -99,7 +100,7 @@ def check_resume(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]
                                                           "changes": changes}]
     elif old:
         new["forced"] = old.get("forced", [])
-    if old != new and int(os.environ.get("RANK", "0")) == 0:
+    if write and old != new and int(os.environ.get("RANK", "0")) == 0:
         atomic_write_json(path, new)
 
 

@@ -184,11 +184,12 @@ def prepare_output_dir(cfg: RewardModelConfig, work: RewardModelConfig) -> None:
     if cfg.overwrite:
         start_overwrite(out)
     check_writable(work.output_dir)
-    check_resume(work.output_dir, cfg, _inputs(cfg), force=resume_forced(cfg), resuming=bool(cfg.resume))
+    check_resume(work.output_dir, cfg, rm_inputs(cfg), force=resume_forced(cfg), resuming=bool(cfg.resume))
     (Path(work.output_dir) / COMPLETE_MARKER).unlink(missing_ok=True)  # complete again only after its export
 
 
-def _inputs(cfg: RewardModelConfig) -> dict[str, str | None]:
+def rm_inputs(cfg: RewardModelConfig) -> dict[str, str | None]:
+    """The input files whose content a resume must match (without their `:format`)."""
     return {"train_data": split_spec(cfg.train_data)[0],
             "eval_data": split_spec(cfg.eval_data)[0] if cfg.eval_data else None}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from icm_rm.data.builtin import builtin_prompts
 from icm_rm.infra.errors import ConfigError, InputError
-from icm_rm.infra.files import read_input_bytes
+from icm_rm.infra.files import read_input_bytes, unreadable_json
 
 Prompt = str | list[dict]
 
@@ -55,14 +55,14 @@ def _read_file(path: Path) -> list[Prompt]:
                 except json.JSONDecodeError as e:
                     raise InputError(path, i, None, f"invalid JSON: {e.msg}") from None
                 except (ValueError, RecursionError) as e:  # nested past the recursion limit, a huge integer
-                    raise InputError(path, i, None, f"unreadable JSON ({type(e).__name__})") from None
+                    raise InputError(path, i, None, unreadable_json(e)) from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(path, None, None, f"invalid JSON at line {e.lineno}: {e.msg}") from None
         except (ValueError, RecursionError) as e:
-            raise InputError(path, None, None, f"unreadable JSON ({type(e).__name__})") from None
+            raise InputError(path, None, None, unreadable_json(e)) from None
         rows = data.get("data", data.get("rows")) if isinstance(data, dict) else data
         if not isinstance(rows, list):
             raise InputError(path, None, None, "expected a list of rows (or {\"data\": [...]})")

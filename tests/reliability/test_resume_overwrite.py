@@ -256,3 +256,32 @@ def test_overwrite_swap_cut_between_its_renames_is_finished_or_undone(tmp_path):
     recover_swap(out)  # complete: the swap is finished
     assert (out / "a").read_text() == "new" and not old.exists() and not aside.exists()
     assert os.listdir(tmp_path) == ["run"]
+
+
+# ----------------------------------------------------------------------------------------------- pipeline
+
+def test_pipeline_never_skips_a_complete_stage_whose_config_or_data_changed(tmp_path):
+    """The pipeline skips a stage whose output is complete; it first checks that stage's fingerprint, so a changed
+    stage config or data is refused instead of silently reusing the old model."""
+    import dataclasses
+
+    from icm_rm.infra.errors import UserError
+    from icm_rm.infra.io import mark_complete
+    from icm_rm.infra.runs import check_resume
+    from icm_rm.pipeline import _unchanged
+    from icm_rm.reward.config import RewardModelConfig
+    from icm_rm.reward.trainer import rm_inputs
+
+    data = tmp_path / "prefs.jsonl"
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    cfg = RewardModelConfig(train_data=str(data), output_dir=str(tmp_path / "rm"))
+    assert not _unchanged(cfg, rm_inputs(cfg))  # not complete: the stage runs (and checks on its own)
+    Path(cfg.output_dir).mkdir()
+    check_resume(cfg.output_dir, cfg, rm_inputs(cfg), resuming=False)
+    mark_complete(cfg.output_dir)
+    assert _unchanged(cfg, rm_inputs(cfg))
+    with pytest.raises(UserError, match="'seed' changed \\(42 → 7\\)"):
+        _unchanged(dataclasses.replace(cfg, seed=7), rm_inputs(cfg))
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "c"}\n')
+    with pytest.raises(UserError, match="train_data"):
+        _unchanged(cfg, rm_inputs(cfg))

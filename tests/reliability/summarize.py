@@ -23,6 +23,16 @@ CLASSES = {"value": "config values: non-finite, out of range, TRL values that fa
            "resume": "resume with a changed config or data; corrupt checkpoints",
            "overwrite": "--overwrite with bad input (old run kept)"}
 
+# The issue's catalogue classes. An exit-2 case counts under the class its `cls` belongs to; a functional check
+# ("check" rows: something kept, refused or computed right) under its own. The issue lists a few inputs under two
+# classes (a NaN learning rate tracebacked in one stage and was accepted in another); each case is counted once here.
+ISSUE = {"tracebacks": ("yaml", "file", "json", "model", "device", "reward"),
+         "silent success on bad input": ("value", "resume", "silent"),
+         "data loss": ("overwrite", "data_loss"),
+         "security": ("security",),
+         "wrong numbers": ("numbers",),
+         "correctness found in review": ("review",)}
+
 
 def _command(case: str) -> str:
     for c in COMMANDS:
@@ -57,9 +67,24 @@ def summarize(rows: list[dict]) -> str:
             rs = [r for r in bad if r.get("cls") == cls]
             lines.append(f"| {CLASSES[cls]} | {n} | {sum(r['rc'] == 2 for r in rs)} | "
                          f"{sum(bool(r['traceback']) for r in rs)} |")
+    lines += _issue_table(bad, [r for r in rows if r["kind"] == "check"])
     first, last = min(r["time"] for r in rows), max(r["time"] for r in rows)
     lines.append(f"\nMeasured {first} – {last}.")
     return "\n".join(lines)
+
+
+def _issue_table(bad: list[dict], checks: list[dict]) -> list[str]:
+    """Issue #19's classes: exit-2 cases (and how many ended cleanly) and functional checks that passed."""
+    if not checks and not any(r.get("cls") for r in bad):
+        return []
+    lines = ["", "| issue #19 class | exit-2 cases | … clean (exit 2, one line, no traceback) | functional checks "
+                 "passed |", "|---|---|---|---|"]
+    for name, classes in ISSUE.items():
+        rs = [r for r in bad if r.get("cls") in classes]
+        ok = sum(r["rc"] == 2 and not r["traceback"] for r in rs)
+        cs = [r for r in checks if r.get("cls") in classes]
+        lines.append(f"| {name} | {len(rs)} | {ok} | {len(cs)} |")  # a check is logged only when its test passed
+    return lines
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ def test_label_resume_refuses_a_changed_config_or_data_and_force_continues(pairs
     assert rc == 0 and "warning: --resume force" in err and (out / ".complete").exists()
     forced = json.loads((out / "fingerprint.json").read_text())["forced"]
     assert len(forced) == 1 and "data_path" in forced[0]["changes"][0]
+    record("check", case="label-resume-force-logged", cls="silent")
 
 
 def test_label_overwrite_keeps_the_old_run_until_the_new_one_is_complete(pairs, tiny_model_dir, tmp_path, env,
@@ -100,6 +101,7 @@ def test_label_overwrite_keeps_the_old_run_until_the_new_one_is_complete(pairs, 
     assert _siblings(out) == [] and (out / ".complete").exists() and _snapshot(out) != old
     assert "alpha: 7.0" in (out / "config.yaml").read_text() and f"output_dir: {out}" in (out / "config.yaml").read_text()
     assert json.loads((out / "run.json").read_text())["config"]["output_dir"] == str(out)
+    record("check", case="label-overwrite-crash-keeps-old-run", cls="data_loss")
 
 
 def test_label_corrupt_saved_batch_is_set_aside_and_searched_again(pairs, tiny_model_dir, tmp_path, env, capsys,
@@ -117,6 +119,7 @@ def test_label_corrupt_saved_batch_is_set_aside_and_searched_again(pairs, tiny_m
     assert "corrupt" in err and (out / "batches" / "corrupt-batch_000.json").exists()
     assert (out / "state" / "corrupt-batch_000.json").exists()
     assert (out / "labels.jsonl").read_bytes() == (ref / "labels.jsonl").read_bytes()
+    record("check", case="label-corrupt-batch-set-aside", cls="data_loss")
 
 
 # ----------------------------------------------------------------------------------------------- checkpoint pickers
@@ -142,6 +145,7 @@ def test_hf_checkpoints_fall_back_to_the_previous_good_one_and_never_delete(tmp_
     (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{")
     assert last_complete_checkpoint(tmp_path) is None
     assert len(list(tmp_path.iterdir())) == 3  # all kept
+    record("check", case="hf-checkpoint-fallback-never-deletes", cls="data_loss")
 
 
 def test_grpo_resume_with_every_checkpoint_truncated_keeps_both_and_refuses(tiny_model_dir, tmp_path, env, capsys,
@@ -159,6 +163,7 @@ def test_grpo_resume_with_every_checkpoint_truncated_keeps_both_and_refuses(tiny
            traceback=False, line=line)
     assert sorted(p.name for p in out.iterdir() if "checkpoint" in p.name) == ["corrupt-checkpoint-2",
                                                                                "corrupt-checkpoint-4"]
+    record("check", case="grpo-truncated-checkpoints-kept", cls="data_loss")
 
 
 class _Boom:
@@ -186,6 +191,7 @@ def test_ppo_checkpoints_with_a_pickle_are_set_aside_never_loaded(tmp_path):
     assert latest_checkpoint(tmp_path) == good
     assert not marker.exists()
     assert sorted(p.name for p in root.iterdir()) == ["corrupt-step-000004", "corrupt-step-000006", "step-000002"]
+    record("check", case="ppo-pickle-never-loaded", cls="security")
 
 
 @pytest.mark.slow
@@ -208,6 +214,7 @@ def test_ppo_resume_skips_a_crafted_pickle_checkpoint_and_refuses_changes(tiny_m
     assert rc == 0, err
     assert not marker.exists() and (out / ".complete").exists()
     assert (out / "checkpoints" / "corrupt-step-000002" / "custom_checkpoint_0.pkl").exists()
+    record("check", case="ppo-crafted-pickle-resume", cls="security")
 
 
 # ----------------------------------------------------------------------------------------------- train-rm
@@ -236,6 +243,7 @@ def test_train_rm_overwrite_with_bad_data_keeps_the_finished_rm(tiny_model_dir, 
     assert _siblings(out) == [] and (out / ".complete").exists() and (out / "model" / "config.json").exists()
     done = json.loads((out / ".complete").read_text())
     assert done["model_dir"] == str(out / "model") and str(out) in (out / "config.yaml").read_text()
+    record("check", case="rm-overwrite-keeps-finished-rm", cls="data_loss")
 
 
 def test_overwrite_swap_cut_between_its_renames_is_finished_or_undone(tmp_path):
@@ -256,6 +264,7 @@ def test_overwrite_swap_cut_between_its_renames_is_finished_or_undone(tmp_path):
     recover_swap(out)  # complete: the swap is finished
     assert (out / "a").read_text() == "new" and not old.exists() and not aside.exists()
     assert os.listdir(tmp_path) == ["run"]
+    record("check", case="overwrite-swap-cut-repaired", cls="data_loss")
 
 
 # ----------------------------------------------------------------------------------------------- pipeline
@@ -285,3 +294,4 @@ def test_pipeline_never_skips_a_complete_stage_whose_config_or_data_changed(tmp_
     data.write_text('{"prompt": "p", "chosen": "a", "rejected": "c"}\n')
     with pytest.raises(UserError, match="train_data"):
         _unchanged(cfg, rm_inputs(cfg))
+    record("check", case="pipeline-skip-checks-fingerprint", cls="silent")

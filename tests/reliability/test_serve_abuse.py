@@ -17,6 +17,8 @@ import pytest
 from icm_rm.infra.errors import ConfigError
 from test_serve_rm import _start, _stop  # the same server start/stop as the functional tests
 
+from .conftest import record
+
 
 def _connect(server) -> socket.socket:
     host, port = server.server_address[:2]
@@ -52,6 +54,7 @@ def test_a_trickling_client_is_cut_off_at_the_whole_request_deadline(rm_dir):
         assert ok.status == 200
     finally:
         _stop(server, thread)
+    record("check", case="serve-rm-trickle-deadline", cls="security")
 
 
 def test_stalled_clients_start_no_threads_and_excess_connections_get_503(rm_dir):
@@ -79,6 +82,7 @@ def test_stalled_clients_start_no_threads_and_excess_connections_get_503(rm_dir)
             raise AssertionError("server did not recover after the stalled clients left")
     finally:
         _stop(server, thread)
+    record("check", case="serve-rm-stalled-clients-bounded", cls="security")
 
 
 @pytest.mark.parametrize("token", [" ", "", "  \t", " secret", "secret\n"])
@@ -90,9 +94,10 @@ def test_blank_or_padded_tokens_are_refused(rm_dir, token, monkeypatch):
         cfg = ServeConfig(model=str(rm_dir), host="0.0.0.0")
         with pytest.raises(ConfigError, match=TOKEN_ENV):
             cfg.resolved_token()
-        return
-    with pytest.raises(ConfigError, match="key 'token'.*blank or starts/ends with whitespace"):
-        ServeConfig(model=str(rm_dir), token=token)
+    else:
+        with pytest.raises(ConfigError, match="key 'token'.*blank or starts/ends with whitespace"):
+            ServeConfig(model=str(rm_dir), token=token)
+    record("check", case=f"serve-rm-token-{token!r}-refused", cls="security")
 
 
 def test_request_json_nested_past_the_limit_is_a_400(rm_dir):
@@ -105,3 +110,4 @@ def test_request_json_nested_past_the_limit_is_a_400(rm_dir):
     ok = json.dumps({"prompts": [[{"role": "user", "content": "hi"}]], "completions": ["x"]})
     assert parse_score_request(ok.encode(), 16) == ([[{"role": "user", "content": "hi"}]], ["x"])
     assert MAX_REQUEST_DEPTH >= 4
+    record("check", case="serve-rm-deep-json-400", cls="security")

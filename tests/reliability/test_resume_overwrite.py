@@ -73,6 +73,23 @@ def test_label_resume_refuses_a_changed_config_or_data_and_force_continues(pairs
     record("check", case="label-resume-force-logged", cls="silent")
 
 
+def test_label_shard_with_another_config_is_refused_without_resume(pairs, tiny_model_dir, tmp_path, env, capsys,
+                                                                   monkeypatch):
+    """Shards share one run dir and start without --resume: a shard whose config differs from the first one's (here
+    search.snapshot_every) is refused instead of mixing its batches into the run; the same config goes on."""
+    out = tmp_path / "run"
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--num_shards", "2", "--shard_index", "0")
+    assert rc == 0, err
+    before = _snapshot(out)
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--num_shards", "2", "--shard_index", "1",
+                     "--search.snapshot_every", "5")
+    line = assert_user_error(rc, err, "refusing to resume", "'search.snapshot_every' changed (10 → 5)")
+    record("bad_input", case="label-shard-changed-config", cls="resume", mode="in", rc=rc, traceback=False, line=line)
+    assert _snapshot(out) == before
+    rc, err = _label(env, capsys, monkeypatch, pairs, out, tiny_model_dir, "--num_shards", "2", "--shard_index", "1")
+    assert rc == 0 and (out / ".complete").exists(), err  # the last shard to finish merges
+
+
 def test_label_overwrite_keeps_the_old_run_until_the_new_one_is_complete(pairs, tiny_model_dir, tmp_path, env,
                                                                         capsys, monkeypatch):
     import icm_rm.label.stage as stage

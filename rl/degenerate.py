@@ -40,9 +40,3 @@ def rollout_metrics(texts: Sequence[str], cut: Sequence[bool]) -> dict[str, floa
     return {"rollout/empty_frac": s["empty_frac"], "rollout/distinct_frac": s["distinct"] / n,
             "rollout/cut_frac": s["cut_frac"]}
 
-
-def rollout_warning(texts: Sequence[str], cut: Sequence[bool], step: int, threshold: float = DEFAULT_THRESHOLD
-                    ) -> str | None:
-    """One line for the terminal when a step's rollouts are degenerate, else None."""
-    flags = degenerate_stats(texts, cut, threshold)["flags"]
-    return f"step {step}: degenerate rollouts: {', '.join(flags)}" if flags else None

@@ -51,7 +51,8 @@ class EvalPolicyConfig:
     reference: str = cfg_field("smollm2-135m", "the reference policy (the starting policy, or another trained one)")
     prompts: str = cfg_field("builtin:capitals", "held-out prompts: a JSONL/JSON file with `prompt`, or builtin:NAME")
     prompt_split: str = cfg_field("test", "split for builtin:NAME prompts (held out from RL training)")
-    prompt_format: str = cfg_field("chat", "auto | raw | chat — must match how the policies were trained")
+    prompt_format: str = cfg_field("auto", "auto | raw | chat, the RL trainers' rule (auto: the chat template when the "
+                                           "tokenizer has one) — must match how the policies were trained")
     max_prompts: int | None = cfg_field(64, "evaluate on the first N distinct prompts (null = all)")
     max_new_tokens: int = cfg_field(48, "answer length cap")
     temperature: float = cfg_field(0.0, "0 = greedy; > 0 samples (seeded)")

@@ -3,11 +3,12 @@ control runs beside the ICM and gold routes; a rerun skips; gold labels equal to
 are held out; a judge RM a policy is trained against is refused; `icm-rm pipeline --rl_algo grpo` from a config."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
-from icm_rm.infra.config import save_config
+from icm_rm.infra.config import load_config, save_config
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.pipeline import Pipeline, PipelineConfig, main
 
@@ -149,3 +150,17 @@ def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
         Pipeline(cfg).run()
     assert e.value.key == "label.search.alpha"
     assert not (tmp_path / "run").exists()  # nothing written before the configs validate
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_the_default_config_resolves_for_both_rl_routes(algo):
+    """configs/pipeline/default.yaml (`make demo`): every stage's config validates for PPO and GRPO alike, RL and
+    evaluation share one prompt format, the random-label control is on, and ≥ 50 held-out questions are judged."""
+    cfg = load_config(PipelineConfig, Path(__file__).resolve().parents[1] / "configs/pipeline/default.yaml")
+    cfg.rl_algo = algo
+    p = Pipeline(cfg)
+    p.label_cfg(), p.rm_cfg("icm")
+    rl, ev = p.rl_cfg("icm"), p.eval_policy_cfg()
+    assert cfg.controls == ["random_labels"] and rl.prompt_format == ev.prompt_format
+    assert rl.prompts == ev.prompts == f"builtin:{cfg.label['task']}"
+    assert p.check_heldout(ev) >= 50

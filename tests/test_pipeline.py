@@ -78,7 +78,10 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     assert sum(line.startswith("control") for line in head) == 1
     assert sum(line.startswith("degenerate answers: ") for line in head) == 1
     assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)
-    assert sum(line.startswith(("  ICM-RM policy ", "  gold-RM policy ", "  random-RM policy ")) for line in head) == 3
+    vs_ref = [line for line in head if line.startswith(("  ICM-RM policy ", "  gold-RM policy ", "  random-RM policy "))
+              and " vs " not in line]
+    assert len(vs_ref) == 3 and all(" — " in line for line in vs_ref)  # one line per policy vs the reference
+    assert sum(" policy vs " in line for line in head) == 3               # and one per pair of policies
     err = capsys.readouterr().err
     assert "── icm-rm pipeline summary ──" in err and head[-1] in err
 

@@ -23,13 +23,13 @@ QUICK = [  # (script, quick args, full args)
     ("rl_throughput.py", ["--quick"], []),
     ("serve_load.py", ["--rms", "tiny", "--out", str(HERE / "results" / "serve_load_quick.json")], []),
     ("pipeline_e2e.py", ["--quick"], []),
-    # RM quality on the label stage the pipeline run above wrote (the full run reads runs/bench_pipeline's)
-    ("rm_quality.py", ["--label_run", "runs/bench_pipeline_quick/label", "--output_dir", "runs/bench/rm_quality_quick",
+    # RM quality on the label stage the pipeline run above wrote (the full run reads runs/bench_pipeline/ppo)
+    ("rm_quality.py", ["--label_run", "runs/bench_pipeline_quick/ppo/label", "--output_dir", "runs/bench/rm_quality_quick",
                        "--eval_limit", "20", "--max_length", "512", "--trainer.num_train_epochs", "1",
                        "--shared_sets", "icm_unsupervised_elicitation/test_alpaca.json",
                        "--shared_sets", "hh_rlhf/helpful-base/test.jsonl.gz",
                        "--results", str(HERE / "results" / "rm_quality_quick.json")],
-     ["--label_run", "runs/bench_pipeline/label"]),
+     ["--label_run", "runs/bench_pipeline/ppo/label"]),
 ]
 
 

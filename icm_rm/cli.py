@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .infra.errors import EXIT_USER_ERROR
+from .infra.quiet import quiet_third_party
 from .infra.runner import run_main
 
 # command → (module, one-line help). Each module has `main(argv: list[str] | None) -> int`.
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"icm-rm: error: unknown command '{cmd}'\n\n{_usage()}", file=sys.stderr)
         return EXIT_USER_ERROR
+    quiet_third_party()  # before the stage imports torch/transformers/trl
     module = importlib.import_module(COMMANDS[cmd][0])
     return run_main(module.main, rest)
 

@@ -41,8 +41,9 @@ class PolicyTrainingConfig:
                                  "or 'builtin:NAME' for a built-in task's prompts.")
     prompt_split: str = cfg_field("train", "Split for builtin:NAME prompts.")
     prompt_format: Literal["auto", "raw", "chat"] = cfg_field(
-        "auto", "auto: chat-message prompts go through the chat template, strings are used as they are; chat: wrap "
-                "string prompts as one user message; raw: never apply the chat template.", choices=("auto", "raw", "chat"))
+        "auto", "auto: chat (the chat template) when the policy's tokenizer has one, else raw; chat: string prompts "
+                "become one user message; raw: never apply the chat template. eval-policy uses the same rule.",
+        choices=("auto", "raw", "chat"))
     max_prompts: int | None = cfg_field(None, "Use only the first N distinct prompts.", ge=1)
     # ---------------------------------------------------------------- optimisation
     num_steps: int = cfg_field(200, "Optimizer steps of the run (PPO: PPO steps; GRPO: TRL's max_steps).", ge=1)

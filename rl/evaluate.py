@@ -23,12 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from icm_rm.data.builtin import gold_check
 from icm_rm.infra.config import cfg_field, parse_config, save_config
 from icm_rm.infra.device import resolve_device
 from icm_rm.infra.errors import ConfigError
-from icm_rm.infra.io import (atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, save_figure,
-                             write_run_json)
+from icm_rm.infra.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, write_run_json
 from icm_rm.infra.lm import load_causal_lm, right_pad
 from icm_rm.infra.model_registry import REGISTRY
 from icm_rm.infra.models import resolve_model
@@ -37,6 +35,10 @@ from icm_rm.reward.data import load_pairs, split_spec
 from icm_rm.reward.scoring import RewardModel
 from icm_rm.reward.stats import wilson_ci
 
+from .degenerate import DEFAULT_THRESHOLD, degenerate_stats
+from .eval_report import markdown, plot_win_rates
+from .eval_stats import length_controlled_win_rate, outcomes, paired_difference, win_rate
+from .judges import make_judge, last_message_text, refuse_judging_with_training_rm
 from .ppo.data import load_prompts
 from .ppo.rollout import decode_responses, eos_ids_of, left_pad, response_mask, tokenize_prompts
 
@@ -49,7 +51,8 @@ class EvalPolicyConfig:
     reference: str = cfg_field("smollm2-135m", "the reference policy (the starting policy, or another trained one)")
     prompts: str = cfg_field("builtin:capitals", "held-out prompts: a JSONL/JSON file with `prompt`, or builtin:NAME")
     prompt_split: str = cfg_field("test", "split for builtin:NAME prompts (held out from RL training)")
-    prompt_format: str = cfg_field("chat", "auto | raw | chat — must match how the policies were trained")
+    prompt_format: str = cfg_field("auto", "auto | raw | chat, the RL trainers' rule (auto: the chat template when the "
+                                           "tokenizer has one) — must match how the policies were trained")
     max_prompts: int | None = cfg_field(64, "evaluate on the first N distinct prompts (null = all)", ge=1)
     max_new_tokens: int = cfg_field(48, "answer length cap", ge=1)
     temperature: float = cfg_field(0.0, "0 = greedy; > 0 samples (seeded)", ge=0)
@@ -62,6 +65,8 @@ class EvalPolicyConfig:
     pref_data: list[str] = cfg_field(default_factory=list, help="held-out preference files FILE[:format] for "
                                                                "implicit-reward preference accuracy")
     pref_limit: int | None = cfg_field(200, "pairs per preference file (null = all)", ge=1)
+    degenerate_threshold: float = cfg_field(DEFAULT_THRESHOLD, "flag a policy when more than this fraction of its "
+                                                               "answers is empty or cut at max_new_tokens", gt=0, le=1)
     seed: int = cfg_field(0, "sampling seed", ge=0)
     device: str = cfg_field("auto", "cpu, cuda or auto")
     output_dir: str = cfg_field("runs/eval_policy", "where samples.jsonl, eval_policy.{json,md} and PNGs go")
@@ -74,43 +79,8 @@ class EvalPolicyConfig:
             raise ConfigError("max_new_tokens", "max_new_tokens and batch_size must be ≥ 1")
         if self.temperature < 0:
             raise ConfigError("temperature", f"must be ≥ 0, got {self.temperature}")
-
-
-# ----------------------------------------------------------------------------------------------- statistics
-
-def outcomes(a: Sequence[float], b: Sequence[float], tie_margin: float = 0.0) -> np.ndarray:
-    """Per prompt: 1 when a's score beats b's by more than the margin, 0.5 for a tie, 0 for a loss."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    return np.where(d > tie_margin, 1.0, np.where(d < -tie_margin, 0.0, 0.5))
-
-
-def win_rate(o: np.ndarray) -> dict:
-    """Win rate (ties count half) with its standard error over prompts."""
-    n = len(o)
-    se = float(np.std(o, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return {"win_rate": float(np.mean(o)) if n else float("nan"), "se": se, "n": n, "wins": int(np.sum(o == 1.0)),
-            "ties": int(np.sum(o == 0.5)), "losses": int(np.sum(o == 0.0))}
-
-
-def length_controlled_win_rate(o: np.ndarray, len_a: Sequence[float], len_b: Sequence[float],
-                               l2: float = 1e-2, iters: int = 50) -> float:
-    """σ(intercept) of a logistic fit of the outcome on the standardised length difference (ties weigh ½ each way):
-    the win rate the fit predicts when both answers have the same length."""
-    d = np.asarray(len_a, dtype=float) - np.asarray(len_b, dtype=float)
-    if len(o) == 0:
-        return float("nan")
-    x = d / (np.std(d) + 1e-9) if np.std(d) > 0 else np.zeros_like(d)
-    X = np.stack([np.ones_like(x), x], axis=1)
-    w = np.zeros(2)
-    for _ in range(iters):  # Newton on the L2-penalised log-likelihood, soft targets in {0, ½, 1}
-        p = 1 / (1 + np.exp(-X @ w))
-        grad = X.T @ (o - p) - l2 * w
-        H = -(X.T * (p * (1 - p))) @ X - l2 * np.eye(2)
-        step = np.linalg.solve(H, grad)
-        w -= step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return float(1 / (1 + np.exp(-w[0])))
+        if not 0 < self.degenerate_threshold <= 1:
+            raise ConfigError("degenerate_threshold", f"must lie in (0, 1], got {self.degenerate_threshold}")
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -138,14 +108,14 @@ def load_policy(name_or_path: str, device: str):
 
 
 @torch.inference_mode()
-def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tuple[list[str], list[int]]:
-    """Answers and their token counts (up to and including the first EOS)."""
+def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tuple[list[str], list[int], list[bool]]:
+    """Answers, their token counts (up to and including the first EOS), and whether each was cut at max_new_tokens."""
     from transformers import GenerationConfig
 
     device = next(model.parameters()).device
     eos = eos_ids_of(model, tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
-    texts, lengths = [], []
+    texts, lengths, cut = [], [], []
     torch.manual_seed(cfg.seed)
     for s in tqdm(range(0, len(prompts), cfg.batch_size), desc=desc, leave=False):
         ids = tokenize_prompts(tok, prompts[s:s + cfg.batch_size], cfg.prompt_format, 1024)
@@ -153,10 +123,11 @@ def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tup
         gen = GenerationConfig(do_sample=cfg.temperature > 0, temperature=cfg.temperature or None, top_k=None,
                                top_p=None, max_new_tokens=cfg.max_new_tokens, eos_token_id=eos, pad_token_id=pad)
         out = model.generate(input_ids=q, attention_mask=m, generation_config=gen)[:, q.shape[1]:]
-        mask, _, out = response_mask(out, eos, pad)
+        mask, has_eos, out = response_mask(out, eos, pad)
         texts += decode_responses(tok, out, mask)
         lengths += mask.sum(dim=1).tolist()
-    return texts, lengths
+        cut += (~has_eos).tolist()
+    return texts, lengths, cut
 
 
 @torch.inference_mode()
@@ -169,7 +140,7 @@ def response_logprobs(model, tok, prompts: list, responses: list, prompt_format:
     for s in range(0, len(prompts), batch_size):
         rows, starts = [], []
         for q, r in zip(q_ids[s:s + batch_size], responses[s:s + batch_size]):
-            r_ids = tok(_text(r), add_special_tokens=False).input_ids + ([tok.eos_token_id] if tok.eos_token_id
+            r_ids = tok(last_message_text(r), add_special_tokens=False).input_ids + ([tok.eos_token_id] if tok.eos_token_id
                                                                           is not None else [])
             rows.append(q + r_ids)
             starts.append(len(q))
@@ -179,32 +150,6 @@ def response_logprobs(model, tok, prompts: list, responses: list, prompt_format:
         for i, (row, st) in enumerate(zip(rows, starts)):
             out[s + i] = float(logp[i, st - 1:len(row) - 1].sum())
     return out
-
-
-def _text(x) -> str:
-    return x if isinstance(x, str) else (x[-1]["content"] if x else "")
-
-
-# ----------------------------------------------------------------------------------------------- judges
-
-def make_judge(cfg: EvalPolicyConfig, device: str):
-    """A function (prompts, answers) → scores, and its description."""
-    spec = cfg.judge
-    if spec is None:
-        if not cfg.prompts.startswith("builtin:"):
-            raise ConfigError("judge", "prompts are not built-in, so there is no gold checker: pass judge: DIR "
-                                       "(an RM that no compared policy was trained against)")
-        spec = "gold:" + cfg.prompts.split(":", 1)[1]
-    if spec.startswith("gold:"):
-        task = spec.split(":", 1)[1]
-
-        def gold(prompts, answers):
-            return [{True: 1.0, False: 0.0, None: 0.5}[gold_check(task, _text(p), a)] for p, a in zip(prompts, answers)]
-
-        return gold, f"gold checker of built-in task '{task}'"
-
-    rm = RewardModel.from_pretrained(spec, device=device)
-    return (lambda prompts, answers: rm.score(prompts, answers).tolist()), f"judge RM {spec}"
 
 
 # ----------------------------------------------------------------------------------------------- the stage
@@ -217,19 +162,22 @@ def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
     device = resolve_device(cfg.device)
     out = Path(cfg.output_dir)
     prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
-    judge, judge_desc = make_judge(cfg, device)
+    refuse_judging_with_training_rm(cfg.judge, named)
+    judge, judge_desc = make_judge(cfg.judge, cfg.prompts, device)
     check_writable(out)
     save_config(cfg, out / "config.yaml")
 
     answers: dict[str, list[str]] = {}
     lengths: dict[str, list[int]] = {}
+    degenerate: dict[str, dict] = {}
     scores: dict[str, np.ndarray] = {}
     pref: dict[str, dict] = {}
     pref_sets = _load_pref_sets(cfg)
     ref_logps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, path in named:
         model, tok = load_policy(path, device)
-        answers[name], lengths[name] = generate(model, tok, prompts, cfg, f"generate {name}")
+        answers[name], lengths[name], cut = generate(model, tok, prompts, cfg, f"generate {name}")
+        degenerate[name] = degenerate_stats(answers[name], cut, cfg.degenerate_threshold)
         scores[name] = np.asarray(judge(prompts, answers[name]), dtype=float)
         for set_name, examples in pref_sets.items():
             ps = [e.prompt for e in examples]
@@ -250,13 +198,14 @@ def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
         r = {"policy": a, "versus": b, **win_rate(o),
              "lc_win_rate": length_controlled_win_rate(o, lengths[a], lengths[b]),
              "len_mean": [float(np.mean(lengths[a])), float(np.mean(lengths[b]))],
-             "len_median": [float(np.median(lengths[a])), float(np.median(lengths[b]))]}
+             "len_median": [float(np.median(lengths[a])), float(np.median(lengths[b]))],
+             "score_diff": paired_difference(scores[a], scores[b], seed=cfg.seed)}
         results.append(r)
 
     rm_means = _rm_means(cfg, prompts, answers, device)
     doc = {"judge": judge_desc, "n_prompts": len(prompts), "prompts": cfg.prompts, "split": cfg.prompt_split,
            "policies": dict(named), "judge_score_mean": {n: float(np.mean(s)) for n, s in scores.items()},
-           "win_rates": results, "preference_accuracy": pref, "rm_mean_reward": rm_means}
+           "degenerate": degenerate, "win_rates": results, "preference_accuracy": pref, "rm_mean_reward": rm_means}
     rows = [{"prompt": p, **{f"{n}": answers[n][i] for n, _ in named},
              **{f"{n}_score": float(scores[n][i]) for n, _ in named}} for i, p in enumerate(prompts)]
     atomic_write_jsonl(out / "samples.jsonl", rows)
@@ -265,6 +214,11 @@ def run_eval_policy(cfg: EvalPolicyConfig) -> dict:
     plot_win_rates(doc, out / "win_rates.png")
     write_run_json(out, cfg, seed=cfg.seed)
     return doc
+
+
+def all_empty(doc: dict) -> list[str]:
+    """Policies (the reference included) whose every answer was empty: nothing was judged."""
+    return [n for n, d in doc.get("degenerate", {}).items() if d.get("all_empty")]
 
 
 def _check_model_dirs(named: list[tuple[str, str]]) -> None:
@@ -313,58 +267,15 @@ def _rm_means(cfg: EvalPolicyConfig, prompts: list, answers: dict[str, list[str]
     return out
 
 
-def markdown(doc: dict) -> str:
-    lines = [f"# Policy evaluation ({doc['n_prompts']} held-out prompts, judge: {doc['judge']})", "",
-             "| policy | vs | win rate ± SE | W/T/L | LC win rate | mean len (policy/vs) |", "|---|---|---|---|---|---|"]
-    for r in doc["win_rates"]:
-        lines.append(f"| {r['policy']} | {r['versus']} | {100 * r['win_rate']:.1f} ± {100 * r['se']:.1f}% | "
-                     f"{r['wins']}/{r['ties']}/{r['losses']} | {100 * r['lc_win_rate']:.1f}% | "
-                     f"{r['len_mean'][0]:.1f} / {r['len_mean'][1]:.1f} |")
-    lines += ["", "| policy | judge score (mean) |", "|---|---|"]
-    lines += [f"| {n} | {s:.3f} |" for n, s in doc["judge_score_mean"].items()]
-    if doc["preference_accuracy"]:
-        lines += ["", "| policy | data | n | log-prob acc [95% CI] | implicit-reward acc [95% CI] |",
-                  "|---|---|---|---|---|"]
-        for pol, sets in doc["preference_accuracy"].items():
-            for name, d in sets.items():
-                imp = (f"{100 * d['implicit_accuracy']:.1f}% [{100 * d['implicit_ci'][0]:.1f}, "
-                       f"{100 * d['implicit_ci'][1]:.1f}]") if "implicit_accuracy" in d else "—"
-                lines.append(f"| {pol} | {name} | {d['n']} | {100 * d['logp_accuracy']:.1f}% "
-                             f"[{100 * d['logp_ci'][0]:.1f}, {100 * d['logp_ci'][1]:.1f}] | {imp} |")
-    if doc["rm_mean_reward"]:
-        rms = sorted({r for d in doc["rm_mean_reward"].values() for r in d})
-        lines += ["", "| policy | " + " | ".join(f"mean reward under {r}" for r in rms) + " |",
-                  "|---|" + "---|" * len(rms)]
-        for pol, d in doc["rm_mean_reward"].items():
-            lines.append(f"| {pol} | " + " | ".join(f"{d[r]['mean']:.3f} ± {d[r]['se']:.3f}" for r in rms) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_win_rates(doc: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rs = doc["win_rates"]
-    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(rs) + 2), 3.5))
-    labels = [f"{r['policy']}\nvs {r['versus']}" for r in rs]
-    ax.bar(range(len(rs)), [100 * r["win_rate"] for r in rs], yerr=[100 * r["se"] for r in rs], capsize=4,
-           color="#4c72b0", label="win rate")
-    ax.scatter(range(len(rs)), [100 * r["lc_win_rate"] for r in rs], color="#dd8452", zorder=3,
-               label="length-controlled")
-    ax.axhline(50, color="grey", lw=0.8)
-    ax.set_xticks(range(len(rs)), labels, fontsize=8)
-    ax.set(ylabel="% (ties = ½)", ylim=(0, 100), title=f"win rate — {doc['judge']}"[:80])
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     cfg, _ = parse_config(EvalPolicyConfig, argv, prog="icm-rm eval-policy")
     doc = run_eval_policy(cfg)
     print(markdown(doc), file=sys.stderr)
+    empty = all_empty(doc)
+    if empty:
+        print(f"icm-rm: error: every answer of {', '.join(empty)} is empty; nothing was judged (check prompt_format: "
+              "an instruct model answers a raw prompt with its end token)", file=sys.stderr)
+        return 1
     return 0
 
 

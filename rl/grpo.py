@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from icm_rm.data.records import render_messages
 from icm_rm.infra.config import cfg_field
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import mark_complete, write_run_json
@@ -27,10 +26,11 @@ from icm_rm.infra.runner import run_main
 from icm_rm.infra.runs import last_complete_checkpoint
 from icm_rm.infra.values import check_pass_through
 from rl.config import PolicyTrainingConfig
+from rl.degenerate import degenerate_stats, rollout_metrics
 from rl.launch import finish_policy_run, prepare_policy_run, trainer_main
-from rl.logging import RunLogger
+from rl.logging import RunLogger, say
 from rl.ppo.data import load_prompts
-from rl.ppo.rollout import check_prompt_format, eos_ids_of, tokenize_prompts
+from rl.ppo.rollout import check_prompt_format, eos_ids_of, policy_prompt, tokenize_prompts
 from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
 # Our fields that map onto TRL's GRPOConfig under another (or the same) name: ours → TRL's.
@@ -130,14 +130,20 @@ class TRLRewardFunction:
         self.source, self.eos_ids = source, set(eos_ids)
         self.reward_clip, self.missing_eos_penalty = reward_clip, missing_eos_penalty
         self.__name__ = source.name.replace("/", "_")
+        self.flags: list[str] = []  # the latest batch's degenerate-completion flags
 
     def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **_):
         texts = [c if isinstance(c, str) else "".join(m.get("content", "") for m in c) for c in completions]
         raw = self.source(list(prompts), texts)
         has_eos = [bool(ids) and ids[-1] in self.eos_ids for ids in completion_ids] if completion_ids is not None \
             else [True] * len(texts)
+        cut = [not e for e in has_eos]
+        flags = degenerate_stats(texts, cut)["flags"]
+        if flags != self.flags:  # a line when the completions turn degenerate (or change how)
+            say(f"grpo: degenerate completions: {', '.join(flags)}" if flags else "grpo: completions no longer degenerate")
+            self.flags = flags
         if log_metric is not None:
-            for k, v in source_metrics(self.source).items():
+            for k, v in {**source_metrics(self.source), **rollout_metrics(texts, cut)}.items():
                 log_metric(k, v)
         return postprocess_scores(raw, has_eos, reward_clip=self.reward_clip,
                                   missing_eos_penalty=self.missing_eos_penalty).tolist()
@@ -199,7 +205,7 @@ def refuse_overlong_prompts(prompts: list, tokenizer, cfg: GRPOConfig) -> None:
     positions = getattr(AutoConfig.from_pretrained(cfg.model).get_text_config(), "max_position_embeddings", None)
     if not positions:
         return
-    for i, ids in enumerate(tokenize_prompts(tokenizer, prompts, "auto", 10**9), 1):
+    for i, ids in enumerate(tokenize_prompts(tokenizer, prompts, cfg.prompt_format, 10**9), 1):
         if len(ids) + cfg.max_new_tokens > positions:
             raise UserError(f"{cfg.prompts}: prompt {i} (of the distinct prompts, in file order) is {len(ids)} tokens; "
                             f"with max_new_tokens {cfg.max_new_tokens} it exceeds the policy's {positions} "
@@ -279,14 +285,12 @@ def _grpo_trainer(cfg: GRPOConfig, args, tokenizer, dataset, source, start: int)
 
 
 def _prompt_dataset(cfg: GRPOConfig, tokenizer):
-    """The prompts as TRL's dataset, in the configured format (chat: messages; raw: flat text), checked to fit."""
+    """The prompts as TRL's dataset under the one prompt-format rule (chat: messages; raw: flat text), checked to
+    fit."""
     import datasets
 
-    prompts = load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)
-    if cfg.prompt_format == "chat":
-        prompts = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
-    elif cfg.prompt_format == "raw":
-        prompts = [p if isinstance(p, str) else render_messages(p, capitalize=False) + "\nassistant:" for p in prompts]
+    prompts = [policy_prompt(tokenizer, p, cfg.prompt_format)
+               for p in load_prompts(cfg.prompts, cfg.prompt_split, cfg.max_prompts)]
     refuse_overlong_prompts(prompts, tokenizer, cfg)
     return datasets.Dataset.from_list([{"prompt": p} for p in prompts])
 

@@ -5,6 +5,8 @@ Metric names are namespaced; what each averages:
   rollout/reward_std       its standard deviation over the rollouts
   rollout/response_length  mean response tokens (up to and including EOS)
   rollout/eos_frac         fraction of responses that ended with EOS
+  rollout/empty_frac, rollout/distinct_frac, rollout/cut_frac
+                           degenerate rollouts (rl/degenerate.py): empty, distinct and cut-at-max_new_tokens fractions
   reward/<source>          per-source raw mean of a weighted mix (before clipping)
   kl/ref_k1, kl/ref_k3     mean over rollouts of Σ_t KL estimate(π‖π_ref) per sequence
   kl/beta                  the KL coefficient used for this step's rewards
@@ -21,11 +23,19 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 from icm_rm.infra.io import atomic_write_bytes, save_figure
 
 PLOT_KEYS = (("rollout/reward_mean", "reward"), ("kl/ref_k1", "KL(π‖π_ref) per sequence"))
+
+
+def say(line: str) -> None:
+    """One line on stderr that does not break a tqdm progress bar."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
 class RunLogger:
@@ -78,6 +88,11 @@ class RunLogger:
                     if k in clean}
             self.bar.set_postfix(show, refresh=False)
             self.bar.update(step - self.bar.n)
+
+    def write(self, line: str) -> None:
+        """A line on the terminal above the progress bar (main process only)."""
+        if self.enabled:
+            say(line)
 
     def history(self) -> list[dict]:
         if not self.metrics_path.exists():

@@ -152,3 +152,27 @@ def test_constants_match_the_task_selection_results():
     selection = json.loads(path.read_text())["selection"]
     assert selection["default"] == DEFAULT_TASK
     assert sorted(selection["kept"]) == sorted(BUILTIN_TASKS)
+
+
+def test_the_rl_task_rejects_non_answers_in_half_its_pairs():
+    from icm_rm.data.builtin import RL_TASKS, split_subjects
+
+    table = TABLES["animal_answers"]
+    assert "animal_answers" in RL_TASKS and "animal_answers" not in BUILTIN_TASKS
+    train, test = split_subjects(table, "train"), split_subjects(table, "test")
+    assert len(test) >= 50 and not set(train) & set(test) and len(train) + len(test) == len(table.rows)
+    assert set(table.rows) >= set(TABLES["animal_classes"].rows)
+    pool = builtin_claimset("animal_answers", split="all")
+    truth = dict(table.rows)
+    evasive = 0
+    for pid, pair in pool.pairs.items():
+        a_better = pool.gold[f"{pid}:A>B"]
+        good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+        subject = pair.meta["subject"]
+        assert good == table.state(subject, truth[subject]) and gold_check("animal_answers", pair.prompt, good)
+        assert gold_check("animal_answers", pair.prompt, bad) is False
+        evasive += bad in table.evasions
+    assert 0.4 < evasive / len(pool.pairs) < 0.6
+    # an evasion names no class at all: the pairs reward answering, not a particular wrong class
+    assert all(gold_check("animal_answers", table.ask("dog"), e) is False for e in table.evasions)
+    assert not any(o in e.lower() for e in table.evasions for o in table.objects())

@@ -1,4 +1,4 @@
-"""eval-policy: win-rate statistics by hand, length control, and a tiny end-to-end run."""
+"""eval-policy: win-rate statistics by hand, length control, a tiny end-to-end run, degenerate answers, judge refusal."""
 
 import json
 import math
@@ -6,7 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from rl.evaluate import EvalPolicyConfig, length_controlled_win_rate, outcomes, run_eval_policy, win_rate
+from icm_rm.infra.errors import ConfigError
+
+from rl.eval_stats import length_controlled_win_rate, outcomes, win_rate
+from rl.evaluate import EvalPolicyConfig, run_eval_policy
 
 
 def test_outcomes_and_win_rate_by_hand():
@@ -65,3 +68,72 @@ def test_implicit_reward_of_the_reference_against_itself_is_not_reported(tmp_pat
     assert d["logp_accuracy"] == pytest.approx(2 / 3) and "implicit_accuracy" not in d
     d = _pref_accuracy(lc + np.array([1.0, 0.0, 0.0]), lr, (lc, lr), "p")
     assert d["implicit_accuracy"] == pytest.approx(1 / 3)  # only pair 0 moved towards chosen
+
+
+def _eos_only_model(path):
+    """A tiny model whose every next token is the end token: constant embeddings, blocks that add nothing, and a
+    head that reads the constant state as EOS."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from testkit.tiny_models import save_tiny_model
+
+    save_tiny_model(path, seed=2)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    eos = model.config.eos_token_id
+    with torch.no_grad():
+        model.model.embed_tokens.weight.fill_(1.0)
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[eos] = 10.0
+    model.save_pretrained(path)
+    return path
+
+
+def test_a_policy_that_only_ends_is_flagged_and_fails_the_command(tmp_path, capsys):
+    from rl.evaluate import main
+
+    from testkit.tiny_models import save_tiny_model
+
+    ref = save_tiny_model(tmp_path / "ref", seed=0)
+    mute = _eos_only_model(tmp_path / "mute")
+    out = tmp_path / "out"
+    args = ["--reference", str(ref), "--policies", f"mute={mute}", "--max_prompts", "5", "--max_new_tokens", "4",
+            "--device", "cpu", "--output_dir", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "every answer of mute is empty" in err and "prompt_format" in err
+    doc = json.loads((out / "eval_policy.json").read_text())
+    assert doc["degenerate"]["mute"]["flags"] == ["all empty"] and doc["degenerate"]["mute"]["n"] == 5
+    assert "all empty" not in doc["degenerate"]["reference"]["flags"]
+    assert "| mute | 0.000 | all empty |" in (out / "eval_policy.md").read_text()
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert all(r["mute"] == "" for r in rows)
+    # the reference alone answering: exit 0
+    assert main(args[:2] + ["--policies", f"same={ref}"] + args[4:]) == 0
+
+
+def test_a_judge_rm_the_policy_was_trained_against_is_refused(tmp_path):
+    from rl.judges import refuse_judging_with_training_rm, training_rms
+
+    rm, other = tmp_path / "rm", tmp_path / "other_rm"
+    rm.mkdir(), other.mkdir()
+    (tmp_path / "ppo" / "policy").mkdir(parents=True)
+    (tmp_path / "ppo" / "run.json").write_text(json.dumps({"config": {"reward_model": str(rm), "reward": None}}))
+    (tmp_path / "mix" / "policy").mkdir(parents=True)
+    (tmp_path / "mix" / "run.json").write_text(json.dumps({"config": {"reward": {"type": "mix", "sources": [
+        {"type": "hf", "path": str(other), "weight": 1.0}, {"type": "python", "function": "m:f"}]}}}))
+    named = [("reference", "smollm2-135m"), ("p", str(tmp_path / "ppo" / "policy")),
+             ("q", str(tmp_path / "mix" / "policy"))]
+    assert training_rms(named[1][1]) == [rm.resolve()] and training_rms(named[2][1]) == [other.resolve()]
+    for judge, name in ((rm, "p"), (other, "q")):
+        with pytest.raises(ConfigError) as e:
+            refuse_judging_with_training_rm(str(judge), named)
+        assert e.value.key == "judge" and f"'{name}' was trained against" in e.value.message
+    refuse_judging_with_training_rm("gold:capitals", named)
+    refuse_judging_with_training_rm(None, named)
+    held_out = tmp_path / "held_out_rm"
+    held_out.mkdir()
+    refuse_judging_with_training_rm(str(held_out), named)

@@ -85,3 +85,17 @@ def test_reward_function_adapter_penalises_missing_eos():
              completion_ids=[[5, 2], [7, 8]])
     assert out == [0.5, 0.25 - 1.0]
 
+
+def test_reward_function_adapter_logs_and_flags_degenerate_completions(capsys):
+    from rl.rewards import build_reward_source
+
+    fn = TRLRewardFunction(build_reward_source(REWARD), eos_ids=[2], reward_clip=None, missing_eos_penalty=None)
+    logged = {}
+    fn(prompts=["a", "b"], completions=[" the", "x"], completion_ids=[[5, 2], [7, 8]], log_metric=logged.__setitem__)
+    assert logged["rollout/cut_frac"] == 0.5 and logged["rollout/empty_frac"] == 0.0
+    assert logged["rollout/distinct_frac"] == 1.0 and fn.flags == []
+    fn(prompts=["a", "b"], completions=["", ""], completion_ids=[[2], [2]], log_metric=logged.__setitem__)
+    assert fn.flags == ["all empty"] and logged["rollout/empty_frac"] == 1.0
+    assert "grpo: degenerate completions: all empty" in capsys.readouterr().err
+    fn(prompts=["a", "b"], completions=["", ""], completion_ids=[[2], [2]])
+    assert capsys.readouterr().err == ""  # said once, not every batch

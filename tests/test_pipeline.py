@@ -1,13 +1,19 @@
-"""The whole pipeline on tiny random models: every contract file exists and feeds the next stage; a rerun skips."""
+"""The whole pipeline on tiny random models: every contract file exists and feeds the next stage; the random-label
+control runs beside the ICM and gold routes; a rerun skips; gold labels equal to ICM's train one route; eval prompts
+are held out; a judge RM a policy is trained against is refused; `icm-rm pipeline --rl_algo grpo` from a config."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from icm_rm.pipeline import Pipeline, PipelineConfig
+from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
+from icm_rm.infra.config import load_config, save_config
+from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.pipeline import Pipeline, PipelineConfig, main
 
 
-def tiny_pipeline(tmp_path, model_dir, algo="ppo") -> PipelineConfig:
+def tiny_pipeline(tmp_path, model_dir, algo="ppo", **kw) -> PipelineConfig:
     model = str(model_dir)
     return PipelineConfig(
         output_dir=str(tmp_path / "run"),
@@ -23,59 +29,141 @@ def tiny_pipeline(tmp_path, model_dir, algo="ppo") -> PipelineConfig:
         grpo={"model": model, "prompts": "builtin:capitals", "num_steps": 2, "per_device_batch_size": 4,
               "num_generations": 2, "max_new_tokens": 6, "save_steps": 1, "tensorboard": False},
         eval_policy={"max_prompts": 6, "max_new_tokens": 6, "pref_limit": 8},
-        eval_rm_limit=16,
+        eval_rm_limit=16, **kw,
     )
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo"])
-def test_pipeline_contracts_and_skip(tmp_path, tiny_model_dir, algo, capsys):
-    cfg = tiny_pipeline(tmp_path, tiny_model_dir, algo)
-    out = Pipeline(cfg).run()
-    # label → preference files loadable with datasets (the RM stage's input)
+def check_outputs(out, algo, routes):
     from datasets import load_dataset
-
-    for name in ("preferences.jsonl", "preferences_gold.jsonl"):
-        ds = load_dataset("json", data_files=str(out / "label" / name), split="train")
-        assert len(ds) == 10 and {"prompt", "chosen", "rejected"} <= set(ds.column_names)
-    # train-rm → RM dirs that plain transformers loads, with reward stats (the RL stage's input)
     from transformers import AutoModelForSequenceClassification
 
-    for route in ("icm", "human"):
+    for name in ("preferences.jsonl", "preferences_gold.jsonl"):   # label → files the RM stage reads
+        ds = load_dataset("json", data_files=str(out / "label" / name), split="train")
+        assert len(ds) == 10 and {"prompt", "chosen", "rejected"} <= set(ds.column_names)
+    for route in routes:                                           # train-rm → RM dirs with reward stats
         rm_dir = out / f"rm_{route}" / "model"
         cfg_json = json.loads((rm_dir / "config.json").read_text())
         assert "reward_mean" in cfg_json and cfg_json["reward_std"] > 0
         assert AutoModelForSequenceClassification.from_pretrained(rm_dir).config.num_labels == 1
-        # rl → policy dirs (eval-policy's input)
-        assert (out / f"{algo}_{route}" / "policy" / "config.json").exists()
+        assert (out / f"{algo}_{route}" / "policy" / "config.json").exists()  # rl → policy dirs
         assert (out / f"{algo}_{route}" / ".complete").exists()
     erm = json.loads((out / "eval_rm" / "eval_rm.json").read_text())
-    assert len(erm["results"]) == 2
+    assert len(erm["results"]) == len(routes)
     epol = json.loads((out / "eval_policy" / "eval_policy.json").read_text())
-    pairs = {(r["policy"], r["versus"]) for r in epol["win_rates"]}
-    assert pairs == {("icm_rm_policy", "reference"), ("human_rm_policy", "reference"),
-                     ("icm_rm_policy", "human_rm_policy")}
-    assert set(epol["rm_mean_reward"]["reference"]) == {"icm_rm", "human_rm"}
-    report = (out / "report.md").read_text()
-    assert "ICM labels" in report and "Reward models" in report and "Policies" in report
-    assert (out / ".complete").exists() and (out / "run.json").exists()
-    summary = json.loads((out / "summary.json").read_text())  # every stage timed, with its own peak RSS
-    assert set(summary["peak_rss_mib"]) == set(summary["timings_s"]) and len(summary["timings_s"]) == 7
-    assert all(50 < v < 16_000 for v in summary["peak_rss_mib"].values())
+    names = [f"{r}_rm_policy" for r in routes]
+    expected = {(n, "reference") for n in names} | {(a, b) for i, a in enumerate(names) for b in names[i + 1:]}
+    assert {(r["policy"], r["versus"]) for r in epol["win_rates"]} == expected
+    assert all({"diff", "ci", "sign_p", "verdict"} <= set(r["score_diff"]) for r in epol["win_rates"])
+    assert set(epol["rm_mean_reward"]["reference"]) == {f"{r}_rm" for r in routes}
+    assert set(epol["degenerate"]) == {"reference", *names}
+    return epol
 
-    capsys.readouterr()
+
+def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys):
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"])
+    out = Pipeline(cfg).run()
+    check_outputs(out, "ppo", ["icm", "human", "random"])
+    icm = [json.loads(x) for x in (out / "label" / "preferences.jsonl").read_text().splitlines()]
+    rnd = [json.loads(x) for x in (out / "data" / "preferences_random.jsonl").read_text().splitlines()]
+    assert [{r["chosen"], r["rejected"]} for r in rnd] == [{r["chosen"], r["rejected"]} for r in icm]  # same pairs
+    assert 0 < sum(a["chosen"] != b["chosen"] for a, b in zip(icm, rnd)) < len(icm)                     # some flipped
+    report = (out / "report.md").read_text()
+    for text in ("ICM-RM policy", "gold-RM policy", "random-RM policy", "diff vs reference [95% CI]",
+                 "random labels (seed 0)", "Reward models", "Policies"):
+        assert text in report
+    summary = json.loads((out / "summary.json").read_text())  # every stage timed, with its own peak RSS
+    assert set(summary["peak_rss_mib"]) == set(summary["timings_s"]) and len(summary["timings_s"]) == 9
+    assert all(50 < v < 16_000 for v in summary["peak_rss_mib"].values())
+    head = summary["headline"]
+    assert sum(line.startswith("control") for line in head) == 1
+    assert sum(line.startswith("degenerate answers: ") for line in head) == 1
+    assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)
+    vs_ref = [line for line in head if line.startswith(("  ICM-RM policy ", "  gold-RM policy ", "  random-RM policy "))
+              and " vs " not in line]
+    assert len(vs_ref) == 3 and all(" — " in line for line in vs_ref)  # one line per policy vs the reference
+    assert sum(" policy vs " in line for line in head) == 3               # and one per pair of policies
+    err = capsys.readouterr().err
+    assert "── icm-rm pipeline summary ──" in err and head[-1] in err
+
     Pipeline(cfg).run()  # everything done: every stage is skipped
     err = capsys.readouterr().err
-    for stage in ("label", "train-rm (icm)", "train-rm (human)", f"{algo} (icm)", f"{algo} (human)", "eval-rm",
-                  "eval-policy"):
+    for stage in ("label", "train-rm (icm)", "train-rm (human)", "train-rm (random)", "ppo (icm)", "ppo (human)",
+                  "ppo (random)", "eval-rm", "eval-policy"):
         assert f"pipeline: {stage}: complete, skipped" in err
 
 
-def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
-    from icm_rm.infra.errors import ConfigError
+def test_grpo_route_from_a_config_file(tmp_path, tiny_model_dir, capsys):
+    """`icm-rm pipeline --config FILE --rl_algo grpo`, as a user runs it; the prompts get the chat template (the
+    tiny tokenizer has one) in GRPO and in the evaluation alike, and the summary names any degenerate answers."""
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, compare_human=False)
+    save_config(cfg, tmp_path / "pipeline.yaml")
+    assert main(["--config", str(tmp_path / "pipeline.yaml"), "--rl_algo", "grpo"]) == 0
+    out = tmp_path / "run"
+    epol = check_outputs(out, "grpo", ["icm"])
+    import yaml
 
+    formats = {yaml.safe_load((out / "eval_policy" / "config.yaml").read_text())["prompt_format"],
+               json.loads((out / "grpo_icm" / "run.json").read_text())["config"]["prompt_format"]}
+    assert formats == {"auto"}  # one rule (tests/test_prompt_format.py): the chat template where the tokenizer has one
+    assert epol["n_prompts"] == 6
+    assert "degenerate answers: " in capsys.readouterr().err
+
+
+def _prefs(path, flip=()):
+    rows = [PreferenceExample(id=str(i), prompt=f"Q{i}?", chosen=f"right {i}", rejected=f"wrong {i}")
+            for i in range(6)]
+    rows = [PreferenceExample(id=e.id, prompt=e.prompt, chosen=e.rejected, rejected=e.chosen) if i in flip else e
+            for i, e in enumerate(rows)]
+    write_preferences_jsonl(path, rows[::-1])  # another order: the same labels all the same
+
+
+def test_gold_labels_equal_to_icm_train_one_route(tmp_path, tiny_model_dir):
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"]))
+    label = p.dir("label")
+    label.mkdir(parents=True)
+    _prefs(label / "preferences.jsonl")
+    _prefs(label / "preferences_gold.jsonl")
+    assert p.human_is_icm() and p.routes() == ["icm", "random"]
+    _prefs(label / "preferences_gold.jsonl", flip={2})
+    assert not p.human_is_icm() and p.routes() == ["icm", "human", "random"]
+    p.cfg.compare_human = False
+    assert p.routes() == ["icm", "random"]
+
+
+def test_eval_prompts_must_be_held_out_and_the_judge_must_not_be_a_training_rm(tmp_path, tiny_model_dir):
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir)
+    cfg.eval_policy["prompt_split"] = "train"
+    with pytest.raises(UserError, match="eval prompts are RL prompts"):
+        Pipeline(cfg).run()
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir)
+    cfg.eval_policy["judge"] = str(tmp_path / "run" / "rm_icm" / "model")
+    with pytest.raises(ConfigError) as e:
+        Pipeline(cfg).run()
+    assert e.value.key == "eval_policy.judge" and "trained against" in e.value.message
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    with pytest.raises(ConfigError) as e:
+        tiny_pipeline(tmp_path, tiny_model_dir, controls=["shuffled"])
+    assert e.value.key == "controls"
+
+
+def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
     cfg = tiny_pipeline(tmp_path, tiny_model_dir)
     cfg.label["search"]["alpha"] = -1
     with pytest.raises(ConfigError) as e:
         Pipeline(cfg).run()
     assert e.value.key == "label.search.alpha"
     assert not (tmp_path / "run").exists()  # nothing written before the configs validate
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_the_default_config_resolves_for_both_rl_routes(algo):
+    """configs/pipeline/default.yaml (`make demo`): every stage's config validates for PPO and GRPO alike, RL and
+    evaluation share one prompt format, the random-label control is on, and ≥ 50 held-out questions are judged."""
+    cfg = load_config(PipelineConfig, Path(__file__).resolve().parents[1] / "configs/pipeline/default.yaml")
+    cfg.rl_algo = algo
+    p = Pipeline(cfg)
+    p.label_cfg(), p.rm_cfg("icm")
+    rl, ev = p.rl_cfg("icm"), p.eval_policy_cfg()
+    assert cfg.controls == ["random_labels"] and rl.prompt_format == ev.prompt_format
+    assert rl.prompts == ev.prompts == f"builtin:{cfg.label['task']}"
+    assert p.check_heldout(ev) >= 50

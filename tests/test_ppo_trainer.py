@@ -55,13 +55,15 @@ def test_ppo_raises_reward(tiny_model_dir, prompts_file, tmp_path):
     assert (policy / "model.safetensors").exists() and (policy / "tokenizer_config.json").exists()
     row = metrics(cfg.output_dir)[-1]
     for key in ("rollout/reward_mean", "ppo/approx_kl_k3", "ppo/clipfrac", "ppo/entropy", "value/loss",
-                "value/explained_variance", "rollout/response_length", "kl/ref_k1", "timing/rollout"):
+                "value/explained_variance", "rollout/response_length", "kl/ref_k1", "timing/rollout",
+                "rollout/empty_frac", "rollout/distinct_frac", "rollout/cut_frac"):
         assert key in row
     assert (Path(cfg.output_dir) / "training.png").stat().st_size > 1000
     assert list((Path(cfg.output_dir) / "tensorboard").glob("events.out.tfevents.*"))
     assert (Path(cfg.output_dir) / ".complete").exists()
     run = json.loads((Path(cfg.output_dir) / "run.json").read_text())
     assert run["world_size"] == 1 and run["batch_plan"]["grad_accum"] == 2
+    assert all(m["rollout/cut_frac"] == pytest.approx(1 - m["rollout/eos_frac"]) for m in metrics(cfg.output_dir))
 
 
 def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path):

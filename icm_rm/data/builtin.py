@@ -56,7 +56,8 @@ SPLITS = ("train", "test", "all")
 FORMS = ("pairs", "claims")
 PAIR_TEMPLATE = ("Human: {prompt}\n\nResponse 1: {first}\n\nResponse 2: {second}\n\n"
                  "Claim: Response 1 is more accurate than Response 2.\n" + QUESTION)
-BUILTIN_TASKS: list[str] = list(TABLES)  # all six hold on both default models (see the module docstring)
+RL_TASKS: tuple[str, ...] = ("animal_answers",)  # made for the RL demo (fact_tables.py), not by the selection below
+BUILTIN_TASKS: list[str] = [t for t in TABLES if t not in RL_TASKS]  # all six hold on both default models (docstring)
 DEFAULT_TASK = "capitals"  # benchmarks/task_selection.py `select()`
 
 
@@ -145,7 +146,10 @@ def _pairs(table: FactTable, subjects: list[str], truth: dict[str, str], seed: i
     for subject in subjects:
         pid = f"{table.name}/{_slug(subject)}"
         good = table.state(subject, truth[subject])
-        bad = table.state(subject, distractors(table, subject, 1, seed)[0])
+        if table.evasions and _hash_unit(pid, "evasive", seed) < 0.5:
+            bad = table.evasions[int(_hash_unit(pid, "evasion", seed) * len(table.evasions))]
+        else:
+            bad = table.state(subject, distractors(table, subject, 1, seed)[0])
         good_first = _hash_unit(pid, "order") < 0.5
         pair = PreferencePair(id=pid, prompt=table.ask(subject), response_a=good if good_first else bad,
                               response_b=bad if good_first else good, meta={"task": table.name, "subject": subject})

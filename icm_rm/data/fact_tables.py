@@ -19,6 +19,7 @@ class FactTable:
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # object → other accepted spellings
     case_sensitive: bool = False  # chemical symbols: "Co" is not "CO"
     plural_ok: bool = False  # class nouns: "mammals" states "mammal"
+    evasions: tuple[str, ...] = ()  # non-answers that half the pairs reject instead of a wrong object
 
     def fields(self, subject: str, obj: str = "") -> dict[str, str]:
         a_subject, a_object = _with_article(subject), _with_article(obj)
@@ -166,6 +167,43 @@ ANIMAL_CLASSES = FactTable(
         "cockroach", "termite")),
 )
 
+# The RL task: the same question, 187 animals (56 held out), and pairs whose rejected side is, for half of the
+# subjects, a non-answer of the kind SmolLM2-135M-Instruct gives ("The answer to this question is a bit ambiguous.
+# While it's true that ..."), so the pairs reward answering at all as well as answering right (benchmarks/rl_task.py).
+ANIMAL_ANSWERS = FactTable(
+    name="animal_answers", description="animal → class; pairs contrast the right class with a wrong one or with a "
+                                       "non-answer",
+    question=ANIMAL_CLASSES.question, statement=ANIMAL_CLASSES.statement, plural_ok=True,
+    rows=ANIMAL_CLASSES.rows
+    + tuple((a, "mammal") for a in (
+        "hippopotamus", "rhinoceros", "cheetah", "leopard", "jaguar", "panda", "koala", "chimpanzee", "orangutan",
+        "hyena", "moose", "bison", "donkey", "llama", "walrus", "seal", "mole", "hamster", "porcupine", "raccoon",
+        "skunk", "armadillo", "sloth", "platypus", "lemur", "badger", "meerkat", "antelope", "hare", "rat", "ferret",
+        "manatee"))
+    + tuple((a, "bird") for a in (
+        "vulture", "falcon", "stork", "heron", "toucan", "canary", "finch", "goose", "turkey", "emu", "kiwi", "magpie",
+        "cuckoo", "albatross", "puffin", "nightingale", "wren", "starling", "raven", "cockatoo", "condor", "quail",
+        "pheasant", "seagull"))
+    + tuple((a, "reptile") for a in (
+        "python", "rattlesnake", "viper", "Komodo dragon", "anaconda", "boa constrictor", "sea turtle", "skink",
+        "caiman", "king cobra", "box turtle"))
+    + tuple((a, "amphibian") for a in ("bullfrog", "tree frog", "cane toad", "fire salamander", "poison dart frog"))
+    + tuple((a, "fish") for a in (
+        "mackerel", "sardine", "anchovy", "halibut", "flounder", "eel", "barracuda", "clownfish", "pike", "perch",
+        "sturgeon", "stingray", "haddock", "guppy", "marlin"))
+    + tuple((a, "insect") for a in (
+        "cricket", "cicada", "flea", "louse", "firefly", "housefly", "aphid", "praying mantis", "earwig", "bumblebee",
+        "hornet", "weevil", "gnat", "mayfly", "locust")),
+    evasions=(
+        "The answer to this question is a bit more complex than it seems.",
+        "That is a classic question, and the answer lies in the realm of biology and taxonomy.",
+        "A wise question, my friend. There are many ways to look at it.",
+        "It depends on how you define it; scientists have debated this for a long time.",
+        "Great question! Classifying living things is a fascinating topic.",
+        "The answer to this question is a bit ambiguous, since all animals are living beings.",
+    ),
+)
+
 LANGUAGES = FactTable(
     name="languages", description="country → main spoken language (multilingual countries left out)",
     question="What is the main language spoken in {subject}?",
@@ -193,4 +231,4 @@ LANGUAGES = FactTable(
 )
 
 TABLES: dict[str, FactTable] = {t.name: t for t in (
-    CAPITALS, US_STATE_CAPITALS, CONTINENTS, ELEMENT_SYMBOLS, ANIMAL_CLASSES, LANGUAGES)}
+    CAPITALS, US_STATE_CAPITALS, CONTINENTS, ELEMENT_SYMBOLS, ANIMAL_CLASSES, LANGUAGES, ANIMAL_ANSWERS)}

@@ -1,12 +1,13 @@
 """Prompts for RL: read once, then served in a seeded order whose position is part of the checkpoint.
 
-Sources: a JSONL/JSON file whose rows have `prompt` (a string or a list of chat messages — TRL's preference and
+Sources (split into `train`/`test`, see `load_prompts`): a JSONL/JSON file whose rows have `prompt` (a string or a list of chat messages — TRL's preference and
 prompt-only formats both qualify; a TRL "implicit prompt" file with only conversational `chosen` gives the messages
 before the last assistant turn), or `builtin:NAME` → `icm_rm.data.builtin.builtin_prompts(NAME, split)`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,12 +18,33 @@ from icm_rm.infra.files import read_input_bytes, unreadable_json
 Prompt = str | list[dict]
 
 
+SPLITS = ("train", "test", "all")
+TEST_FRACTION = 0.3  # as the built-in tasks' subject split
+
+
+def prompt_in_test_split(prompt: Prompt) -> bool:
+    """A file's prompt belongs to `test` when a stable hash of its text falls in the first TEST_FRACTION, so the two
+    splits never share a prompt and keep their members when the file grows."""
+    key = json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+    h = hashlib.sha256(("prompt-split\x1f" + key).encode("utf-8")).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < TEST_FRACTION
+
+
 def load_prompts(spec: str, split: str = "train", max_prompts: int | None = None) -> list[Prompt]:
-    """Distinct prompts in file order (a preference file repeats a prompt once per pair)."""
+    """Distinct prompts of a split, in file order (a preference file repeats a prompt once per pair). Built-in tasks
+    split by subject, files by a hash of each prompt (`prompt_in_test_split`); `all` keeps every prompt."""
+    if split not in SPLITS:
+        raise ConfigError("prompt_split", f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     if spec.startswith("builtin:"):
         prompts = list(builtin_prompts(spec.split(":", 1)[1], split))
     else:
         prompts = _read_file(Path(spec))
+        if prompts and split != "all":
+            prompts = [p for p in prompts if prompt_in_test_split(p) == (split == "test")]
+            if not prompts:
+                raise ConfigError("prompt_split", f"'{spec}' has no prompt in the {split} split (files split "
+                                                  f"{1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} by a hash of each "
+                                                  "prompt); add prompts or use prompt_split: all")
     seen, out = set(), []
     for p in prompts:
         key = json.dumps(p, sort_keys=True, ensure_ascii=False)

@@ -10,12 +10,26 @@ from icm_rm.infra.errors import ConfigError
 from .data import Prompt
 
 
+def resolve_prompt_format(tokenizer, prompt_format: str) -> str:
+    """The one prompt-format rule of RL and evaluation: `auto` is `chat` when the tokenizer has a chat template (an
+    instruct model answers a bare question with its end token), else `raw`; `chat` and `raw` are kept as given."""
+    if prompt_format == "auto":
+        return "chat" if getattr(tokenizer, "chat_template", None) else "raw"
+    return prompt_format
+
+
+def policy_prompt(tokenizer, prompt: Prompt, prompt_format: str) -> Prompt:
+    """A prompt as the policy gets it: chat messages (`chat`) or plain text (`raw`, messages flattened)."""
+    if resolve_prompt_format(tokenizer, prompt_format) == "chat":
+        return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return prompt if isinstance(prompt, str) else render_messages(prompt, capitalize=False) + "\nassistant:"
+
+
 def prompt_text(tokenizer, prompt: Prompt, prompt_format: str) -> tuple[str, bool]:
     """The text the policy continues, and whether it already carries the special tokens (a chat template writes them)."""
-    if isinstance(prompt, str) and prompt_format == "chat":
-        prompt = [{"role": "user", "content": prompt}]
+    prompt = policy_prompt(tokenizer, prompt, prompt_format)
     if isinstance(prompt, list):
-        if prompt_format != "raw" and getattr(tokenizer, "chat_template", None):
+        if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False), True
         return render_messages(prompt, capitalize=False) + "\nassistant:", False
     return prompt, False

@@ -16,6 +16,7 @@ from icm_rm.infra.config import save_config
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import is_complete, mark_complete, write_run_json
 from icm_rm.infra.model_dir import loading
+from rl.degenerate import degenerate_stats, rollout_metrics
 from rl.logging import RunLogger
 from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
@@ -114,6 +115,7 @@ class PPOTrainer:
         if not cfg.lora:    # with LoRA the reference is the policy with its adapter disabled
             self.ref = prepare_reference(load_reference(cfg, self.tokenizer), acc)
 
+        self.rollout_flags: list[str] = []      # the latest step's degenerate-rollout flags
         self.stream = PromptStream(self.prompts, cfg.seed)
         self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
                        else FixedKLController(cfg.kl_coef))
@@ -140,14 +142,18 @@ class PPOTrainer:
             prompts = self._next_prompts()
             exp = self.rollout(prompts)
         with timer("score"):
-            exp.scores, raw = self.score(prompts, exp)
+            completions = decode_responses(self.tokenizer, exp.response_ids, exp.response_mask)
+            exp.scores, raw = self.score(prompts, exp, completions)
+            cut = (~exp.has_eos).tolist()
+            self.rollout_flags = degenerate_stats(completions, cut)["flags"]
         with timer("advantages"):
             adv_stats = self.compute_advantages(exp)
         with timer("update"):
             update_stats = self.update(exp)
         self.kl_ctl.update(adv_stats["kl/ref_k1"], n_steps=self.cfg.rollout_batch_size)
         self.state.step += 1
-        return {**self._rollout_stats(exp, raw), **adv_stats, **update_stats, **timer.times}
+        return {**self._rollout_stats(exp, raw), **self._local_means(rollout_metrics(completions, cut)), **adv_stats,
+                **update_stats, **timer.times}
 
     def _next_prompts(self) -> list:
         batch = self.stream.next_batch(self.cfg.rollout_batch_size)     # the same global batch on every process
@@ -190,9 +196,11 @@ class PPOTrainer:
             logits = self.ref(**kw).logits[:, :-1]
         return token_logprobs(logits / self.cfg.temperature, response_ids)
 
-    def score(self, prompts: list, exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(self, prompts: list, exp: Experience, completions: list[str] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores used for training, raw source scores), both [B]."""
-        completions = decode_responses(self.tokenizer, exp.response_ids, exp.response_mask)
+        if completions is None:
+            completions = decode_responses(self.tokenizer, exp.response_ids, exp.response_mask)
         raw = torch.tensor(self.reward(prompts, completions), dtype=torch.float32, device=self.acc.device)
         if not torch.isfinite(raw).all():
             raise UserError(f"reward source {self.reward.name} returned a non-finite reward")
@@ -296,9 +304,11 @@ class PPOTrainer:
                  "rollout/raw_reward_mean": self._mean(raw),
                  "rollout/response_length": self._mean(exp.response_mask.sum(1).float()),
                  "rollout/eos_frac": self._mean(exp.has_eos.float())}
-        for k, v in source_metrics(self.reward).items():
-            stats[k] = self._mean(torch.tensor([v], device=self.acc.device))
-        return stats
+        return {**stats, **self._local_means(source_metrics(self.reward))}
+
+    def _local_means(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Per-process values averaged over the processes."""
+        return {k: self._mean(torch.tensor([v], device=self.acc.device)) for k, v in metrics.items()}
 
     # ------------------------------------------------------------------------------------------ the run
     def resume_if_asked(self) -> int:
@@ -329,12 +339,16 @@ class PPOTrainer:
             save_config(cfg, Path(cfg.output_dir) / "config.yaml")
             acc.print(f"batch plan: {self.plan}")
         t0 = time.perf_counter()
-        saved_at, pending = start, {}
+        saved_at, pending, warned = start, {}, []
         try:
             while self.state.step < stop:
                 metrics = {**self.step(), **pending}
                 step = self.state.step
                 logger.log(metrics, step)          # before the checkpoint: a resumed run never lacks a logged step
+                if self.rollout_flags != warned:   # a line when the rollouts turn degenerate (or change how)
+                    warned = self.rollout_flags
+                    logger.write(f"ppo step {step}: degenerate rollouts: {', '.join(warned)}" if warned
+                                 else f"ppo step {step}: rollouts no longer degenerate")
                 pending = {}
                 if cfg.save_steps and step % cfg.save_steps == 0 and step < cfg.num_steps:
                     t_save = time.perf_counter()

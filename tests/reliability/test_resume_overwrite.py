@@ -294,7 +294,7 @@ def test_pipeline_never_skips_a_complete_stage_whose_config_or_data_changed(tmp_
     from icm_rm.infra.errors import UserError
     from icm_rm.infra.io import mark_complete
     from icm_rm.infra.runs import check_resume
-    from icm_rm.pipeline import _unchanged
+    from icm_rm.pipeline.stages import _unchanged
     from icm_rm.reward.config import RewardModelConfig
     from icm_rm.reward.trainer import rm_inputs
 

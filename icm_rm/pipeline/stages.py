@@ -1,0 +1,249 @@
+"""`Pipeline`: the resolved paths of every stage and route, and `run()`, which executes the configured stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rl.evaluate import EvalPolicyConfig, run_eval_policy
+from rl.grpo import GRPOConfig, train_grpo
+from rl.launch import policy_inputs
+from rl.ppo import PPOConfig, train_ppo
+from rl.ppo.data import load_prompts
+
+from ..data.builtin import DEFAULT_TASK, builtin_claimset
+from ..data.preferences import PreferenceExample, write_preferences_jsonl
+from ..infra.config import from_dict, parse_config, save_config
+from ..infra.errors import ConfigError, UserError
+from ..infra.io import (check_writable, is_complete, mark_complete, peak_rss_mib, release_memory, reset_peak_rss,
+                        write_run_json)
+from ..infra.runs import check_resume
+from ..label import LabelConfig, run_label
+from ..reward import evaluate as eval_rm
+from ..reward.config import RewardModelConfig
+from ..reward.trainer import rm_inputs, train_reward_model
+from .config import STAGES, PipelineConfig
+from .report import write_report
+from .routes import policy_name, same_labels, write_random_labels
+
+
+def _stage_cfg(cls, data: dict, prefix: str, **fixed: Any):
+    """Build a stage's config from the pipeline's mapping, naming keys with the stage prefix in errors."""
+    try:
+        return from_dict(cls, {**data, **fixed})
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}.{e.key}" if e.key else prefix, e.message) from None
+
+
+def _unchanged(cfg, inputs: dict) -> bool:
+    """Whether a stage is complete — and then with the config and data it ran with: a changed one is refused
+    (`check_resume`), never silently skipped over."""
+    done = is_complete(cfg.output_dir)
+    if done:
+        check_resume(cfg.output_dir, cfg, inputs)
+    return done
+
+
+class Pipeline:
+    """Holds the resolved paths of every stage; `run()` executes the configured stages in order."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.timings: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ routes and paths
+
+    def dir(self, stage: str, route: str | None = None) -> Path:
+        return self.out / (f"{stage}_{route}" if route else stage)
+
+    def human_is_icm(self) -> bool:
+        """The gold/human labels equal the ICM labels: that route would train the same seeded RM and policy."""
+        return self.cfg.compare_human and same_labels(self.train_prefs("icm"), self.train_prefs("human"))
+
+    def routes(self) -> list[str]:
+        """The routes that train an RM and a policy (the human route only where its labels differ from ICM's)."""
+        out = ["icm"]
+        if self.cfg.compare_human and not self.human_is_icm():
+            out.append("human")
+        if "random_labels" in self.cfg.controls:
+            out.append("random")
+        return out
+
+    def train_prefs(self, route: str) -> str:
+        if route == "icm":
+            return str(self.dir("label") / "preferences.jsonl")
+        if route == "random":
+            return str(self.out / "data" / "preferences_random.jsonl")
+        return self.cfg.human_labels or str(self.dir("label") / "preferences_gold.jsonl")
+
+    def label_cfg(self):
+        return _stage_cfg(LabelConfig, self.cfg.label, "label", output_dir=str(self.dir("label")), resume=True)
+
+    def rm_cfg(self, route: str):
+        d = self.dir("rm", route)
+        resume = d.exists() and any(d.glob("checkpoint-*"))
+        return _stage_cfg(RewardModelConfig, self.cfg.rm, "rm", train_data=self.train_prefs(route),
+                          output_dir=str(d), resume=resume, label_source=route)
+
+    def rl_cfg(self, route: str):
+        d = self.dir(self.cfg.rl_algo, route)
+        rm_dir = str(self.dir("rm", route) / "model")
+        if self.cfg.rl_algo == "ppo":
+            resume = (d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir())
+            return _stage_cfg(PPOConfig, self.cfg.ppo, "ppo", reward_model=rm_dir, reward=None, output_dir=str(d),
+                              resume=resume)
+        resume = d.is_dir() and any(d.glob("checkpoint-*"))
+        return _stage_cfg(GRPOConfig, self.cfg.grpo, "grpo", reward_model=rm_dir, reward=None, output_dir=str(d),
+                          resume=resume)
+
+    def eval_policy_cfg(self):
+        rl_cfg = self.rl_cfg("icm")
+        base = {"reference": rl_cfg.model, "prompt_format": rl_cfg.prompt_format,
+                "pref_data": self.heldout_prefs()[:1], "prompts": rl_cfg.prompts}
+        return _stage_cfg(EvalPolicyConfig, {**base, **self.cfg.eval_policy}, "eval_policy",
+                          policies=[f"{policy_name(r)}={self.dir(self.cfg.rl_algo, r) / 'policy'}" for r in self.routes()],
+                          rms=[f"{r}_rm={self.dir('rm', r) / 'model'}" for r in self.routes()],
+                          output_dir=str(self.dir("eval_policy")))
+
+    def heldout_prefs(self) -> list[str]:
+        """Held-out preference sets for eval-rm and eval-policy: the built-in task's test split (written by
+        `write_heldout_prefs`, if the labels came from a built-in task) and `eval_rm_data`."""
+        builtin = self.cfg.label.get("data_format", "builtin") == "builtin"
+        return ([f"{self.out / 'data' / 'heldout_test_prefs.jsonl'}:trl"] if builtin else []) + list(self.cfg.eval_rm_data)
+
+    def write_heldout_prefs(self) -> None:
+        path = self.out / "data" / "heldout_test_prefs.jsonl"
+        if self.cfg.label.get("data_format", "builtin") != "builtin" or path.exists():
+            return
+        pool = builtin_claimset(self.cfg.label.get("task") or DEFAULT_TASK, form="pairs", split="test")
+        ex = []
+        for pid, pair in pool.pairs.items():
+            a_better = bool(pool.gold[f"{pid}:A>B"])
+            chosen, rejected = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+            ex.append(PreferenceExample(id=pid, prompt=pair.prompt, chosen=chosen, rejected=rejected))
+        write_preferences_jsonl(path, ex)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_judge(self) -> None:
+        """A judge RM that a compared policy is trained against would grade its own optimisation target."""
+        judge = self.cfg.eval_policy.get("judge")
+        if not judge or str(judge).startswith("gold:"):
+            return
+        for route in ("icm", "human", "random"):
+            if Path(judge).resolve() == (self.dir("rm", route) / "model").resolve():
+                raise ConfigError("eval_policy.judge", f"{judge} is the {route} route's RM, which its policy is "
+                                                       "trained against; judge with gold:<task> or a held-out RM")
+
+    def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
+        """The eval prompts share none with the RL prompts of any route; returns how many there are."""
+        evaluated = load_prompts(eval_cfg.prompts, eval_cfg.prompt_split, eval_cfg.max_prompts)
+
+        def key(p) -> str:
+            return json.dumps(p, sort_keys=True, ensure_ascii=False)
+
+        for route in self.routes():
+            rl_cfg = self.rl_cfg(route)
+            shared = {key(p) for p in load_prompts(rl_cfg.prompts, rl_cfg.prompt_split, rl_cfg.max_prompts)}
+            shared &= {key(p) for p in evaluated}
+            if shared:
+                raise UserError(f"eval_policy: {len(shared)} of the {len(evaluated)} eval prompts are RL prompts of the "
+                                f"{route} route (e.g. {sorted(shared)[0][:80]}); evaluate on held-out prompts "
+                                "(eval_policy.prompt_split: test, RL prompt_split: train)")
+        return len(evaluated)
+
+    # ------------------------------------------------------------------ stages
+
+    def _timed(self, name: str, done: bool, fn) -> None:
+        if done:
+            print(f"pipeline: {name}: complete, skipped", file=sys.stderr)
+            return
+        print(f"pipeline: {name} …", file=sys.stderr)
+        t = time.time()
+        reset_peak_rss()
+        fn()
+        self.timings[name] = time.time() - t
+        self.peak_rss_mib[name] = peak_rss_mib()
+        release_memory()  # the next stage loads its own models; hand this one's back first
+
+    def stage_label(self) -> None:
+        cfg = self.label_cfg()
+        self._timed("label", is_complete(cfg.output_dir), lambda: run_label(cfg))
+
+    def stage_rm(self) -> None:
+        if self.human_is_icm():
+            print("pipeline: the gold labels equal the ICM labels: the gold-RM route is the ICM-RM route "
+                  "(trained once)", file=sys.stderr)
+        for route in self.routes():
+            if route == "random" and not Path(self.train_prefs("random")).exists():
+                write_random_labels(self.train_prefs("icm"), Path(self.train_prefs("random")), self.cfg.control_seed)
+            cfg = self.rm_cfg(route)
+            if not Path(self.train_prefs(route)).exists():
+                raise UserError(f"{cfg.train_data}: no {route} preference labels (the label stage writes "
+                                "preferences_gold.jsonl only where the data has gold; set human_labels or "
+                                "compare_human: false)")
+            self._timed(f"train-rm ({route})", _unchanged(cfg, rm_inputs(cfg)), lambda c=cfg: train_reward_model(c))
+
+    def stage_rl(self) -> None:
+        for route in self.routes():
+            cfg = self.rl_cfg(route)
+            train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
+            self._timed(f"{self.cfg.rl_algo} ({route})", _unchanged(cfg, policy_inputs(cfg)), lambda c=cfg: train(c))
+
+    def stage_eval_rm(self) -> None:
+        self.write_heldout_prefs()
+        d = self.dir("eval_rm")
+        models = [str(self.dir("rm", r) / "model") for r in self.routes()]
+        cfg = eval_rm.EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d),
+                                   limit=self.cfg.eval_rm_limit)
+
+        def run():
+            doc = eval_rm.run_eval(cfg, progress=True)
+            eval_rm.write_report(doc, d)
+            mark_complete(d, stage="eval_rm")
+
+        self._timed("eval-rm", is_complete(d), run)
+
+    def stage_eval_policy(self) -> None:
+        self.write_heldout_prefs()
+        cfg = self.eval_policy_cfg()
+
+        def run():
+            run_eval_policy(cfg)
+            mark_complete(cfg.output_dir, stage="eval_policy")
+
+        self._timed("eval-policy", is_complete(cfg.output_dir), run)
+
+    def run(self) -> Path:
+        self.label_cfg(), self.rm_cfg("icm"), self.rl_cfg("icm")  # validate every stage's config up front
+        self.check_judge()
+        self.check_heldout(self.eval_policy_cfg())
+        check_writable(self.out)
+        save_config(self.cfg, self.out / "config.yaml")
+        t0 = time.time()
+        stage_fns = {"label": self.stage_label, "rm": self.stage_rm, "rl": self.stage_rl,
+                     "eval_rm": self.stage_eval_rm, "eval_policy": self.stage_eval_policy}
+        for s in self.cfg.stages:
+            stage_fns[s]()
+        summary = write_report(self)
+        write_run_json(self.out, self.cfg, timings={**self.timings, "total_s": time.time() - t0})
+        if list(self.cfg.stages) == list(STAGES):
+            mark_complete(self.out, stage="pipeline")
+        print(summary, file=sys.stderr)
+        return self.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flag = "--compare-human" in argv  # the documented spelling of --compare_human true
+    argv = [a for a in argv if a != "--compare-human"]
+    cfg, _ = parse_config(PipelineConfig, argv, prog="icm-rm pipeline")
+    if flag:
+        cfg.compare_human = True
+    Pipeline(cfg).run()
+    return 0

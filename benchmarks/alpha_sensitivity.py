@@ -24,7 +24,8 @@ from icm_rm.data.task_registry import get_task  # noqa: E402
 from icm_rm.infra.io import save_figure  # noqa: E402
 from icm_rm.infra.lm import load_causal_lm  # noqa: E402
 from icm_rm.infra.model_registry import icm_rm_home  # noqa: E402
-from icm_rm.label.search import ICMSearch, SearchConfig, decode_labels  # noqa: E402
+from icm_rm.label.search import ICMSearch, SearchConfig  # noqa: E402
+from icm_rm.label.search_state import decode_labels  # noqa: E402
 from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
 from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
 from icm_rm.scoring.probe import ProbeScorer  # noqa: E402

@@ -31,6 +31,7 @@ from .infra.io import (atomic_write_json, atomic_write_text, check_writable, is_
                        release_memory, reset_peak_rss, write_run_json)
 from .infra.runner import run_main
 from .label import LabelConfig, run_label
+from .label.summary import accuracy_line, diagnostics_line
 from .reward import evaluate as eval_rm
 from .reward.config import RewardModelConfig
 from .reward.trainer import train_reward_model
@@ -232,16 +233,9 @@ def write_report(p: Pipeline) -> str:
     lines = ["# icm-rm pipeline report", ""]
     summary: dict[str, Any] = {"timings_s": p.timings, "peak_rss_mib": p.peak_rss_mib}
     if lab:
-        acc = lab.get("accuracy") or {}
-        summary["label"] = {"accuracy": acc, "baselines": lab.get("baselines"), "n_pairs": lab["n_pairs"]}
-        lines += ["## 1. ICM labels", "", f"{lab['n_claims']} claims ({lab['n_pairs']} pairs), scorer "
-                  f"`{lab['scorer']}`, model `{lab['model']}`, {lab['time_s']:.0f} s.", ""]
-        if acc:
-            lines += ["| labels | pair accuracy vs gold | claim accuracy |", "|---|---|---|",
-                      f"| ICM | {pct(acc.get('pair'))} | {pct(acc.get('claim'))} |"]
-            for name, b in (lab.get("baselines") or {}).items():
-                lines.append(f"| {name} | {pct(b.get('pair'))} | {pct(b.get('claim'))} |")
-            lines += ["", "![progress](label/progress.png)", ""]
+        summary["label"] = {k: lab.get(k) for k in ("accuracy", "baselines", "n_pairs", "strongest_baseline",
+                                                    "diagnostics", "warnings")}
+        lines += _label_section(lab)
     if erm:
         lines += ["## 2. Reward models on held-out pairs", "", "| RM | data | accuracy [95% CI] | n |", "|---|---|---|---|"]
         summary["rm"] = []
@@ -270,14 +264,36 @@ def write_report(p: Pipeline) -> str:
     return _short_summary(lab, erm, epol, out)
 
 
+def _label_section(lab: dict) -> list[str]:
+    """report.md's label section: ICM and every baseline vs gold (the strongest gold-free one marked), the gold-free
+    diagnostics and the warnings."""
+    lines = ["## 1. ICM labels", "", f"{lab['n_claims']} claims ({lab['n_pairs']} pairs), scorer `{lab['scorer']}`, "
+             f"model `{lab['model']}`, {lab['time_s']:.0f} s.", ""]
+    acc = lab.get("accuracy") or {}
+    if acc:
+        lines += ["| labels | pair accuracy vs gold | claim accuracy |", "|---|---|---|",
+                  f"| **ICM** | {pct(acc.get('pair'))} | {pct(acc.get('claim'))} |"]
+        strong = (lab.get("strongest_baseline") or {}).get("name")
+        for name, b in (lab.get("baselines") or {}).items():
+            shown = f"**{name}** (strongest baseline)" if name == strong else name
+            lines.append(f"| {shown} | {pct(b.get('pair'))} | {pct(b.get('claim'))} |")
+        lines += ["", "![progress](label/progress.png)", ""]
+    if diagnostics_line(lab):
+        lines += [f"Without gold: {diagnostics_line(lab)}.", ""]
+    lines += [f"> **Warning:** {w['message']}" for w in lab.get("warnings", [])]
+    return lines + ([""] if lab.get("warnings") else [])
+
+
 def _short_summary(lab, erm, epol, out: Path) -> str:
     s = ["", "── icm-rm pipeline summary ──"]
     if lab and lab.get("accuracy"):
-        b = lab.get("baselines") or {}
         acc = lab["accuracy"].get("pair", lab["accuracy"].get("claim"))
-        s.append(f"ICM labels: {pct(acc)} vs gold (zero-shot {pct((b.get('zero_shot') or {}).get('pair'))})")
+        s.append(f"ICM labels vs gold: {accuracy_line(lab)}")
         if acc == 1.0 and len({r["model"] for r in (erm or {}).get("results", [])}) > 1:
             s.append("  (ICM labels equal the gold labels here, so both routes train the same seeded RM and policy)")
+    if lab and diagnostics_line(lab):
+        s.append(f"ICM labels without gold: {diagnostics_line(lab)}")
+    s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
     for r in (erm or {}).get("results", []):
         s.append(f"RM {r['model_name']} on {r['data_name']}: {pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")

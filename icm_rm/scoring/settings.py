@@ -26,9 +26,10 @@ class ProbeConfig:
     loo: str = cfg_field("group", "group: leave the claim's whole group out; claim: leave only the claim out",
                          choices=("group", "claim"))
     score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))")
-    zero_shot_weight: float = cfg_field(0.3, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
-                                             "response-likelihood preference) to each score; 0 = pure probe")
-    zero_shot_scale: str = cfg_field("raw", "raw: the verdict as the LM gives it (nats); rms: divided by its root "
+    zero_shot_weight: float = cfg_field(1.0, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
+                                             "response-likelihood preference) to each score; 0 = pure probe "
+                                             "(1 with rms scale: chosen on the dev tasks, BENCHMARKS.md §2)")
+    zero_shot_scale: str = cfg_field("rms", "raw: the verdict as the LM gives it (nats); rms: divided by its root "
                                             "mean square over the pool, so the weight means the same on every task",
                                      choices=("raw", "rms"))
     batch_size: int = cfg_field(16, "claims per forward pass when extracting features")

@@ -47,7 +47,6 @@ def label_config(task: str, model: str, seed: int, out: Path, quick: bool) -> La
     t = protocol_task(task)
     cfg = LabelConfig(model=model, output_dir=str(out), report_to="none")
     cfg.search.seed = seed
-    cfg.search.checkpoint_every = 10**6  # labels do not depend on it; saving 20 chains' state every 25 its dominated
     if quick:
         cfg.search.iterations = 600
     if t.source == "fact_table":

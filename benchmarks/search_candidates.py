@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, md_table, write_result  # noqa: E402
 
 from icm_rm.data.protocol import DEV, load_protocol_task, protocol_task, tasks_of  # noqa: E402
-from icm_rm.label.candidates import Candidate, decode_labels, rank, verdict_labels  # noqa: E402
+from icm_rm.label.candidates import Candidate, rank, verdict_labels  # noqa: E402
+from icm_rm.label.search_state import decode_labels  # noqa: E402
 from icm_rm.label.metrics import claim_accuracy, pair_accuracy, pair_decisions  # noqa: E402
 from icm_rm.label.search import ICMSearch, SearchConfig  # noqa: E402
 from icm_rm.scoring.settings import ProbeConfig  # noqa: E402

@@ -9,7 +9,7 @@ from icm_rm.data.tasks import ConsistencyRules
 from icm_rm.label.candidates import encode_labels, rank
 from icm_rm.label.diagnostics import broken_groups, diagnose, warnings
 from icm_rm.label.outputs import strongest_baseline
-from icm_rm.label.search import ICMSearch, SearchConfig
+from icm_rm.label.search import ICMSearch, SearchConfig, SearchInterrupted
 from icm_rm.pipeline import _short_summary
 from icm_rm.scoring.probe import ProbeScorer
 from icm_rm.scoring.settings import ProbeConfig
@@ -145,3 +145,31 @@ def test_pipeline_summary_names_the_strongest_baseline(tmp_path):
     text = _short_summary(lab, None, None, tmp_path)
     assert "ICM 98.3% vs strongest baseline zero_shot_likelihood 100.0%" in text
     assert "WARNING: the direction rests on a weak signal" in text
+
+
+@pytest.mark.parametrize("probe", [False, True])
+@pytest.mark.parametrize("kill_at", [1, 40, 333])
+def test_resume_keeps_best_seen_states_origins_and_candidates(tmp_path, probe, kill_at):
+    """Killed anywhere (in a random or a verdict chain, hot enough that best-seen ≠ final), the resumed search names
+    the same candidates as an uninterrupted one: best-seen states and chain origins survive the state file."""
+    if probe:  # the primal probe keeps P(D) as running sums in a session
+        claims, source, truth = planted_pairs(n_pairs=12, seed=3)
+        make = lambda: ProbeScorer(source, ProbeConfig(pca_dims=4, zero_shot_weight=0.5, form="primal"))  # noqa: E731
+    else:
+        claims, base, truth = pair_pool(12, seed=1, bias=0.0, signal=1.0, noise=0.3)
+        coupling = np.random.default_rng(1).standard_normal((len(claims), len(claims)))
+        make = lambda: TableScorer(base, coupling=coupling, weight=0.5)  # noqa: E731
+    cfg = SearchConfig(iterations=60, patience=0, restarts=2, replicas=2, t0=1e3, t_min=1e2, seed=4,
+                       checkpoint_every=7)
+    verdicts = {"lik": verdict_of(truth), "tf": -verdict_of(truth)}
+    search = lambda: ICMSearch(claims, make(), ConsistencyRules(), cfg, verdicts=verdicts)  # noqa: E731
+    full = search().run()
+    assert probe or any(c.best["u"] > c.u for c in full.chains)  # a chain's best-seen state is not its final one
+    state, steps = tmp_path / "state.json", {"n": 0}
+    with pytest.raises(SearchInterrupted):
+        search().run(state_path=state, should_stop=lambda: steps["n"] >= kill_at,
+                     on_step=lambda st: steps.__setitem__("n", steps["n"] + 1))
+    resumed = search().run(state_path=state, resume=True)
+    assert [(c.origin, c.replica, c.best) for c in resumed.chains] == [(c.origin, c.replica, c.best) for c in full.chains]
+    assert [c.as_dict() for c in resumed.candidates] == [c.as_dict() for c in full.candidates]
+    assert resumed.labels == full.labels

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED, md_table, write_result  # noqa: E402
+from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.families import write_trl  # noqa: E402
 from icm_rm.data.protocol import DEV, TEST, protocol_task, tasks_of  # noqa: E402
@@ -158,21 +158,6 @@ def report_md(results: dict) -> str:
     return "\n".join(lines)
 
 
-def finished(name: str, settings: dict) -> dict:
-    """Tasks an earlier run with the same settings finished (the rest run again)."""
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        return {}
-    doc = json.loads(path.read_text())
-    if any(doc.get("settings", {}).get(k) != settings[k] for k in ("seeds", "quick", "defaults")):
-        return {}
-    done = {m: dict(per) for m, per in doc.get("results", {}).items() if m in settings["models"]}
-    n = sum(len(v) for v in done.values())
-    if n:
-        print(f"[elicitation] keeping {n} finished task(s) from {path} (--fresh reruns them)", file=sys.stderr)
-    return done
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="capitals + antonyms, SmolLM2 only, 600 iterations")
@@ -191,7 +176,7 @@ def main(argv=None) -> int:
     defaults = LabelConfig()
     settings = {"seeds": args.seeds, "quick": args.quick, "models": models, "tasks": tasks,
                 "defaults": {"search": vars(defaults.search), "probe": vars(defaults.probe)}}
-    results = {} if args.fresh else finished(name, settings)
+    results = {} if args.fresh else finished_tasks(name, settings, ("seeds", "quick", "defaults"))
     for m in models:
         todo = [t for t in tasks if t not in results.get(m, {})]
         if not todo:

@@ -14,7 +14,7 @@ Methods (accuracy vs gold; pairs: pair accuracy, claims: claim accuracy):
   ICM-probe hybrid   ICM with the default hybrid probe (probe + 0.3 × zero-shot verdict)
   ICM-ICL            ICM with the in-context scorer (max_demos per query) *
 * on the first `icl_groups` groups only: each in-context re-score is a forward pass per claim, slow on CPU.
-Seeds vary the search (and the random labels); mean ± half-range over seeds. Writes results/elicitation.json.
+Seeds vary the search (and the random labels); mean ± half-range over seeds. Writes results/elicitation_paper.json.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED, md_table, write_result  # noqa: E402
+from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import builtin_claimset  # noqa: E402
 from icm_rm.data.spec import load_claimset  # noqa: E402
@@ -170,23 +170,6 @@ def save(name: str, settings: dict, results: dict, complete: bool) -> None:
                         "paper_table_md": paper})
 
 
-def finished(name: str, settings: dict) -> dict:
-    """Per-model results of tasks an earlier run with the same search settings finished (the rest run again)."""
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        return {}
-    doc = json.loads(path.read_text())
-    same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds", "dtype")
-    old = {"dtype": "float32", **doc.get("settings", {})}  # runs before --dtype were float32
-    if any(old.get(k) != settings[k] for k in same):
-        return {}
-    done = {m: dict(per) for m, per in doc.get("results", {}).items() if m in settings["models"]}
-    n = sum(len(v) for v in done.values())
-    if n:
-        print(f"[elicitation] keeping {n} finished task(s) from {path} (--fresh reruns them)", file=sys.stderr)
-    return done
-
-
 def merge(name: str, parts: list[Path]) -> int:
     """Combine per-model result files (e.g. two models run in parallel) into results/<name>.json."""
     docs = [json.loads(p.read_text()) for p in parts]
@@ -232,7 +215,8 @@ def main(argv=None) -> int:
     icl_tasks = tasks if args.icl_tasks is None else args.icl_tasks
     settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks, "icl_tasks": icl_tasks,
                 "dtype": args.dtype}
-    results = {} if args.fresh else finished(name, settings)
+    same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds", "dtype")
+    results = {} if args.fresh else finished_tasks(name, settings, same, {"dtype": "float32"})  # (older runs: fp32)
     for m in models:
         todo = [t for t in tasks if t not in results.get(m, {})]
         if not todo:

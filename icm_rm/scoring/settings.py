@@ -28,7 +28,7 @@ class ProbeConfig:
     score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))")
     zero_shot_weight: float = cfg_field(1.0, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
                                              "response-likelihood preference) to each score; 0 = pure probe "
-                                             "(1 with rms scale: chosen on the dev tasks, BENCHMARKS.md §2)")
+                                             "(1 with rms scale: chosen on the dev tasks, BENCHMARKS.md §2a)")
     zero_shot_scale: str = cfg_field("rms", "raw: the verdict as the LM gives it (nats); rms: divided by its root "
                                             "mean square over the pool, so the weight means the same on every task",
                                      choices=("raw", "rms"))

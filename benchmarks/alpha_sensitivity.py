@@ -52,14 +52,15 @@ def main(argv=None) -> int:
     layer = round(2 * model.config.num_hidden_layers / 3)
     lik = ResponseLikelihood(model, tok)
     prior = lambda cl: lik.claim_signal(cl, pool.pairs)  # noqa: E731
-    cfg = ProbeConfig(zero_shot_weight=0.0 if args.scorer == "pure" else 0.3)
+    cfg = ProbeConfig(zero_shot_weight=0.0) if args.scorer == "pure" else ProbeConfig()
     scorer = ProbeScorer(lambda t: (ex.get(t)[0][:, layer], ex.get(t)[1]), cfg, prior=prior)
     rules = get_task(args.task).rules
     runs = {}
     for alpha in ALPHAS:
         for seed in range(args.seeds):
             search = ICMSearch(claims, scorer, rules, SearchConfig(alpha=alpha, iterations=iters, seed=seed,
-                                                                   patience=0, snapshot_every=10))
+                                                                   patience=0, snapshot_every=10, restarts=1,
+                                                                   replicas=1))
             r = search.run()
             final, _ = anchor_sign(claims, r.labels, prior(claims), lambda ls: search.evaluate(ls).u)
             c = r.chains[0]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -45,3 +47,20 @@ def md_table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def finished_tasks(name: str, settings: dict, same: tuple, old_defaults: dict | None = None) -> dict:
+    """model → task → result of an earlier results/<name>.json whose settings agree on the keys `same` (settings an
+    older file lacks take `old_defaults`); what is missing runs again."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    old = {**(old_defaults or {}), **doc.get("settings", {})}
+    if any(old.get(k) != settings[k] for k in same):
+        return {}
+    done = {m: dict(per) for m, per in doc.get("results", {}).items() if m in settings["models"]}
+    n = sum(len(v) for v in done.values())
+    if n:
+        print(f"[{name}] keeping {n} finished task(s) from {path} (--fresh reruns them)", file=sys.stderr)
+    return done

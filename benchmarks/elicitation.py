@@ -1,18 +1,20 @@
-"""Elicitation quality: how well does each method recover gold labels, per task and model, over 3 seeds?
+"""Elicitation quality of default ICM on the dev and the test tasks, per model, over 3 seeds.
 
-    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--tasks capitals truthfulqa …]
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test] [--tasks …]
 
-Methods (accuracy vs gold; pairs: pair accuracy, claims: claim accuracy):
+Every run is the label stage itself (`icm_rm.label.run_label` with `LabelConfig()` defaults and `--search.seed S`):
+fact tables via `--data_format builtin`, the test families through a TRL prompt/chosen/rejected file and
+`--data_format trl` (exactly as a user would run them), the real sets through their own formats. Gold is read from
+the run's report.json (reports only). Columns (accuracy vs gold; pairs: pair accuracy, claims: claim accuracy):
   zero-shot T/F      the LM's True/False log-odds with no context (pairs: the two orderings compared)
   zero-shot lik.     pairs only: which response the LM finds more likely (mean token log-prob)
-  random ICL         in-context log-odds with random-label demonstrations (max_demos per query) *
-  golden ICL         the same with gold-label demonstrations *
-  supervised probe   the probe (pure, no hybrid term) trained on gold labels, leave-one-group-out
-  ICM-probe          ICM with the pure probe scorer (sign anchored by the LM's zero-shot verdict)
-  ICM-probe hybrid   ICM with the default hybrid probe (probe + 0.3 × zero-shot verdict)
-  ICM-ICL            ICM with the in-context scorer (max_demos per query) *
-* on the first `icl_groups` groups only: each in-context re-score is a forward pass per claim, slow on CPU.
-Seeds vary the search (and the random labels); mean ± half-range over seeds. Writes results/elicitation.json.
+  random label       the plain probe trained on random labels (leave-one-group-out)
+  supervised probe   the plain probe trained on gold labels: a ceiling that needs gold, not a baseline
+  ICM                default ICM, one number per seed
+  seed agr.          the least agreement between two seeds' final labels
+  warnings           the gold-free warnings the runs printed (code × runs)
+Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them. Writes results/elicitation.json
+and prints the dev and test tables, then the issue-16 goal check on the test tasks.
 """
 
 from __future__ import annotations
@@ -20,231 +22,172 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, SHARED, md_table, write_result  # noqa: E402
+from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
-from icm_rm.data.builtin import builtin_claimset  # noqa: E402
-from icm_rm.data.spec import load_claimset  # noqa: E402
-from icm_rm.data.task_registry import get_task  # noqa: E402
-from icm_rm.infra.lm import load_causal_lm  # noqa: E402
-from icm_rm.infra.model_registry import icm_rm_home  # noqa: E402
-from icm_rm.label.metrics import claim_accuracy, pair_accuracy, pair_decisions, sign_labels  # noqa: E402
-from icm_rm.label.search import ICMSearch, SearchConfig  # noqa: E402
-from icm_rm.scoring.features import FeatureExtractor  # noqa: E402
-from icm_rm.scoring.hf import HFScorer  # noqa: E402
-from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
-from icm_rm.scoring.probe import ProbeScorer  # noqa: E402
-from icm_rm.scoring.settings import ProbeConfig  # noqa: E402
-from icm_rm.scoring.verdicts import anchor_sign, zero_shot_signal  # noqa: E402
+from icm_rm.data.families import write_trl  # noqa: E402
+from icm_rm.data.protocol import DEV, TEST, protocol_task, tasks_of  # noqa: E402
+from icm_rm.label import LabelConfig, run_label  # noqa: E402
 
-BUILTIN = ["capitals", "us_state_capitals", "continents", "element_symbols", "animal_classes", "languages"]
-REAL = {  # name → (format, file, groups)
-    "truthfulqa": ("icm_truthfulqa", "icm_unsupervised_elicitation/train_truthfulqa.json", 80),
-    "gsm8k": ("icm_gsm8k", "icm_unsupervised_elicitation/test_gsm8k.json", 60),
-    "alpaca": ("icm_alpaca", "icm_unsupervised_elicitation/test_alpaca.json", 80),
-}
-PAPER = [("GSM8K verification (8B)", 48.0, 64.8, 81.1, 81.5, "—"), ("TruthfulQA (70B)", 60.3, 74.1, 91.0, 92.1, "—"),
-         ("Alpaca preferences (70B)", 49.7, 66.7, 68.1, "—", 65.5)]
+BASELINES = {"zero_shot": "zero-shot T/F", "zero_shot_likelihood": "zero-shot lik.", "random_label": "random label",
+             "golden_label": "supervised probe"}
+ZERO_SHOT = ("zero_shot", "zero_shot_likelihood")  # what "the best zero-shot baseline" of the goal ranges over
 
 
-def load_pool(task: str, real_groups: int | None = None):
-    if task in REAL:
-        fmt, rel, groups = REAL[task]
-        groups = real_groups or groups
-        path = SHARED / rel
-        if not path.exists():
-            return None
-        return load_claimset(fmt, str(path), limit_groups=groups, seed=0)
-    name, _, form = task.partition(":")  # "capitals:claims" = the candidate-answer form
-    return builtin_claimset(name, form=form or "pairs", split="train")
+def label_config(task: str, model: str, seed: int, out: Path, quick: bool) -> LabelConfig:
+    """`icm-rm label --model M` with every default, for one protocol task and seed."""
+    t = protocol_task(task)
+    cfg = LabelConfig(model=model, output_dir=str(out), report_to="none")
+    cfg.search.seed = seed
+    if quick:
+        cfg.search.iterations = 600
+    if t.source == "fact_table":
+        cfg.data_format, cfg.task, cfg.split, cfg.form = "builtin", task, "train", "pairs"
+    elif t.source == "family":
+        cfg.data_format, cfg.data_path = "trl", str(write_trl(task, out.parent / f"{task}.jsonl"))
+    else:
+        cfg.data_format, cfg.data_path = t.format, str(SHARED / str(t.path))
+        cfg.limit_groups, cfg.data_seed = (20 if quick else t.groups), 0
+    return cfg
 
 
-def accuracy(pool, claims, labels, scores) -> float:
-    if pool.is_pairwise:
-        return pair_accuracy(claims, pair_decisions(claims, labels, scores), pool.gold)
-    return claim_accuracy(claims, labels, pool.gold)
+def _acc(d: dict | None) -> float | None:
+    return None if not d else d.get("pair", d.get("claim"))
 
 
-def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_groups: int, icl_iters: int,
-             icl_seeds: int, iters: int, max_demos: int, real_groups: int | None, icl: bool = True) -> dict:
-    pool = load_pool(task, real_groups)
-    if pool is None:
-        return {"skipped": f"shared data for {task} not found"}
-    claims = pool.claims
-    gold = [bool(pool.gold[c.id]) for c in claims]
-    rules = get_task(pool.name).rules if pool.name else get_task(task.partition(":")[0]).rules
-    q = list(range(len(claims)))
-    out: dict = {"n_claims": len(claims), "n_groups": len({c.group for c in claims}), "pairwise": pool.is_pairwise}
-    t = time.time()
-    ex = FeatureExtractor(model, tok, cache_dir=icm_rm_home() / "features", show_progress=False)
-    n_layers = model.config.num_hidden_layers
-    layer = round(2 * n_layers / 3)
-    states, z = ex.get([c.text for c in claims])
-    src = lambda texts: (ex.get(texts)[0][:, layer], ex.get(texts)[1])  # noqa: E731
-    lik = ResponseLikelihood(model, tok)
-    prior = (lambda cl: lik.claim_signal(cl, pool.pairs)) if pool.is_pairwise else None
-    pure = ProbeScorer(src, ProbeConfig(zero_shot_weight=0.0), prior=prior)
-    hybrid = ProbeScorer(src, ProbeConfig(), prior=prior)
-    zs = zero_shot_signal(claims, z) if pool.is_pairwise else z
-    res: dict[str, list[float]] = {}
-    res["zero-shot T/F"] = [accuracy(pool, claims, sign_labels(z), zs)]
-    anchor_z = prior(claims) if prior else z
-    if pool.is_pairwise:
-        sig = zero_shot_signal(claims, anchor_z)
-        res["zero-shot lik."] = [accuracy(pool, claims, sign_labels(sig), sig)]
-    s = pure.loo_scores(claims, gold, q)
-    res["supervised probe"] = [accuracy(pool, claims, sign_labels(s), s)]
-    # In-context methods run on a subset of groups (on CPU each re-score is a forward pass per claim):
-    keep = set(sorted({c.group for c in claims})[:icl_groups])
-    sub_idx = [i for i, c in enumerate(claims) if c.group in keep]
-    sub = [claims[i] for i in sub_idx]
-    sub_gold = [gold[i] for i in sub_idx]
-    sq = list(range(len(sub)))
-    icl_scorer = HFScorer(model, tok, max_demos=max_demos)
-    if icl:
-        sc = icl_scorer.loo_scores(sub, sub_gold, sq)
-        res["golden ICL"] = [accuracy(pool, sub, sign_labels(sc), sc)]
-    res["random ICL"], res["ICM-probe"], res["ICM-probe hybrid"], res["ICM-ICL"] = [], [], [], []
-    costs = []
-    for seed in seeds:
-        if icl:
-            rnd = [bool(x) for x in np.random.default_rng(seed).random(len(sub)) < 0.5]
-            sc = icl_scorer.loo_scores(sub, rnd, sq)
-            res["random ICL"].append(accuracy(pool, sub, sign_labels(sc), sc))
-        for name, scorer in (("ICM-probe", pure), ("ICM-probe hybrid", hybrid)):
-            search = ICMSearch(claims, scorer, rules, SearchConfig(iterations=iters, restarts=4, seed=seed,
-                                                                    patience=400))
-            r = search.run()
-            labels, _ = anchor_sign(claims, r.labels, anchor_z, lambda ls: search.evaluate(ls).u)
-            res[name].append(accuracy(pool, claims, labels, search.evaluate(labels).scores))
-        if seed >= icl_seeds or not icl:
-            continue
-        scorer = HFScorer(model, tok, max_demos=max_demos)
-        search = ICMSearch(sub, scorer, rules, SearchConfig(iterations=icl_iters, seed=seed, patience=icl_iters))
-        r = search.run()
-        res["ICM-ICL"].append(accuracy(pool, sub, r.labels, r.evaluation.scores))
-        costs.append({"claims": len(sub), "iterations": r.chains[0].iteration,
-                      "labeled": sum(y is not None for y in r.labels),
-                      "forward_tokens": scorer.stats.forward_tokens})
-    out["icl_subset"] = {"groups": len(keep), "claims": len(sub)}
-    out["accuracy"] = {k: {"mean": float(np.mean(v)), "half_range": float((max(v) - min(v)) / 2), "runs": v}
-                       for k, v in res.items() if v}
-    out["icm_icl_cost"] = costs
-    out["seconds"] = time.time() - t
-    return out
+def _agreement(a: list, b: list) -> float:
+    return float(np.mean([x == y for x, y in zip(a, b)]))
 
 
-METHODS = ["zero-shot T/F", "zero-shot lik.", "random ICL", "golden ICL", "supervised probe", "ICM-probe",
-           "ICM-probe hybrid", "ICM-ICL"]
+def run_task(task: str, model: str, seeds: list[int], quick: bool) -> dict:
+    t = protocol_task(task)
+    if t.source == "real" and not (SHARED / str(t.path)).exists():
+        return {"skipped": f"shared data for {task} not found", "role": t.role}
+    t0 = time.time()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix=f"elicit_{task}_") as tmp:
+        for seed in seeds:
+            out = Path(tmp) / f"seed{seed}" / "run"
+            out.parent.mkdir(parents=True)
+            ts = time.time()
+            run_label(label_config(task, model, seed, out, quick))
+            rep = json.loads((out / "report.json").read_text())
+            labels = [json.loads(line)["label"] for line in (out / "labels.jsonl").read_text().splitlines()]
+            runs.append({"seed": seed, "accuracy": _acc(rep.get("accuracy")), "labels": labels,
+                         "warnings": [w["code"] for w in rep.get("warnings", [])],
+                         "diagnostics": rep.get("diagnostics"), "baselines": rep.get("baselines", {}),
+                         "winners": [b["candidates"][0]["origin"] for b in rep["per_batch"]],
+                         "seconds": time.time() - ts})
+    agree = [_agreement(runs[a]["labels"], runs[b]["labels"]) for a in range(len(runs))
+             for b in range(a + 1, len(runs))]
+    base = {k: _acc(v) for k, v in runs[0]["baselines"].items()}  # the same for every seed except random label
+    base["random_label"] = float(np.mean([_acc(r["baselines"].get("random_label")) for r in runs]))
+    zs = [v for k, v in base.items() if k in ZERO_SHOT and v is not None]
+    for r in runs:
+        del r["labels"], r["baselines"]
+    return {"role": t.role, "source": t.source, "n_claims": rep["n_claims"], "n_groups": rep["n_groups"],
+            "pairwise": rep["n_pairs"] > 0, "baselines": base, "best_zero_shot": max(zs) if zs else None,
+            "icm": [r["accuracy"] for r in runs], "seed_agreement": min(agree) if agree else None, "runs": runs,
+            "seconds": time.time() - t0}
 
 
-def tables(results: dict) -> tuple[str, str]:
-    """(our accuracy table, the paper's table) in markdown."""
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def table(results: dict, role: str) -> str:
     rows = []
     for m, per in results.items():
         for task, r in per.items():
-            if "skipped" in r:
-                rows.append([m, task, r["skipped"]] + [""] * (len(METHODS) - 1))
+            if r.get("role") != role:
                 continue
-            acc = r["accuracy"]
-            icl = f"; ICL: {r['icl_subset']['groups']}" if "golden ICL" in acc else ""
-            rows.append([m, f"{task} ({r['n_groups']} groups{icl})"] + [
-                f"{100 * acc[k]['mean']:.1f}" + (f" ± {100 * acc[k]['half_range']:.1f}" if len(acc[k]["runs"]) > 1
-                                                 else "") if k in acc else "—" for k in METHODS])
-    paper = md_table(["task (paper, Llama)", "zero-shot base", "zero-shot chat", "ICM", "golden", "human"],
-                     [list(p) for p in PAPER])
-    return md_table(["model", "task"] + METHODS, rows), paper
+            if "skipped" in r:
+                rows.append([m, task, r["skipped"]] + [""] * 7)
+                continue
+            warn = Counter(c for run in r["runs"] for c in run["warnings"])
+            gap = min(a - r["best_zero_shot"] for a in r["icm"]) if r["best_zero_shot"] is not None else None
+            rows.append([m, f"{task} ({r['n_groups']})", *(_pct(r["baselines"].get(k)) for k in BASELINES),
+                         " / ".join(_pct(a) for a in r["icm"]), "—" if gap is None else f"{100 * gap:+.1f}",
+                         _pct(r["seed_agreement"]), ", ".join(f"{c}×{n}" for c, n in sorted(warn.items())) or "—"])
+    return md_table(["model", "task (groups)", *BASELINES.values(), "ICM (per seed)", "ICM − best ZS (worst seed)",
+                     "seed agr.", "warnings"], rows)
 
 
-def save(name: str, settings: dict, results: dict, complete: bool) -> None:
-    table, paper = tables(results)
-    write_result(name, {"settings": settings, "complete": complete, "results": results, "table_md": table,
-                        "paper_table_md": paper})
+def goal_check(results: dict) -> tuple[list[str], dict]:
+    """The issue-16 goal on the test tasks: one line per miss, plus the numbers."""
+    misses, summary = [], {}
+    for m, per in results.items():
+        test = {t: r for t, r in per.items() if r.get("role") == TEST and "skipped" not in r}
+        low = {t: r for t, r in test.items() if r["best_zero_shot"] is not None and r["best_zero_shot"] < 0.9}
+        for t, r in test.items():
+            for seed, a in zip((run["seed"] for run in r["runs"]), r["icm"]):
+                if r["best_zero_shot"] is not None and a < r["best_zero_shot"] - 0.02:
+                    misses.append(f"{m} {t} seed {seed}: ICM {_pct(a)} < best zero-shot {_pct(r['best_zero_shot'])} "
+                                  "− 2")
+                if a < 0.5:
+                    misses.append(f"{m} {t} seed {seed}: ICM {_pct(a)} below 50%")
+            warned = all({"seeds_disagree", "chains_disagree"} & set(run["warnings"]) for run in r["runs"])
+            if r["seed_agreement"] is not None and r["seed_agreement"] < 0.95 and not warned:
+                misses.append(f"{m} {t}: seeds agree on {_pct(r['seed_agreement'])} and not every run warned")
+        if low:
+            icm = float(np.mean([np.mean(r["icm"]) for r in low.values()]))
+            zs = float(np.mean([r["best_zero_shot"] for r in low.values()]))
+            summary[m] = {"tasks_below_90": sorted(low), "icm_mean": icm, "best_zero_shot_mean": zs}
+            if icm < zs + 0.05:
+                misses.append(f"{m}: mean over {len(low)} test tasks with best zero-shot < 90%: ICM {_pct(icm)} < "
+                              f"{_pct(zs)} + 5")
+    return misses, summary
 
 
-def finished(name: str, settings: dict) -> dict:
-    """Per-model results of tasks an earlier run with the same search settings finished (the rest run again)."""
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        return {}
-    doc = json.loads(path.read_text())
-    same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds", "dtype")
-    old = {"dtype": "float32", **doc.get("settings", {})}  # runs before --dtype were float32
-    if any(old.get(k) != settings[k] for k in same):
-        return {}
-    done = {m: dict(per) for m, per in doc.get("results", {}).items() if m in settings["models"]}
-    n = sum(len(v) for v in done.values())
-    if n:
-        print(f"[elicitation] keeping {n} finished task(s) from {path} (--fresh reruns them)", file=sys.stderr)
-    return done
-
-
-def merge(name: str, parts: list[Path]) -> int:
-    """Combine per-model result files (e.g. two models run in parallel) into results/<name>.json."""
-    docs = [json.loads(p.read_text()) for p in parts]
-    results = {m: per for d in docs for m, per in d["results"].items()}
-    settings = {**docs[0]["settings"], "models": list(results), "merged_from": [p.name for p in parts]}
-    save(name, settings, results, all(d.get("complete", True) for d in docs))
-    print(tables(results)[0])
-    return 0
+def report_md(results: dict) -> str:
+    misses, summary = goal_check(results)
+    lines = ["## dev tasks (defaults chosen here)", "", table(results, DEV), "", "## test tasks (reported only)", "",
+             table(results, TEST), "", "## goal check (test tasks)", ""]
+    for m, s in summary.items():
+        lines.append(f"- {m}: test tasks with best zero-shot < 90%: {', '.join(s['tasks_below_90'])}; mean ICM "
+                     f"{_pct(s['icm_mean'])} vs best zero-shot {_pct(s['best_zero_shot_mean'])}")
+    lines += [f"- MISS: {x}" for x in misses] or ["- every goal item holds"]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="capitals + truthfulqa, SmolLM2 only, 3 seeds, short searches")
+    ap.add_argument("--quick", action="store_true", help="capitals + antonyms, SmolLM2 only, 600 iterations")
     ap.add_argument("--models", nargs="*", default=None)
-    ap.add_argument("--tasks", nargs="*", default=None)
+    ap.add_argument("--roles", nargs="*", default=[DEV, TEST], choices=(DEV, TEST))
+    ap.add_argument("--tasks", nargs="*", default=None, help="protocol tasks (default: every task of --roles)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
-    ap.add_argument("--dtype", default="float32", help="model dtype (bfloat16: 2.5× faster at 1.5B on AVX512-BF16)")
-    ap.add_argument("--real-groups", type=int, default=None, help="groups per real set (default: 80/60/80; quick 20)")
-    ap.add_argument("--icl-groups", type=int, default=6, help="groups the in-context methods run on")
-    ap.add_argument("--max-demos", type=int, default=None, help="demonstrations per in-context query (default 8; "
-                                                                "quick 6)")
-    ap.add_argument("--icl-seeds", type=int, default=1, help="seeds that run ICM-ICL (0: skip it)")
-    ap.add_argument("--iters", type=int, default=None, help="ICM-probe iterations (default 1500; quick 600)")
-    ap.add_argument("--icl-tasks", nargs="*", default=None,
-                    help="run the in-context methods (random/golden ICL, ICM-ICL) only on these tasks (default: all)")
     ap.add_argument("--name", default=None, help="results/<name>.json (default elicitation[_quick])")
-    ap.add_argument("--fresh", action="store_true", help="ignore finished tasks in results/<name>.json (default: keep "
-                                                          "them when the settings match, and run only the rest)")
-    ap.add_argument("--merge", nargs="*", type=Path, help="merge these result files into results/<name>.json, run nothing")
+    ap.add_argument("--fresh", action="store_true", help="rerun tasks finished by an earlier run")
     args = ap.parse_args(argv)
     name = args.name or ("elicitation_quick" if args.quick else "elicitation")
-    if args.merge:
-        return merge(name, args.merge)
     torch.set_num_threads(args.threads)
     models = args.models or (["smollm2-135m"] if args.quick else ["smollm2-135m", "gemma3-270m"])
-    tasks = args.tasks or (["capitals", "truthfulqa"] if args.quick else BUILTIN + list(REAL))
-    # ICM-ICL re-scores every labeled claim per proposal and per ConsistencyFix candidate (~4k tokens each on CPU), so
-    # its subset stays small in both modes; the probe searches run on every group.
-    kw = dict(icl_groups=args.icl_groups, icl_iters=20, icl_seeds=args.icl_seeds,
-              iters=args.iters or (600 if args.quick else 1500), max_demos=args.max_demos or (6 if args.quick else 8),
-              real_groups=args.real_groups or (20 if args.quick else None))
-    icl_tasks = tasks if args.icl_tasks is None else args.icl_tasks
-    settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks, "icl_tasks": icl_tasks,
-                "dtype": args.dtype}
-    results = {} if args.fresh else finished(name, settings)
+    tasks = args.tasks or (["capitals", "antonyms"] if args.quick else [t for r in args.roles for t in tasks_of(r)])
+    defaults = LabelConfig()
+    settings = {"seeds": args.seeds, "quick": args.quick, "models": models, "tasks": tasks,
+                "defaults": {"search": vars(defaults.search), "probe": vars(defaults.probe)}}
+    results = {} if args.fresh else finished_tasks(name, settings, ("seeds", "quick", "defaults"))
     for m in models:
         todo = [t for t in tasks if t not in results.get(m, {})]
         if not todo:
             continue
-        model, tok = load_causal_lm(m, dtype=args.dtype)
         for task in todo:
             print(f"[elicitation] {m} / {task} …", file=sys.stderr, flush=True)
-            results.setdefault(m, {})[task] = run_task(task, m, model, tok, list(range(args.seeds)),
-                                                       icl=task in icl_tasks, **kw)
-            save(name, settings, results, complete=False)  # a cut-short run keeps its finished tasks
-        del model
-    save(name, settings, results, complete=True)
-    table, paper = tables(results)
-    print(table + "\n\nThe paper's numbers, for scale (not measured here):\n\n" + paper)
+            results.setdefault(m, {})[task] = run_task(task, m, list(range(args.seeds)), args.quick)
+            write_result(name, {"settings": settings, "complete": False, "results": results,
+                                "report_md": report_md(results)})
+    write_result(name, {"settings": settings, "complete": True, "results": results, "report_md": report_md(results)})
+    print(report_md(results))
     return 0
 
 

@@ -32,7 +32,7 @@ def tiny_cfg(tmp_path, model_dir, **kw) -> LabelConfig:
     base = dict(data_format="pairs", data_path=str(write_pairs(tmp_path / "pairs.jsonl")), model=str(model_dir),
                 scorer="probe", batch_size=16, output_dir=str(tmp_path / "run"),
                 feature_cache=str(tmp_path / "features"), report_to="tensorboard",
-                search=SearchConfig(iterations=25, checkpoint_every=5, patience=0))
+                search=SearchConfig(iterations=25, checkpoint_every=5, patience=0, restarts=1, replicas=1))
     base.update(kw)
     return LabelConfig(**base)
 
@@ -43,7 +43,10 @@ def read_jsonl(p: Path) -> list[dict]:
 
 @pytest.mark.parametrize("scorer", ["probe", "icl"])
 def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
-    out = run_label(tiny_cfg(tmp_path, tiny_model_dir, scorer=scorer))
+    probe = scorer == "probe"  # the in-context scorer is slow on CPU: one random chain only
+    search = SearchConfig(iterations=25, checkpoint_every=5, patience=0, restarts=1, replicas=2 if probe else 1,
+                          verdict_chains=probe)
+    out = run_label(tiny_cfg(tmp_path, tiny_model_dir, scorer=scorer, search=search))
     rows = read_jsonl(out / "labels.jsonl")
     assert len(rows) == 24
     assert set(rows[0]) >= {"id", "group", "key", "label", "score", "source"}
@@ -64,6 +67,16 @@ def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
     for k in ("iterations", "accepted_flips", "final", "time_s", "forward_tokens", "accuracy", "baselines"):
         assert k in report
     assert set(report["baselines"]) == {"zero_shot", "zero_shot_likelihood", "random_label", "golden_label"}
+    strong = max(("zero_shot", "zero_shot_likelihood", "random_label"), key=lambda k: report["baselines"][k]["pair"])
+    assert report["strongest_baseline"] == {"name": strong, "accuracy": report["baselines"][strong]["pair"]}
+    d = report["diagnostics"]
+    assert 0.0 <= d["verdict_agreement"]["tf"] <= 1.0 and "a_preferred_share" in d["balance"]
+    assert d["groups_broken"] == report["final"]["i"]  # pairs: one rule per group, so broken groups == violations
+    assert ("inconsistent" in {w["code"] for w in report["warnings"]}) == (d["groups_broken"] > 0)
+    assert ("seed_agreement" in d) == probe and all({"code", "message"} == set(w) for w in report["warnings"])
+    chains = 2 * (1 + 2) if probe else 1  # per batch: replicas × (random + one per verdict: tf, likelihood)
+    assert all(len(b["candidates"]) == 2 * chains for b in report["per_batch"])  # each best-seen state + mirror
+    assert all(b["candidates"][0]["u"] == pytest.approx(b["u"]) for b in report["per_batch"])  # the winner is returned
     assert 0.0 <= report["accuracy"]["pair"] <= 1.0
     assert (out / "progress.png").stat().st_size > 1000
     assert (out / ".complete").exists() and (out / "run.json").exists() and (out / "config.yaml").exists()
@@ -94,7 +107,9 @@ def test_kill_9_then_resume_gives_the_uninterrupted_labels(tmp_path, tiny_model_
     pairs = write_pairs(tmp_path / "pairs.jsonl", n=8)
     common = ["--data_format", "pairs", "--data_path", str(pairs), "--model", str(tiny_model_dir),
               "--scorer", "icl", "--batch_size", "16", "--search.iterations", "30", "--search.checkpoint_every", "3",
-              "--search.patience", "0", "--report_to", "none", "--baselines", "false"]
+              "--search.patience", "0", "--search.restarts", "1", "--search.replicas", "1",
+              "--search.verdict_chains", "false", "--report_to", "none",
+              "--baselines", "false"]
     ref = _cli(common + ["--output_dir", str(tmp_path / "ref")])
     assert ref.wait(timeout=900) == 0, ref.stderr.read()
     run = tmp_path / "killed"

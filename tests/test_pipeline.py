@@ -75,6 +75,13 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     assert set(summary["peak_rss_mib"]) == set(summary["timings_s"]) and len(summary["timings_s"]) == 9
     assert all(50 < v < 16_000 for v in summary["peak_rss_mib"].values())
     head = summary["headline"]
+    label = json.loads((out / "label" / "report.json").read_text())
+    strong = label["strongest_baseline"]["name"]  # ICM is printed next to the strongest gold-free baseline
+    assert sum(line.startswith("ICM labels vs gold: ICM ") and f"vs strongest baseline {strong} " in line
+               for line in head) == 1
+    assert sum(line.startswith("ICM labels without gold: ") for line in head) == 1
+    assert f"**{strong}** (strongest baseline)" in report and "Without gold: " in report
+    assert summary["label"]["diagnostics"] == label["diagnostics"]
     assert sum(line.startswith("control") for line in head) == 1
     assert sum(line.startswith("degenerate answers: ") for line in head) == 1
     assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)

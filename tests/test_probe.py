@@ -9,7 +9,9 @@ from icm_rm.label.search import ICMSearch, SearchConfig
 from icm_rm.scoring.probe import ProbeScorer
 from icm_rm.scoring.ridge import ridge_refit_predict
 from icm_rm.scoring.settings import ProbeConfig
-from icm_rm.scoring.verdicts import anchor_sign, twin_index
+from icm_rm.scoring.verdicts import anchor_sign, twin_index, zero_shot_signal
+
+from test_search import one_chain
 
 
 PURE = ProbeConfig(pca_dims=None, zero_shot_weight=0.0)  # the plain probe: mirror-symmetric, no hybrid term
@@ -70,14 +72,14 @@ def test_pair_features_are_antisymmetric_and_keep_i_zero():
         labels += [a, not a]
     s = scorer.loo_scores(claims, labels, list(range(len(claims))))
     np.testing.assert_allclose(s[0::2], -s[1::2], atol=1e-10)
-    res = ICMSearch(claims, scorer, ConsistencyRules(), SearchConfig(iterations=200, seed=0)).run()
+    res = ICMSearch(claims, scorer, ConsistencyRules(), one_chain(iterations=200, seed=0)).run()
     assert res.evaluation.i == 0
 
 
 def test_search_recovers_planted_labels_with_anchoring():
     claims, source, truth = planted_pairs(n_pairs=40, signal=1.0, noise=1.0, seed=3)
     scorer = ProbeScorer(source, PURE)
-    search = ICMSearch(claims, scorer, ConsistencyRules(), SearchConfig(iterations=400, seed=0, alpha=50.0))
+    search = ICMSearch(claims, scorer, ConsistencyRules(), one_chain(iterations=400, seed=0, alpha=50.0))
     res = search.run()
     _, z = source([c.text for c in claims])
     labels, flipped = anchor_sign(claims, res.labels, z, lambda ls: search.evaluate(ls).u)
@@ -100,7 +102,7 @@ def test_anchor_sign_picks_the_side_the_lm_agrees_with():
 
 def test_restarts_never_lower_u_on_probe():
     claims, source, _ = planted_pairs(n_pairs=25, signal=0.4, noise=1.5, seed=5)
-    one = ICMSearch(claims, ProbeScorer(source, PURE), ConsistencyRules(), SearchConfig(iterations=150, seed=2)).run()
+    one = ICMSearch(claims, ProbeScorer(source, PURE), ConsistencyRules(), one_chain(iterations=150, seed=2)).run()
     many = ICMSearch(claims, ProbeScorer(source, PURE), ConsistencyRules(),
                      SearchConfig(iterations=150, seed=2, restarts=3)).run()
     assert many.evaluation.u >= one.evaluation.u
@@ -121,13 +123,15 @@ def test_group_centering_and_pca_keep_shapes():
 def test_hybrid_term_adds_the_zero_shot_verdict_and_breaks_the_mirror_tie():
     claims, source, truth = planted_pairs(n_pairs=10, seed=6)
     pure = ProbeScorer(source, PURE)
-    hybrid = ProbeScorer(source, ProbeConfig(pca_dims=None, zero_shot_weight=0.5))
+    hybrid = ProbeScorer(source, ProbeConfig(pca_dims=None, zero_shot_weight=0.5, zero_shot_scale="raw"))
     q = list(range(len(claims)))
     _, z = source([c.text for c in claims])
-    from icm_rm.scoring.verdicts import zero_shot_signal
-
+    signal = zero_shot_signal(claims, z)
     np.testing.assert_allclose(hybrid.loo_scores(claims, truth, q) - pure.loo_scores(claims, truth, q),
-                               0.5 * zero_shot_signal(claims, z), atol=1e-12)
+                               0.5 * signal, atol=1e-12)
+    rms = ProbeScorer(source, ProbeConfig(pca_dims=None, zero_shot_weight=0.5, zero_shot_scale="rms"))
+    np.testing.assert_allclose(rms.loo_scores(claims, truth, q) - pure.loo_scores(claims, truth, q),
+                               0.5 * signal / np.sqrt(np.mean(signal ** 2)), atol=1e-12)
     s = ICMSearch(claims, hybrid, ConsistencyRules(), SearchConfig())
     mirror = [not t for t in truth]
     assert s.evaluate(truth).u != pytest.approx(s.evaluate(mirror).u)

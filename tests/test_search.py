@@ -13,6 +13,11 @@ from icm_rm.label.state import priority_weights
 from testkit.table_scorer import TableScorer
 
 
+def one_chain(**kw) -> SearchConfig:
+    """A search of one random chain (the default runs several, in replicas)."""
+    return SearchConfig(restarts=1, replicas=1, **kw)
+
+
 def pair_pool(n_pairs: int, seed: int, bias: float, signal: float, noise: float):
     """n pairs → 2n claims. Hidden truth: which ordering holds. s = bias ± signal + noise (the LM says True a lot)."""
     rng = np.random.default_rng(seed)
@@ -52,7 +57,7 @@ def test_recovers_hidden_truth_from_random_seeds():
     claims, scorer, truth = claim_pool_with_truth(60, seed=1)
     rules = ConsistencyRules(different_keys_both_true=False, comparison_both_false=False,
                              same_key_different_labels=False)
-    res = ICMSearch(claims, scorer, rules, SearchConfig(iterations=600, seed=3)).run()
+    res = ICMSearch(claims, scorer, rules, one_chain(iterations=600, seed=3)).run()
     assert all(y is not None for y in res.labels)
     acc = accuracy(res.labels, truth)
     assert max(acc, 1 - acc) >= 0.95  # the context-coupled stub is mirror-symmetric; seeds pick the side
@@ -62,7 +67,7 @@ def test_recovers_hidden_truth_from_random_seeds():
 def test_consistency_prevents_collapse_on_pairs():
     """A biased LM says True to most claims: without consistency, labels collapse to True; with it, ICM recovers."""
     claims, base, truth = pair_pool(40, seed=0, bias=1.3, signal=1.0, noise=0.2)
-    cfg = SearchConfig(iterations=500, seed=1)
+    cfg = one_chain(iterations=500, seed=1)
     with_rules = ICMSearch(claims, TableScorer(base), ConsistencyRules(), cfg).run()
     off = ConsistencyRules(different_keys_both_true=False, comparison_both_false=False,
                            same_key_different_labels=False)
@@ -103,7 +108,7 @@ def test_consistency_fix_keeps_violation_when_every_fix_lowers_u():
 def test_seeded_runs_are_identical_and_seeds_matter():
     claims, base, _ = pair_pool(20, seed=4, bias=0.5, signal=0.5, noise=1.0)
     run = lambda seed: ICMSearch(claims, TableScorer(base), ConsistencyRules(),  # noqa: E731
-                                 SearchConfig(iterations=200, seed=seed)).run()
+                                 one_chain(iterations=200, seed=seed)).run()
     a, b, c = run(7), run(7), run(8)
     assert a.labels == b.labels and a.chains[0].history == b.chains[0].history
     assert a.chains[0].history != c.chains[0].history
@@ -138,15 +143,15 @@ def test_resume_refuses_a_different_pool(tmp_path):
 
     claims, scorer, _ = claim_pool_with_truth(12, seed=5)
     state = tmp_path / "s.json"
-    ICMSearch(claims, scorer, ConsistencyRules(), SearchConfig(iterations=5)).run(state_path=state)
+    ICMSearch(claims, scorer, ConsistencyRules(), one_chain(iterations=5)).run(state_path=state)
     with pytest.raises(UserError, match="different pool"):
         ICMSearch(claims[:-3], TableScorer(np.zeros(9)), ConsistencyRules(),
-                  SearchConfig(iterations=5)).run(state_path=state, resume=True)
+                  one_chain(iterations=5)).run(state_path=state, resume=True)
 
 
 def test_restarts_never_return_lower_u_than_one_chain():
     claims, base, _ = pair_pool(15, seed=6, bias=0.3, signal=0.3, noise=1.5)
-    one = ICMSearch(claims, TableScorer(base), ConsistencyRules(), SearchConfig(iterations=150, seed=9)).run()
+    one = ICMSearch(claims, TableScorer(base), ConsistencyRules(), one_chain(iterations=150, seed=9)).run()
     many = ICMSearch(claims, TableScorer(base), ConsistencyRules(),
                      SearchConfig(iterations=150, seed=9, restarts=3)).run()
     assert many.chains[0].history == one.chains[0].history
@@ -166,10 +171,10 @@ def test_gold_is_unreachable_from_the_search():
             raise AssertionError("gold read during the search")
 
     gold = Tripwire({c.id: t for c, t in zip(claims, truth)})
-    search = ICMSearch(claims, TableScorer(base), ConsistencyRules(), SearchConfig(iterations=100, seed=0))
+    search = ICMSearch(claims, TableScorer(base), ConsistencyRules(), one_chain(iterations=100, seed=0))
     assert all(v is not gold for v in vars(search).values())
     res_a = search.run()
-    res_b = ICMSearch(claims, TableScorer(base), ConsistencyRules(), SearchConfig(iterations=100, seed=0)).run()
+    res_b = ICMSearch(claims, TableScorer(base), ConsistencyRules(), one_chain(iterations=100, seed=0)).run()
     assert res_a.labels == res_b.labels
 
 
@@ -188,7 +193,7 @@ def test_priority_sampling_prefers_unlabeled_members_of_labeled_groups():
 
 def test_final_labeling_is_consistent_and_scored_consistently():
     claims, base, _ = pair_pool(20, seed=8, bias=0.5, signal=1.0, noise=0.8)
-    search = ICMSearch(claims, TableScorer(base), ConsistencyRules(), SearchConfig(iterations=300, seed=0))
+    search = ICMSearch(claims, TableScorer(base), ConsistencyRules(), one_chain(iterations=300, seed=0))
     res = search.run()
     ev = search.evaluate(res.labels)
     assert ev.u == pytest.approx(res.evaluation.u)

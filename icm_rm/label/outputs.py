@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,13 @@ import numpy as np
 
 from ..data.preferences import PreferenceExample, write_preferences_jsonl
 from ..data.records import Claim, ClaimSet
-from ..infra.fmt import pct
 from ..infra.io import atomic_write_json, atomic_write_jsonl, save_figure
 from ..scoring.base import Scorer
 from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decisions, sign_labels
 from .search_state import decode_labels
+from .diagnostics import merge as merge_diagnostics
+from .diagnostics import warnings
+from .summary import accuracy_line, diagnostics_line
 
 
 def label_rows(pool: ClaimSet, outcomes) -> list[dict]:
@@ -83,6 +86,20 @@ def baselines(pool: ClaimSet, outcomes, scorer: Scorer, rules, seed: int = 0) ->
             s = trained.loo_scores(claims, labels, list(range(len(claims))))
             per[name].append((len(claims), _batch_metrics(claims, sign_labels(s), s, pool.gold, rules)))
     return {name: _weighted(items) for name, items in per.items()}
+
+
+GOLD_FREE = ("zero_shot", "zero_shot_likelihood", "random_label")  # baselines a user without gold could run
+
+
+def strongest_baseline(baselines: dict[str, dict]) -> dict | None:
+    """The gold-free baseline with the highest accuracy (pairs: pair accuracy) — what ICM must be compared with;
+    golden-label (the supervised probe) is a ceiling that needs gold, not a baseline."""
+    have = [(name, b.get("pair", b.get("claim"))) for name, b in baselines.items() if name in GOLD_FREE]
+    have = [(name, acc) for name, acc in have if acc is not None]
+    if not have:
+        return None
+    name, value = max(have, key=lambda t: t[1])
+    return {"name": name, "accuracy": value}
 
 
 def _weighted(items: list[tuple[int, dict]]) -> dict:
@@ -152,16 +169,23 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
                   "i": int(sum(o.i for o in outcomes))},
         "per_batch": [{"batch": o.batch, "n": len(o.indices), "u": o.u, "p": o.p, "i": o.i,
                        "best_chain": o.best_chain, "chain_u": [c["u"] for c in o.chains],
-                       "anchored_flip": o.anchored_flip, "time_s": o.time_s} for o in outcomes],
+                       "anchored_flip": o.anchored_flip, "time_s": o.time_s,
+                       "candidates": [{k: c[k] for k in ("origin", "u", "p", "i", "source", "mirrored", "chain",
+                                                         "replica")} for c in o.candidates],
+                       "diagnostics": o.diagnostics} for o in outcomes],
         "time_s": float(sum(o.time_s for o in outcomes)), "wall_s_this_process": wall_s,
         "forward_tokens": int(max((o.scorer_stats.get("forward_tokens", 0) for o in outcomes), default=0)),
         "scorer_stats": outcomes[-1].scorer_stats if outcomes else {},
         "labeled": int(sum(y is not None for y in labels)),
     }
+    diag = merge_diagnostics([(len(o.indices), o.diagnostics) for o in outcomes])
+    report["diagnostics"] = diag
+    report["warnings"] = [asdict(w) for w in warnings(diag, pool.is_pairwise)] if diag else []
     if pool.has_gold:
         report["accuracy"] = _batch_metrics(claims, labels, scores, pool.gold, rules)
         if cfg.baselines:
             report["baselines"] = baselines(pool, outcomes, scorer, rules, seed=cfg.search.seed)
+            report["strongest_baseline"] = strongest_baseline(report["baselines"])
     else:
         report["consistency"] = consistency_rate(claims, labels, rules)
     atomic_write_json(out / "report.json", report)
@@ -202,11 +226,10 @@ def print_summary(report: dict, out: Path) -> None:
     lines = [f"icm-rm label: {report['n_claims']} claims in {report['n_batches']} batch(es), "
              f"U={report['final']['u']:.3f} P={report['final']['p']:.3f} I={report['final']['i']}, "
              f"{report['time_s']:.0f}s"]
-    acc = report.get("accuracy")
-    if acc:
-        parts = [f"ICM {pct(acc.get('pair', acc.get('claim')))}"]
-        for name, b in (report.get("baselines") or {}).items():
-            parts.append(f"{name} {pct(b.get('pair', b.get('claim')))}")
-        lines.append("accuracy vs gold: " + ", ".join(parts))
+    if accuracy_line(report):
+        lines.append("accuracy vs gold: " + accuracy_line(report))
+    if diagnostics_line(report):
+        lines.append("without gold: " + diagnostics_line(report))
+    lines += [f"WARNING: {w['message']}" for w in report.get("warnings", [])]
     lines.append(f"outputs in {out}/ (labels.jsonl, report.json, progress.png)")
     print("\n".join(lines), file=sys.stderr)

@@ -5,8 +5,9 @@ Its whole state (labels, current scores, RNG state, counters, history) is a `Sea
 every `checkpoint_every` iterations and on interrupt, so a killed run resumes to exactly the labels an
 uninterrupted run would give.
 
-    for each chain:  seed K labels → ConsistencyFix → score
+    for each chain (random K seed labels, or one zero-shot verdict):  → ConsistencyFix → score
         repeat: propose (greedy) → fix consistency → score → accept/reject (Metropolis at T(n)) → anneal
+    result: the highest-U labeling among every chain's best-seen complete state and its mirror (candidates.py)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..data.tasks import ConsistencyRules
 from ..infra.config import cfg_field
 from ..infra.errors import ConfigError, UserError
 from ..scoring.base import Scorer
+from .candidates import BestSeen, Candidate, collect, decode_labels, verdict_labels
 from .energy import GroupStructure, build_structure
 from .search_state import ChainState, SearchState, StateFile, encode_labels
 from .state import LabelState, ScoreMemo
@@ -47,7 +49,12 @@ class SearchConfig:
     patience: int = cfg_field(300, "stop when all claims are labeled and nothing was accepted for this many "
                                    "iterations (0 = never stop early)", ge=0)
     fix_rounds: int = cfg_field(10, "M: maximum ConsistencyFix rounds", ge=0)
-    restarts: int = cfg_field(1, "independent annealing chains; the labeling with the best U is kept", ge=1)
+    restarts: int = cfg_field(8, "random-start annealing chains per replica (8: seeds agree on ≥ 97% of the dev "
+                                 "fact-table labels; benchmarks/search_candidates.py)", ge=1)
+    verdict_chains: bool = cfg_field(True, "also start one chain per replica from each zero-shot verdict of the "
+                                           "model (T/F log-odds; pairs: response likelihood), after ConsistencyFix")
+    replicas: int = cfg_field(2, "independent copies of the whole search (own random streams); the result is the "
+                                 "best U over all, and their agreement is reported as seed agreement", ge=1)
     proposal: str = cfg_field("greedy", "greedy: sampled claim set to the model's argmax; worst_margin: once all "
                                         "are labeled, revisit the labeled claim with the most negative margin",
                               choices=("greedy", "worst_margin"))
@@ -70,6 +77,8 @@ class SearchConfig:
             raise ConfigError("search.t_min", f"need 0 < t_min ≤ t0, got t_min={self.t_min}, t0={self.t0}")
         if self.restarts < 1:
             raise ConfigError("search.restarts", f"must be ≥ 1, got {self.restarts}")
+        if self.replicas < 1:
+            raise ConfigError("search.replicas", f"must be ≥ 1, got {self.replicas}")
         if self.proposal not in ("greedy", "worst_margin"):
             raise ConfigError("search.proposal", f"must be 'greedy' or 'worst_margin', got '{self.proposal}'")
         if self.checkpoint_every < 1 or self.snapshot_every < 1:
@@ -95,9 +104,10 @@ class Evaluation:
 class SearchResult:
     labels: list
     evaluation: Evaluation
-    best_chain: int
+    best_chain: int  # the chain whose best-seen state (or its mirror) won
     chains: list[ChainState]
     scorer_stats: dict
+    candidates: list[Candidate] = field(default_factory=list)  # best U first
 
 
 class SearchInterrupted(Exception):
@@ -105,13 +115,15 @@ class SearchInterrupted(Exception):
 
 
 def pool_fingerprint(claims: Sequence[Claim], cfg: SearchConfig, rules: ConsistencyRules, scorer_name: str,
-                     carry_digest: str = "") -> str:
+                     carry_digest: str = "", verdicts: Mapping[str, np.ndarray] | None = None) -> str:
     """A hash of what the search result depends on: resuming under a different pool/config/carry is refused."""
     h = hashlib.sha256(carry_digest.encode())
+    for name, signal in (verdicts or {}).items():  # the verdict chains' starting labels
+        h.update(f"{name}\x00{encode_labels(verdict_labels(signal))}".encode())
     for c in claims:
         h.update(f"{c.id}\x00{c.group}\x00{c.key}\x00{c.text}\x01".encode())
     h.update(json.dumps([asdict(cfg) | {"checkpoint_every": 0, "snapshot_every": 0, "iterations": 0,
-                                        "patience": 0, "restarts": 0},
+                                        "patience": 0},
                          asdict(rules), scorer_name], sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -120,12 +132,18 @@ class ICMSearch:
     """Searches labels maximising U(D) = α·P(D) − I(D) for `claims` under `scorer`."""
 
     def __init__(self, claims: Sequence[Claim], scorer: Scorer, rules: ConsistencyRules, cfg: SearchConfig,
-                 *, memo_size: int = 512, carry=None):
-        """carry: claims labeled by earlier batches, as the scorer's `carry(...)` made them (the probe: a
-        CarriedFit); they join every fit, are never scored or changed."""
+                 *, verdicts: Mapping[str, Sequence[float]] | None = None, sign: Sequence[float] | None = None,
+                 memo_size: int = 512, carry=None):
+        """`verdicts`: the model's zero-shot verdicts per claim (kind → signal, > 0 says True; on swapped pairs the
+        within-pair comparison): one chain per replica starts from each. `sign`: the verdict that chooses between
+        labelings of equal U (a labeling and its mirror under a sign-symmetric scorer). carry: claims labeled by
+        earlier batches, as the scorer's `carry(...)` made them (the probe: a CarriedFit); they join every fit, are
+        never scored or changed."""
         if not claims:
             raise UserError("the labeling pool is empty")
         self.claims = list(claims)
+        self.verdicts = {k: np.asarray(v, dtype=np.float64) for k, v in sorted((verdicts or {}).items())}
+        self.sign = None if sign is None else np.asarray(sign, dtype=np.float64)
         self.scorer = scorer
         self.cfg = cfg
         self.structure: GroupStructure = build_structure([c.group for c in claims], [c.key for c in claims], rules)
@@ -164,25 +182,43 @@ class ICMSearch:
 
     # ------------------------------------------------------------------ Algorithm 1
 
-    def _init_chain(self, chain: int) -> tuple[ChainState, LabelState]:
+    def chain_plan(self) -> list[tuple[int, str]]:
+        """(replica, origin) of every chain, in run order: per replica `restarts` random chains, then one chain
+        per zero-shot verdict."""
+        origins = ["random"] * self.cfg.restarts
+        if self.cfg.verdict_chains:
+            origins += [f"verdict:{name}" for name in self.verdicts]
+        return [(r, o) for r in range(self.cfg.replicas) for o in origins]
+
+    def _init_chain(self, chain: int) -> tuple[ChainState, LabelState, BestSeen]:
+        replica, origin = self.chain_plan()[chain]
         rng = np.random.default_rng([self.cfg.seed, chain])
         labels: list = [None] * self.n
-        k = min(self.cfg.num_seeds, self.n)
-        picked = rng.choice(self.n, size=k, replace=False) if k else []
-        seed_labels = [True] * (k // 2) + [False] * (k - k // 2)
-        rng.shuffle(seed_labels)
-        for idx, y in zip(picked, seed_labels):
-            labels[int(idx)] = bool(y)
+        picked: Sequence[int] = []
+        if origin == "random":
+            k = min(self.cfg.num_seeds, self.n)
+            picked = rng.choice(self.n, size=k, replace=False) if k else []
+            seed_labels = [True] * (k // 2) + [False] * (k - k // 2)
+            rng.shuffle(seed_labels)
+            for idx, y in zip(picked, seed_labels):
+                labels[int(idx)] = bool(y)
+        else:
+            labels = verdict_labels(self.verdicts[origin.removeprefix("verdict:")])
         state = self._state(labels)
-        state.commit(state.fix(state.evaluate({}), self.cfg.fix_rounds))
+        best = BestSeen(state.labels, None)
+        fixed = state.fix(state.evaluate({}), self.cfg.fix_rounds)
+        best.offer(0, fixed, state)
+        best.commit(fixed.changes)
+        state.commit(fixed)
         st = ChainState(chain=chain, labels=state.labels, scores=[], u=state.u, p=state.p, i=state.i,
-                        rng_state=rng.bit_generator.state, seed_indices=[int(x) for x in picked])
+                        rng_state=rng.bit_generator.state, seed_indices=[int(x) for x in picked], origin=origin,
+                        replica=replica)
         st.snapshots.append([0, encode_labels(st.labels)])
-        return st, state
+        return st, state, best
 
-    def _resume_chain(self, st: ChainState) -> tuple[ChainState, LabelState]:
+    def _resume_chain(self, st: ChainState) -> tuple[ChainState, LabelState, BestSeen]:
         state = self._state(st.labels, evaluation=(st.u, st.p, st.i), scores=st.scores, scorer_state=st.scorer_state)
-        return st, state
+        return st, state, BestSeen(state.labels, st.best)
 
     def _pick(self, state: LabelState, rng: np.random.Generator) -> int:
         if self.cfg.proposal == "worst_margin" and state.n_labeled == self.n:
@@ -194,7 +230,7 @@ class ICMSearch:
                 return worst
         return state.pick(rng)
 
-    def _step(self, st: ChainState, state: LabelState, rng: np.random.Generator) -> None:
+    def _step(self, st: ChainState, state: LabelState, rng: np.random.Generator, best: BestSeen) -> None:
         i = self._pick(state, rng)
         y_hat = bool(state.query_score(i) > 0)
         st.iteration += 1
@@ -202,10 +238,12 @@ class ICMSearch:
         if st.labels[i] != y_hat:
             st.proposals += 1
             cand = state.fix(state.evaluate({i: y_hat}), self.cfg.fix_rounds)
+            best.offer(st.iteration, cand, state)
             t = temperature(self.cfg, st.accepted)
             du = cand.u - st.u
             if du >= 0 or rng.random() < math.exp(du / t):
                 accepted = True
+                best.commit(cand.changes)
                 state.commit(cand)  # updates st.labels (the same list) in place
                 st.u, st.p, st.i = cand.u, cand.p, cand.i
                 st.accepted += 1
@@ -222,10 +260,11 @@ class ICMSearch:
             return True
         return bool(self.cfg.patience and state.n_labeled == self.n and st.since_accept >= self.cfg.patience)
 
-    def _save_point(self, st: ChainState, state: LabelState, rng: np.random.Generator) -> ChainState:
-        """Bring what a checkpoint stores up to date: RNG, the session's running sums, or (without a session) the
-        scores a resume must not recompute."""
+    def _save_point(self, st: ChainState, state: LabelState, rng: np.random.Generator, best: BestSeen) -> ChainState:
+        """Bring what a checkpoint stores up to date: RNG, the best-seen labeling, the session's running sums, or
+        (without a session) the scores a resume must not recompute."""
         st.rng_state = rng.bit_generator.state
+        st.best = best.as_dict()
         st.scorer_state = state.scorer_state()
         st.scores = _to_list(state.scores()) if state.session is None else []
         return st
@@ -233,9 +272,10 @@ class ICMSearch:
     def run(self, *, state_path: str | Path | None = None, resume: bool = False,
             should_stop: Callable[[], bool] | None = None,
             on_step: Callable[[ChainState], None] | None = None) -> SearchResult:
-        """Run all chains (resuming from `state_path` when asked); returns the best chain's labeling."""
+        """Run all chains (resuming from `state_path` when asked); returns the highest-U labeling they name."""
         fp = pool_fingerprint(self.claims, self.cfg, self.structure.rules, self.scorer.name,
-                              self.carry.digest if self.carry is not None else "")
+                              self.carry.digest if self.carry is not None else "",
+                              self.verdicts if self.cfg.verdict_chains else None)
         state = SearchState(fingerprint=fp)
         store = StateFile(state_path) if state_path else None
         if resume and store and store.path.exists():
@@ -248,41 +288,36 @@ class ICMSearch:
             if store:
                 store.save(state)
 
-        for chain in range(len(state.chains), self.cfg.restarts):
+        for chain in range(len(state.chains), len(self.chain_plan())):
             rng = np.random.default_rng()
-            st, lab = self._resume_chain(state.current) if state.current is not None else self._init_chain(chain)
+            st, lab, best = (self._resume_chain(state.current) if state.current is not None
+                             else self._init_chain(chain))
             rng.bit_generator.state = st.rng_state
             if state.current is None:
-                state.current = self._save_point(st, lab, rng)
+                state.current = self._save_point(st, lab, rng, best)
                 save()
             while not st.done and not self._finished(st, lab):
-                self._step(st, lab, rng)
+                self._step(st, lab, rng, best)
                 if on_step:
                     on_step(st)
                 if st.iteration % self.cfg.checkpoint_every == 0 or (should_stop and should_stop()):
-                    self._save_point(st, lab, rng)
+                    self._save_point(st, lab, rng, best)
                     save()
                     if should_stop and should_stop():
                         raise SearchInterrupted(f"search interrupted at chain {chain}, iteration {st.iteration}")
             st.done = True
-            self._save_point(st, lab, rng).scores = _to_list(lab.scores())
+            self._save_point(st, lab, rng, best).scores = _to_list(lab.scores())
             state.chains.append(st)
             state.current = None
             save()
 
-        chains = state.chains
-        best = max(range(len(chains)), key=lambda c: (chains[c].u, -c))
-        b = chains[best]
-        ev = Evaluation(u=b.u, p=b.p, i=b.i, scores=_to_array(b.scores))
-        stats = self.scorer.stats.as_dict()
-        return SearchResult(labels=list(b.labels), evaluation=ev, best_chain=best, chains=chains,
-                            scorer_stats=stats | {"evaluations": self.evaluations})
+        candidates = collect(state.chains, self.evaluate, self.sign)
+        labels = decode_labels(candidates[0].labels)
+        return SearchResult(labels=labels, evaluation=self.evaluate(labels), best_chain=candidates[0].chain,
+                            chains=state.chains, candidates=candidates,
+                            scorer_stats=self.scorer.stats.as_dict() | {"evaluations": self.evaluations})
 
 
 def _to_list(a: np.ndarray) -> list:
     return [None if not np.isfinite(x) else float(x) for x in a]
-
-
-def _to_array(xs: Sequence[float | None]) -> np.ndarray:
-    return np.array([np.nan if x is None else x for x in xs], dtype=np.float64)
 

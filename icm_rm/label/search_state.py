@@ -51,6 +51,9 @@ class ChainState:
     snapshots: list = field(default_factory=list)  # [iteration, "TF.…" labels]
     done: bool = False
     scorer_state: dict = field(default_factory=dict)  # the scorer session's running sums (resume bit for bit)
+    origin: str = "random"  # random | verdict:<name> (started from that zero-shot verdict)
+    replica: int = 0
+    best: dict | None = None  # the best complete labeling the chain evaluated: iteration, u, p, i, labels ("TF")
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """`icm-rm label`: ICM-label a pool of claims or preference pairs, with baselines, reports and resumable state.
 
-    load claims → build the scorer (checks the pool) → batches of whole groups → per batch: ICM search (resumable)
-    → sign anchoring (scorers whose energy cannot fix it) → labels.jsonl, preferences.jsonl (+ _gold), report.json,
-    progress.png, TensorBoard, run.json
+    load claims → build the scorer (checks the pool) → batches of whole groups → per batch: ICM search (resumable;
+    chains from random seeds and from the LM's zero-shot verdicts; the highest-U labeling it can name) → gold-free
+    diagnostics → labels.jsonl, preferences.jsonl (+ _gold), report.json, progress.png, TensorBoard, run.json
 
 Gold labels, where the data has them, are read only after each batch's search, for reports and baselines.
 """
@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,10 @@ from ..infra.runs import (aside_dir, check_resume, finish_overwrite, recover_swa
                           start_overwrite)
 from ..scoring.base import Scorer
 from ..scoring.registry import build_scorer
-from ..scoring.verdicts import anchor_sign
+from ..scoring.verdicts import zero_shot_signal
 from .batches import make_batches
 from .config import LabelConfig
+from .diagnostics import broken_groups, diagnose
 from .iterative import next_labeler
 from .outputs import log_batch, print_summary, tb_writer, write_outputs
 from .search import ChainState, ICMSearch, SearchInterrupted, temperature
@@ -55,11 +56,13 @@ class BatchOutcome:
     i: int
     best_chain: int
     seed_indices: list
-    anchored_flip: bool
-    chains: list  # per chain: iterations, accepted, proposals, u, history, snapshots
+    anchored_flip: bool  # the winner is the mirror image of a chain's best-seen labeling
+    chains: list  # per chain: origin, replica, iterations, accepted, proposals, u, best_u, history, snapshots
     scorer_stats: dict
     time_s: float
     shard: int = 0  # the worker (shard_index) that searched this batch
+    candidates: list = field(default_factory=list)  # every labeling the search named: U, P, I, origin (best first)
+    diagnostics: dict = field(default_factory=dict)  # gold-free: agreement, orientation margin, balance, …
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -227,8 +230,11 @@ def _label_batches(cfg: LabelConfig, scorer: Scorer, pool: ClaimSet, batches: li
 def _label_batch(cfg: LabelConfig, scorer: Scorer, claims: list[Claim], idx: list[int], rules, j: int,
                  n_batches: int, out: Path, stop: StopFlag, carry=None) -> BatchOutcome:
     t0 = time.time()
-    search = ICMSearch(claims, scorer, rules, cfg.search, carry=carry)
-    total = cfg.search.iterations * cfg.search.restarts
+    verdicts = {kind: zero_shot_signal(claims, v) for kind, v in scorer.zero_shot_verdicts(claims).items()}
+    sign = scorer.sign_verdict(claims)
+    search = ICMSearch(claims, scorer, rules, cfg.search, verdicts=verdicts, carry=carry,
+                       sign=None if sign is None else zero_shot_signal(claims, sign))
+    total = cfg.search.iterations * len(search.chain_plan())
     bar = tqdm(total=total, desc=f"ICM batch {j + 1}/{n_batches}", unit="it", dynamic_ncols=True)
 
     def on_step(st: ChainState) -> None:
@@ -249,17 +255,24 @@ def _label_batch(cfg: LabelConfig, scorer: Scorer, claims: list[Claim], idx: lis
         raise
     bar.n = total
     bar.close()
-    labels, flipped = result.labels, False
-    z = scorer.sign_verdict(claims)
-    if z is not None:
-        labels, flipped = anchor_sign(claims, labels, z, lambda ls: search.evaluate(ls).u)
-    ev = search.evaluate(labels)
-    best = result.chains[result.best_chain]
-    chains = [{"chain": c.chain, "iterations": c.iteration, "accepted": c.accepted, "proposals": c.proposals,
-               "u": c.u, "history": c.history, "snapshots": c.snapshots} for c in result.chains]
+    labels, ev, win = result.labels, result.evaluation, result.candidates[0]
+    diag = diagnose(claims, labels, result.candidates, verdicts,
+                    u_mirror=search.evaluate([None if y is None else not y for y in labels]).u,
+                    violations=ev.i, groups_broken=broken_groups(search.structure, labels))
     return BatchOutcome(batch=j, indices=list(idx), labels=list(labels), scores=_finite(ev.scores), u=ev.u, p=ev.p,
-                        i=ev.i, best_chain=result.best_chain, seed_indices=best.seed_indices, anchored_flip=flipped,
-                        chains=chains, scorer_stats=scorer.work_stats(), time_s=time.time() - t0)
+                        i=ev.i, best_chain=result.best_chain,
+                        seed_indices=[] if win.mirrored else result.chains[result.best_chain].seed_indices,
+                        anchored_flip=win.mirrored, chains=[_chain_record(c) for c in result.chains],
+                        scorer_stats=scorer.work_stats(), time_s=time.time() - t0,
+                        candidates=[c.as_dict() for c in result.candidates], diagnostics=diag)
+
+
+def _chain_record(c: ChainState) -> dict:
+    """What batch_XXX.json keeps of a chain (for the report, the plots and TensorBoard)."""
+    return {"chain": c.chain, "origin": c.origin, "replica": c.replica, "iterations": c.iteration,
+            "accepted": c.accepted, "proposals": c.proposals, "u": c.u,
+            "best_u": c.best["u"] if c.best else None, "best_iteration": c.best["iteration"] if c.best else None,
+            "history": c.history, "snapshots": c.snapshots}
 
 
 def _finite(a) -> list:

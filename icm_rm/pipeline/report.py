@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from ..infra.fmt import pct
 from ..infra.io import atomic_write_json, atomic_write_text
+from ..label.summary import accuracy_line, diagnostics_line
 from .config import PipelineConfig
 from .routes import agreement, display_name, policy_name
 
@@ -36,16 +37,23 @@ def _diff(d: dict) -> str:
 
 
 def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
+    """ICM and every baseline vs gold (the strongest gold-free one marked), the gold-free diagnostics, the warnings
+    and the routes' relation to the ICM labels."""
     acc = lab.get("accuracy") or {}
-    summary["label"] = {"accuracy": acc, "baselines": lab.get("baselines"), "n_pairs": lab["n_pairs"]}
+    summary["label"] = {k: lab.get(k) for k in ("accuracy", "baselines", "n_pairs", "strongest_baseline",
+                                                "diagnostics", "warnings")}
     lines = ["## 1. Labels", "", f"{lab['n_claims']} claims ({lab['n_pairs']} pairs), scorer `{lab['scorer']}`, "
              f"model `{lab['model']}`, {lab['time_s']:.0f} s.", ""]
     if acc:
+        strong = (lab.get("strongest_baseline") or {}).get("name")
         lines += ["| labels | pair accuracy vs gold | claim accuracy |", "|---|---|---|",
-                  f"| ICM | {pct(acc.get('pair'))} | {pct(acc.get('claim'))} |"]
-        lines += [f"| {name} | {pct(b.get('pair'))} | {pct(b.get('claim'))} |"
-                  for name, b in (lab.get("baselines") or {}).items()]
+                  f"| **ICM** | {pct(acc.get('pair'))} | {pct(acc.get('claim'))} |"]
+        lines += [f"| {f'**{name}** (strongest baseline)' if name == strong else name} | {pct(b.get('pair'))} | "
+                  f"{pct(b.get('claim'))} |" for name, b in (lab.get("baselines") or {}).items()]
         lines += ["", "![progress](label/progress.png)", ""]
+    if diagnostics_line(lab):
+        lines += [f"Without gold: {diagnostics_line(lab)}.", ""]
+    lines += [f"> **Warning:** {w['message']}" for w in lab.get("warnings", [])] + ([""] if lab.get("warnings") else [])
     if p.human_is_icm():
         lines += ["The gold labels equal the ICM labels on every pair, so the gold-RM route *is* the ICM-RM route: "
                   "it is trained once and reported once.", ""]
@@ -130,10 +138,11 @@ def _control_line(epol: dict) -> str | None:
 def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | None) -> list[str]:
     s = []
     if lab and lab.get("accuracy"):
-        b = lab.get("baselines") or {}
-        acc = lab["accuracy"].get("pair", lab["accuracy"].get("claim"))
         same = " — the gold labels are the same, so the gold-RM route is this route" if p.human_is_icm() else ""
-        s.append(f"ICM labels: {pct(acc)} vs gold (zero-shot {pct((b.get('zero_shot') or {}).get('pair'))}){same}")
+        s.append(f"ICM labels vs gold: {accuracy_line(lab)}{same}")
+    if lab and diagnostics_line(lab):
+        s.append(f"ICM labels without gold: {diagnostics_line(lab)}")
+    s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")

@@ -8,7 +8,7 @@ Features: the last-token state at `layer` of each claim prompt; for a swapped pa
 feature is φ(self) − φ(twin), so the two claims are exact negations and the probe is antisymmetric by construction.
 Leave-one-*group*-out (default): a claim is predicted without its own group, since its twin is its mirror image and
 would otherwise predict it trivially. The probe has no intercept, so the mirror labeling has the same P: the sign
-is anchored afterwards by the LM's zero-shot log-odds (`anchor_sign`).
+is anchored by the LM's zero-shot verdict (the search's tie-break between a labeling and its mirror; `anchor_sign`).
 """
 
 from __future__ import annotations
@@ -158,7 +158,10 @@ class ProbeScorer(Scorer):
             F = F @ principal_axes(F, self.cfg.pca_dims)  # no mean removal: antisymmetry survives
         if self.prior is not None:
             z = self.prior(claims)
-        pool = _Pool(features=F, zero_shot=zero_shot_signal(claims, z), groups=[c.group for c in claims])
+        zs = zero_shot_signal(claims, z)
+        if self.cfg.zero_shot_scale == "rms":
+            zs = zs / max(float(np.sqrt(np.mean(zs ** 2))), 1e-12)
+        pool = _Pool(features=F, zero_shot=zs, groups=[c.group for c in claims])
         self._pools[key] = pool
         if len(self._pools) > 8:
             self._pools.popitem(last=False)

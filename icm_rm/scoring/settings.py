@@ -27,8 +27,12 @@ class ProbeConfig:
     loo: str = cfg_field("group", "group: leave the claim's whole group out; claim: leave only the claim out",
                          choices=("group", "claim"))
     score_scale: float = cfg_field(1.0, "multiplier on the probe prediction (sets its scale against I(D))", gt=0)
-    zero_shot_weight: float = cfg_field(0.3, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
-                                             "response-likelihood preference) to each score; 0 = pure probe", ge=0)
+    zero_shot_weight: float = cfg_field(1.0, "hybrid energy: add this × the LM's zero-shot verdict (pairs: its "
+                                             "response-likelihood preference) to each score; 0 = pure probe "
+                                             "(1 with rms scale: chosen on the dev tasks, BENCHMARKS.md §2a)", ge=0)
+    zero_shot_scale: str = cfg_field("rms", "raw: the verdict as the LM gives it (nats); rms: divided by its root "
+                                            "mean square over the pool, so the weight means the same on every task",
+                                     choices=("raw", "rms"))
     batch_size: int = cfg_field(16, "claims per forward pass when extracting features", ge=1)
     form: str = cfg_field("auto", "primal: solve the d×d system (d = feature dims after PCA; O(n·d) memory); kernel: "
                                   "the n×n one (O(n²)); auto: primal when d < n. Both give the same scores",
@@ -41,6 +45,8 @@ class ProbeConfig:
             raise ConfigError("probe.center", f"must be 'none' or 'group', got '{self.center}'")
         if self.loo not in ("group", "claim"):
             raise ConfigError("probe.loo", f"must be 'group' or 'claim', got '{self.loo}'")
+        if self.zero_shot_scale not in ("raw", "rms"):
+            raise ConfigError("probe.zero_shot_scale", f"must be 'raw' or 'rms', got '{self.zero_shot_scale}'")
         if self.pca_dims is not None and self.pca_dims < 1:
             raise ConfigError("probe.pca_dims", f"must be ≥ 1 or null, got {self.pca_dims}")
         if self.form not in ("auto", "primal", "kernel"):

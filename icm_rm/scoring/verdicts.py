@@ -1,5 +1,6 @@
 """The LM's zero-shot verdicts as the label stage uses them: on swapped pairs the within-pair comparison
-z_i − z_twin (`zero_shot_signal`), and the choice between a labeling and its mirror image (`anchor_sign`)."""
+z_i − z_twin (`zero_shot_signal`), and the choice between a labeling and its mirror image (`anchor_sign`; the
+search's candidate ranking uses the same tie rule)."""
 
 from __future__ import annotations
 
@@ -29,18 +30,31 @@ def zero_shot_signal(claims: Sequence[Claim], z: np.ndarray) -> np.ndarray:
     return np.array([z[i] - z[t] if t is not None else z[i] for i, t in enumerate(tw)], dtype=np.float64)
 
 
+def tied_u(a: float, b: float) -> bool:
+    """Whether two U values are equal up to float noise (a labeling and its mirror under a sign-symmetric probe)."""
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def signed_agreement(labels: Sequence[bool | None], signal: np.ndarray | None) -> float:
+    """Σ over labeled claims of +signal (True) / −signal (False): how far a labeling sides with a verdict."""
+    if signal is None:
+        return 0.0
+    s = np.nan_to_num(np.asarray(signal, dtype=np.float64))
+    return float(sum(s[k] if y else -s[k] for k, y in enumerate(labels) if y is not None))
+
+
 def anchor_sign(claims: Sequence[Claim], labels: list, zero_shot: np.ndarray,
                 evaluate: Callable[[list], float]) -> tuple[list, bool]:
-    """Pick between a labeling and its mirror image by the LM's zero-shot verdicts.
-
-    Only when the mirror has the same U (the probe cannot tell them apart) and agrees better with the zero-shot
-    signal (Σ ±z_i) is it returned. Returns (labels, flipped).
-    """
+    """Between a labeling and its mirror image, the one with the higher U; when the two tie (a probe without
+    intercept cannot tell them apart), the one the LM's zero-shot verdict (Σ ±z_i) agrees with.
+    Returns (labels, flipped)."""
     if any(y is None for y in labels):
         return labels, False
     signal = zero_shot_signal(claims, zero_shot)
-    agreement = float(sum(s if y else -s for y, s in zip(labels, signal)))
     mirror = [not y for y in labels]
-    if agreement < 0 and abs(evaluate(mirror) - evaluate(labels)) <= 1e-9 * max(1.0, abs(evaluate(labels))):
-        return mirror, True
-    return labels, False
+    u, u_mirror = evaluate(labels), evaluate(mirror)
+    if tied_u(u, u_mirror):
+        flip = signed_agreement(mirror, signal) > signed_agreement(labels, signal)
+    else:
+        flip = u_mirror > u
+    return (mirror, True) if flip else (labels, False)

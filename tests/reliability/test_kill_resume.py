@@ -24,8 +24,15 @@ RNG = random.Random(SEED)
 
 # ----------------------------------------------------------------------------------------------- label
 
-PAIRS, BATCH, ITERS, RESTARTS = 8, 8, 150, 2  # 16 claims → 2 batches of 8, 2 chains × 150 iterations each
-TOTAL = 2 * RESTARTS * ITERS
+PAIRS, BATCH, ITERS, RESTARTS, REPLICAS = 8, 8, 150, 2, 2  # 16 claims → 2 batches of 8
+VERDICTS = 2  # a chain from each zero-shot verdict of a pair pool (response likelihood, T/F log-odds) per replica
+CHAINS = REPLICAS * (RESTARTS + VERDICTS)  # 8 chains × 150 iterations per batch
+TOTAL = 2 * CHAINS * ITERS
+
+
+def search_size(scorer: str) -> tuple[int, int, int]:
+    """(iterations, random chains per replica, replicas): the in-context scorer runs a smaller search."""
+    return (ITERS, RESTARTS, REPLICAS) if scorer == "probe" else (30, 1, 1)
 
 
 def _label_points() -> list[tuple[str, float]]:
@@ -53,19 +60,20 @@ def write_pairs(path: Path, n: int) -> Path:
 
 
 def label_args(data: Path, model: Path, features: Path, scorer: str = "probe") -> list[str]:
-    iters, restarts = (ITERS, RESTARTS) if scorer == "probe" else (30, 1)
+    iters, restarts, replicas = search_size(scorer)
     return ["label", "--data_format", "pairs", "--data_path", data, "--model", model, "--scorer", scorer,
             "--batch_size", BATCH, "--search.iterations", iters, "--search.restarts", restarts,
+            "--search.replicas", replicas,
             "--search.checkpoint_every", 3, "--search.patience", 0, "--report_to", "none", "--baselines", "false",
             "--feature_cache", features]
 
 
-def label_progress(run: Path, iters: int, restarts: int, n_batches: int) -> int:
+def label_progress(run: Path, iters: int, chains: int, n_batches: int) -> int:
     """Search iterations finished so far, from the files the run saved (finished batches + the saved state)."""
     done = 0
     for j in range(n_batches):
         if (run / "batches" / f"batch_{j:03d}.json").exists():
-            done += iters * restarts
+            done += iters * chains
             continue
         state = run / "state" / f"batch_{j:03d}.json"
         if state.exists():
@@ -96,19 +104,20 @@ def label_ref(tmp_path_factory, tiny_model_dir, env):
 def _kill_and_resume_label(tmp_path, tiny_model_dir, env, label_ref, scorer: str, point: tuple[str, float]):
     data, features, refs = label_ref
     args = label_args(data, tiny_model_dir, features, scorer)
-    iters, restarts = (ITERS, RESTARTS) if scorer == "probe" else (30, 1)
+    iters, restarts, replicas = search_size(scorer)
+    chains = replicas * (restarts + VERDICTS)
     n_batches = -(-2 * PAIRS // BATCH)
     run = tmp_path / "run"
     kind, value = point
     t0 = time.time()
     proc = start_cli([*args, "--output_dir", run], env=env)
     if kind == "progress":
-        killed = kill_when(proc, lambda: label_progress(run, iters, restarts, n_batches) >= value)
+        killed = kill_when(proc, lambda: label_progress(run, iters, chains, n_batches) >= value)
     elif kind == "wall":
         killed = kill_when(proc, lambda: time.time() - t0 >= value)
     else:  # finish: the last batch's result exists; the outputs are being written
         killed = kill_when(proc, lambda: (run / "batches" / f"batch_{n_batches - 1:03d}.json").exists(), delay=value)
-    at = label_progress(run, iters, restarts, n_batches)
+    at = label_progress(run, iters, chains, n_batches)
     assert killed, f"the run finished before kill point {point}"
     assert not (run / ".complete").exists()
     assert_nothing_half_written(run, final=refs[scorer])

@@ -1,0 +1,42 @@
+"""The one-line summaries of a label report that `icm-rm label`, the pipeline summary and report.md print: ICM next
+to the strongest gold-free baseline, and the gold-free diagnostics."""
+
+from __future__ import annotations
+
+from ..infra.fmt import pct
+
+
+def accuracy_line(report: dict) -> str | None:
+    """'ICM 98.3% vs strongest baseline zero_shot_likelihood 100.0% (others: …)'; None without gold."""
+    acc = report.get("accuracy")
+    if not acc:
+        return None
+    strong = report.get("strongest_baseline")
+    parts = [f"ICM {pct(acc.get('pair', acc.get('claim')))}"]
+    if strong:
+        parts.append(f"vs strongest baseline {strong['name']} {pct(strong['accuracy'])}")
+    others = [f"{n} {pct(b.get('pair', b.get('claim')))}" for n, b in (report.get("baselines") or {}).items()
+              if not strong or n != strong["name"]]
+    return " ".join(parts) + (f" (others: {', '.join(others)})" if others else "")
+
+
+def diagnostics_line(report: dict) -> str | None:
+    """The gold-free diagnostics in one line; None when the report has none."""
+    d = report.get("diagnostics")
+    if not d:
+        return None
+    parts = []
+    if "seed_agreement" in d:
+        parts.append(f"replicas agree {pct(d['seed_agreement']['min'])}")
+    if d.get("chains_agreeing") is not None:
+        parts.append(f"chains agreeing {pct(d['chains_agreeing'])}")
+    parts += [f"agrees with {kind} verdict {pct(v)}" for kind, v in (d.get("verdict_agreement") or {}).items()]
+    parts.append(f"orientation margin U − U(mirror) = {d['orientation_margin']:.2f} "
+                 f"(relative {d['orientation_margin_rel']:.2f})")
+    bal = d.get("balance") or {}
+    if bal.get("a_preferred_share") is not None:
+        parts.append(f"first response preferred {pct(bal['a_preferred_share'])}")
+    elif bal.get("true_share") is not None:
+        parts.append(f"True {pct(bal['true_share'])}")
+    parts.append(f"groups breaking a rule {d['groups_broken']}")
+    return "; ".join(parts)

@@ -1,6 +1,8 @@
 """The result of a search (docs/icm.md): best-seen states, mirrors, verdict-started chains, max U; gold-free
 diagnostics and their warnings; the summaries put ICM next to the strongest baseline."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from icm_rm.label.candidates import encode_labels, rank
 from icm_rm.label.diagnostics import broken_groups, diagnose, warnings
 from icm_rm.label.outputs import strongest_baseline
 from icm_rm.label.search import ICMSearch, SearchConfig, SearchInterrupted
-from icm_rm.pipeline import _short_summary
+from icm_rm.pipeline.report import short_summary
 from icm_rm.scoring.probe import ProbeScorer
 from icm_rm.scoring.settings import ProbeConfig
 from icm_rm.scoring.verdicts import anchor_sign, zero_shot_signal
@@ -142,7 +144,8 @@ def test_pipeline_summary_names_the_strongest_baseline(tmp_path):
     lab = {"accuracy": {"pair": 0.983}, "baselines": baselines, "strongest_baseline": strongest_baseline(baselines),
            "warnings": [{"code": "small_margin", "message": "the direction rests on a weak signal"}]}
     assert lab["strongest_baseline"] == {"name": "zero_shot_likelihood", "accuracy": 1.0}  # not the gold ceiling
-    text = _short_summary(lab, None, None, tmp_path)
+    pipeline = SimpleNamespace(human_is_icm=lambda: False)
+    text = "\n".join(short_summary(pipeline, lab, None, None))
     assert "ICM 98.3% vs strongest baseline zero_shot_likelihood 100.0%" in text
     assert "WARNING: the direction rests on a weak signal" in text
 

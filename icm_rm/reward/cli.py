@@ -20,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg, _ = parse_config(RewardModelConfig, argv, prog="icm-rm train-rm")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    train_reward_model(cfg)
+    result = train_reward_model(cfg)
+    result.trainer.accelerator.state.destroy_process_group()  # a clean exit under accelerate launch (no abort)
     return 0
 
 

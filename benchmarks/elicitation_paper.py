@@ -50,6 +50,10 @@ REAL = {  # name → (format, file, groups)
     "truthfulqa": ("icm_truthfulqa", "icm_unsupervised_elicitation/train_truthfulqa.json", 80),
     "gsm8k": ("icm_gsm8k", "icm_unsupervised_elicitation/test_gsm8k.json", 60),
     "alpaca": ("icm_alpaca", "icm_unsupervised_elicitation/test_alpaca.json", 80),
+    "truthfulqa_preference": ("icm_truthfulqa_preference",
+                              "icm_unsupervised_elicitation/train_truthfulqa_preference.json", 80),
+    "hh_rlhf": ("hh_rlhf", "hh_rlhf", 80),
+    "qa_feedback": ("fgrlhf", "fine_grained_rlhf_qa_feedback/dev_feedback.json", 80),
 }
 PAPER = [("GSM8K verification (8B)", 48.0, 64.8, 81.1, 81.5, "—"), ("TruthfulQA (70B)", 60.3, 74.1, 91.0, 92.1, "—"),
          ("Alpaca preferences (70B)", 49.7, 66.7, 68.1, "—", 65.5)]
@@ -108,7 +112,7 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
     sub = [claims[i] for i in sub_idx]
     sub_gold = [gold[i] for i in sub_idx]
     sq = list(range(len(sub)))
-    icl_scorer = HFScorer(model, tok, max_demos=max_demos)
+    icl_scorer = HFScorer(model, tok, max_demos=max_demos or None)  # 0: every labeled claim in context
     if icl:
         sc = icl_scorer.loo_scores(sub, sub_gold, sq)
         res["golden ICL"] = [accuracy(pool, sub, sign_labels(sc), sc)]
@@ -127,13 +131,15 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
             res[name].append(accuracy(pool, claims, labels, search.evaluate(labels).scores))
         if seed >= icl_seeds or not icl:
             continue
-        scorer = HFScorer(model, tok, max_demos=max_demos)
-        search = ICMSearch(sub, scorer, rules, SearchConfig(iterations=icl_iters, seed=seed, patience=icl_iters))
+        scorer = HFScorer(model, tok, max_demos=max_demos or None)
+        t_icl = time.time()
+        search = ICMSearch(sub, scorer, rules, SearchConfig(iterations=icl_iters, seed=seed,
+                                                            patience=min(icl_iters, 300)))
         r = search.run()
         res["ICM-ICL"].append(accuracy(pool, sub, r.labels, r.evaluation.scores))
         costs.append({"claims": len(sub), "iterations": r.chains[0].iteration,
                       "labeled": sum(y is not None for y in r.labels),
-                      "forward_tokens": scorer.stats.forward_tokens})
+                      "forward_tokens": scorer.stats.forward_tokens, "seconds": time.time() - t_icl})
     out["icl_subset"] = {"groups": len(keep), "claims": len(sub)}
     out["accuracy"] = {k: {"mean": float(np.mean(v)), "half_range": float((max(v) - min(v)) / 2), "runs": v}
                        for k, v in res.items() if v}
@@ -191,7 +197,9 @@ def main(argv=None) -> int:
     ap.add_argument("--real-groups", type=int, default=None, help="groups per real set (default: 80/60/80; quick 20)")
     ap.add_argument("--icl-groups", type=int, default=6, help="groups the in-context methods run on")
     ap.add_argument("--max-demos", type=int, default=None, help="demonstrations per in-context query (default 8; "
-                                                                "quick 6)")
+                                                                "quick 6; 0: every labeled claim, the paper's context)")
+    ap.add_argument("--icl-iters", type=int, default=20, help="ICM-ICL iterations (default 20, a short look; 3000 with "
+                                                              "patience 300 is a complete default search)")
     ap.add_argument("--icl-seeds", type=int, default=1, help="seeds that run ICM-ICL (0: skip it)")
     ap.add_argument("--iters", type=int, default=None, help="ICM-probe iterations (default 1500; quick 600)")
     ap.add_argument("--icl-tasks", nargs="*", default=None,
@@ -209,8 +217,9 @@ def main(argv=None) -> int:
     tasks = args.tasks or (["capitals", "truthfulqa"] if args.quick else BUILTIN + list(REAL))
     # ICM-ICL re-scores every labeled claim per proposal and per ConsistencyFix candidate (~4k tokens each on CPU), so
     # its subset stays small in both modes; the probe searches run on every group.
-    kw = dict(icl_groups=args.icl_groups, icl_iters=20, icl_seeds=args.icl_seeds,
-              iters=args.iters or (600 if args.quick else 1500), max_demos=args.max_demos or (6 if args.quick else 8),
+    kw = dict(icl_groups=args.icl_groups, icl_iters=args.icl_iters, icl_seeds=args.icl_seeds,
+              iters=args.iters or (600 if args.quick else 1500),
+              max_demos=(6 if args.quick else 8) if args.max_demos is None else args.max_demos,
               real_groups=args.real_groups or (20 if args.quick else None))
     icl_tasks = tasks if args.icl_tasks is None else args.icl_tasks
     settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks, "icl_tasks": icl_tasks,

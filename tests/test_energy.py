@@ -1,10 +1,14 @@
 """U(D) = α·P(D) − I(D) on hand-worked pools; each consistency rule's count."""
 
+import json
+
 import numpy as np
 import pytest
 
 from icm_rm.data.records import Claim
-from icm_rm.data.tasks import ConsistencyRules, consistent_assignments, pair_violates
+from icm_rm.data.spec import load_claimset
+from icm_rm.data.task_registry import get_task
+from icm_rm.data.tasks import ConsistencyRules, answer_stance, consistent_assignments, pair_violates
 from icm_rm.label.energy import build_structure, inconsistency, predictability, utility, violating_pairs
 from icm_rm.label.search import ICMSearch, SearchConfig
 from testkit.table_scorer import TableScorer
@@ -90,3 +94,35 @@ def test_consistent_assignments_match_the_doc():
     for k1, k2 in [("A>B", "B>A"), ("1", "2"), ("1", "1")]:
         for a, b in consistent_assignments(k1, k2, r):
             assert not pair_violates(k1, a, k2, b, r)
+
+
+def test_truthfulqa_yes_no_stance_rule_hand_worked(tmp_path):
+    """TruthfulQA claims (read by the icm_truthfulqa loader, rules by task name): an answer starting "Yes" and one
+    starting "No" to the same question cannot both be True; other different answers may be (I counts by hand)."""
+    rows = [("q1", "Yes, it does."), ("q1", "No."), ("q1", "No, never"), ("q1", "Yesterday it did"),
+            ("q2", "yes"), ("q2", "It depends"), ("q2", "Nope"), ("q3", "NO!")]
+    path = tmp_path / "train_truthfulqa.json"
+    path.write_text(json.dumps([{"question": f"Does {g}?", "choice": a, "label": 0, "consistency_id": g}
+                                for g, a in rows]))
+    pool = load_claimset("icm_truthfulqa", str(path))
+    rules = get_task(pool.name).rules
+    assert pool.name == "truthfulqa" and rules.opposite_stances_both_true and not rules.different_keys_both_true
+    claims = sorted(pool.claims, key=lambda c: int(c.id))  # file order (the loader orders by content)
+    assert [answer_stance(c.key) for c in claims] == ["yes", "no", "no", None, "yes", None, None, "no"]
+    s = build_structure([c.group for c in claims], [c.key for c in claims], rules)
+    everything = [True] * 8
+    # q1: Yes–No and Yes–"No, never" (the two Noes and "Yesterday" are free); q2: no "No"; q3 alone → I = 2
+    assert violating_pairs(s, everything) == [(0, 1), (0, 2)]
+    assert inconsistency(s, [True, False, False, True, True, True, True, True]) == 0
+    assert inconsistency(s, [False, True, True, True, True, True, True, True]) == 0
+    assert inconsistency(s, [True, True, None, True, True, True, True, True]) == 1
+    search = ICMSearch(claims, TableScorer([0.0] * 8), rules, SearchConfig(alpha=50.0))
+    assert search.evaluate(everything).i == 2
+    assert consistent_assignments("yes it does", "no", rules) == [(True, False), (False, True), (False, False)]
+    assert consistent_assignments("no", "no never", rules) == [(True, True), (True, False), (False, True),
+                                                               (False, False)]
+    # the rule is TruthfulQA's: off by default; with it off, I(D) = 0 on these claims
+    assert not ConsistencyRules().opposite_stances_both_true
+    off = build_structure([c.group for c in claims], [c.key for c in claims],
+                          ConsistencyRules(different_keys_both_true=False))
+    assert inconsistency(off, everything) == 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from icm_rm.data.records import Claim
-from icm_rm.data.tasks import ConsistencyRules
+from icm_rm.data.tasks import TRUTHFULQA, ConsistencyRules
 from icm_rm.label.energy import GroupViolations, build_structure, inconsistency, violating_pairs
 from icm_rm.label.sampling import PrioritySampler
 from icm_rm.label.search import ICMSearch, SearchConfig
@@ -14,7 +14,10 @@ from icm_rm.scoring.probe import ProbeConfig, ProbeScorer
 from testkit.table_scorer import TableScorer
 
 
-def mixed_pool(n_groups: int, seed: int):
+STANCE_KEYS = ("yes it is", "yes", "no", "no never", "maybe")
+
+
+def mixed_pool(n_groups: int, seed: int, keys: tuple[str, ...] = ("k0", "k1")):
     """Pairs (A>B/B>A) and claim groups of 1–4 with repeated keys, so every consistency rule can fire."""
     rng = np.random.default_rng(seed)
     claims = []
@@ -22,7 +25,7 @@ def mixed_pool(n_groups: int, seed: int):
         if g % 2:
             claims += [Claim(id=f"g{g}:{k}", group=f"g{g}", key=k, text=f"g{g}{k}") for k in ("A>B", "B>A")]
         else:
-            claims += [Claim(id=f"g{g}:{m}", group=f"g{g}", key=f"k{rng.integers(2)}", text=f"g{g}:{m}")
+            claims += [Claim(id=f"g{g}:{m}", group=f"g{g}", key=keys[rng.integers(len(keys))], text=f"g{g}:{m}")
                        for m in range(int(rng.integers(1, 5)))]
     return claims
 
@@ -48,9 +51,15 @@ def test_sampler_draws_what_numpy_choice_draws():
         assert a.random() == b.random()  # one uniform per draw: the streams stay aligned
 
 
-def test_group_violations_track_recomputation():
-    claims = mixed_pool(30, 1)
-    s = build_structure([c.group for c in claims], [c.key for c in claims], ConsistencyRules())
+@pytest.mark.parametrize("keys, rules", [
+    (("k0", "k1"), ConsistencyRules()),
+    (STANCE_KEYS, TRUTHFULQA.rules),  # the yes/no stance rule (and same-key), different answers otherwise free
+    (STANCE_KEYS, ConsistencyRules(different_keys_both_true=False, opposite_stances_both_true=True,
+                                   same_key_different_labels=False)),
+])
+def test_group_violations_track_recomputation(keys, rules):
+    claims = mixed_pool(30, 1, keys)
+    s = build_structure([c.group for c in claims], [c.key for c in claims], rules)
     rng = np.random.default_rng(2)
     labels = [None] * len(claims)
     gv = GroupViolations(s, labels)

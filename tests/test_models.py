@@ -473,6 +473,36 @@ def test_cli_uses_the_models_default_dtype(home, tiny_wheels, monkeypatch, capsy
     assert model_registry.REGISTRY["qwen2.5-coder-1.5b-instruct"].default_dtype == "bfloat16"
 
 
+def test_stages_load_the_models_default_dtype(home, tiny_wheels, monkeypatch):
+    """`icm-rm label` (ScorerSettings.dtype null) and load_causal_lm load a registry model in its default dtype; an
+    explicit dtype wins; a local dir stays float32; a bad dtype is a config error before anything loads."""
+    from icm_rm.data.builtin import builtin_claimset
+    from icm_rm.infra.errors import ConfigError
+    from icm_rm.scoring.registry import build_scorer
+    from icm_rm.scoring.settings import ScorerSettings
+
+    wheel_dir, spec = tiny_wheels
+    monkeypatch.setitem(model_registry.REGISTRY, spec.name, dataclasses.replace(spec, default_dtype="bfloat16"))
+    monkeypatch.setenv(model_registry.WHEEL_DIR_ENV, str(wheel_dir))
+    pool = builtin_claimset("capitals", form="claims", split="train")
+    settings = ScorerSettings(model="tiny-test", device="cpu", feature_cache=str(home / "features"))
+    assert settings.dtype is None
+    assert build_scorer(settings, pool).features.extractor.model.dtype == torch.bfloat16
+    assert model_registry.is_cached("tiny-test", "bfloat16") and not model_registry.is_cached("tiny-test")
+    model, _ = load_causal_lm("tiny-test")
+    assert model.dtype == torch.bfloat16
+    model, _ = load_causal_lm("tiny-test", "float32")
+    assert model.dtype == torch.float32 and model_registry.is_cached("tiny-test", "float32")
+    scorer = build_scorer(dataclasses.replace(settings, dtype="float32"), pool)
+    assert scorer.features.extractor.model.dtype == torch.float32
+    model, _ = load_causal_lm(model_registry.model_dir("tiny-test", "bfloat16"))  # a local dir: float32
+    assert model.dtype == torch.float32
+    assert model_registry.default_dtype("qwen2.5-coder-1.5b-instruct") == "bfloat16"
+    assert model_registry.default_dtype("smollm2-135m") == "float32"
+    with pytest.raises(ConfigError, match="dtype"):
+        ScorerSettings(dtype="int8")
+
+
 def test_registry_pins_every_checksum():
     for spec in model_registry.REGISTRY.values():
         assert len(spec.gguf_sha256) == 64

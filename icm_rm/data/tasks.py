@@ -8,7 +8,9 @@ demonstration is `text + " True"|" False" + "\n\n"`; a query is `text` alone (do
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+from .answers import normalize_text
 from .records import COMPARISON_KEYS, Claim, PreferencePair, render_messages
 
 QUESTION = "I think this claim is"
@@ -28,6 +30,7 @@ class ConsistencyRules:
     different_keys_both_true: bool = True  # two different answers cannot both be right
     comparison_both_false: bool = True  # A>B and B>A: exactly one holds (both True is the rule above)
     same_key_different_labels: bool = True  # same final answer ⇒ same verdict
+    opposite_stances_both_true: bool = False  # answers starting "Yes" and "No" to one question cannot both be right
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,17 @@ def render_content(x: str | list[dict]) -> str:
     return x if isinstance(x, str) else render_messages(x)
 
 
+@lru_cache(maxsize=1 << 16)
+def answer_stance(key: str) -> str | None:
+    """"yes" / "no" when an answer (its key) starts with that word, else None: the stance rule's per-claim input."""
+    first = normalize_text(key).split(" ", 1)[0]
+    return first if first in ("yes", "no") else None
+
+
+def opposite_stances(k1: str, k2: str) -> bool:
+    return {answer_stance(k1), answer_stance(k2)} == {"yes", "no"}
+
+
 def is_comparison_pair(k1: str, k2: str) -> bool:
     return {k1, k2} == set(COMPARISON_KEYS)
 
@@ -75,7 +89,8 @@ def pair_violates(k1: str, y1: bool, k2: str, y2: bool, rules: ConsistencyRules)
             return rules.comparison_both_false
         return False
     if k1 != k2:
-        return rules.different_keys_both_true and y1 and y2
+        return y1 and y2 and (rules.different_keys_both_true
+                              or (rules.opposite_stances_both_true and opposite_stances(k1, k2)))
     return rules.same_key_different_labels and y1 != y2
 
 
@@ -88,9 +103,11 @@ def consistent_assignments(k1: str, k2: str, rules: ConsistencyRules) -> list[tu
 TRUTHFULQA = Task(
     name="truthfulqa", kind="claims",
     claim_template="Question: {question}\nClaim: {answer}\n" + QUESTION,
-    description="TruthfulQA answers as claims; group = question, key = the answer text (different answers to one "
-                "question may both be true, so only the same-key rule applies)",
-    rules=ConsistencyRules(different_keys_both_true=False, comparison_both_false=True, same_key_different_labels=True),
+    description="TruthfulQA answers as claims; group = question, key = the answer text. Different answers to one "
+                "question may both be true; only an answer starting \"Yes\" and one starting \"No\" cannot (0 of 282 "
+                "such train pairs are both true), plus the same-key rule; elsewhere the search is α·P alone",
+    rules=ConsistencyRules(different_keys_both_true=False, comparison_both_false=True, same_key_different_labels=True,
+                           opposite_stances_both_true=True),
 )
 GSM8K = Task(
     name="gsm8k", kind="claims",

@@ -10,21 +10,23 @@ import torch
 
 from .device import resolve_device
 from .model_dir import loading
-from .model_registry import check_dtype
+from .model_registry import check_dtype, default_dtype
 from .models import resolve_model
 
 
-def load_causal_lm(name_or_path: str | Path, dtype: str = "float32", device: str | None = "cpu", *,
+def load_causal_lm(name_or_path: str | Path, dtype: str | None = None, device: str | None = "cpu", *,
                    set_pad_token: bool = True, attn_implementation: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) in eval mode on `device` ("auto": CUDA when available) for a registry name (fetched on
-    first use), a local dir or, when online, a hub id.
+    first use), a local dir or, when online, a hub id. dtype None: the model's default (`models list`; bfloat16 for
+    the 1.5B Qwen, float32 for the others and for local dirs).
 
     set_pad_token: a tokenizer without a pad token gets EOS (the label stage, policies and trainers pad batches);
     the scorers' `from_pretrained` keep the tokenizer as saved. attn_implementation: None = transformers' default;
     the KV-cache scorer asks for "sdpa" (it passes explicit masks)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: loaded only when a model is
 
-    torch_dtype = getattr(torch, check_dtype(dtype))
+    dtype = check_dtype(dtype or default_dtype(name_or_path))
+    torch_dtype = getattr(torch, dtype)
     device = resolve_device(device)
     path = resolve_model(str(name_or_path), dtype=dtype)
     with loading(path, "causal LM"):

@@ -208,6 +208,12 @@ def conversion_needs(spec: ModelSpec, dtype: str) -> tuple[int, int]:
     return disk, spec.convert_ram_mb.get(dtype) or disk + spec.download_mb + 1024
 
 
+def default_dtype(name_or_path: str | Path) -> str:
+    """The dtype a model loads in when the config names none: its registry entry's, float32 for a local dir."""
+    spec = REGISTRY.get(str(name_or_path))
+    return spec.default_dtype if spec else "float32"
+
+
 def check_dtype(dtype: str) -> str:
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")

@@ -11,17 +11,18 @@ from pathlib import Path
 from .errors import UserError
 from .model_dir import check_model_dir
 from .model_fetch import fetch_model
-from .model_registry import (DTYPES, REGISTRY, WHEEL_DIR_ENV, check_dtype, get_spec, hub_offline, is_cached, model_dir,
-                             models_dir)
+from .model_registry import (DTYPES, REGISTRY, WHEEL_DIR_ENV, check_dtype, default_dtype, get_spec, hub_offline,
+                             is_cached, model_dir, models_dir)
 
 
-def resolve_model(name_or_path: str, *, dtype: str = "float32", weights: bool = True, tokenizer: bool = True) -> str:
-    """Registry name → cached HF dir (fetched on first use); local dir → itself; hub id only when online. A dir is
-    checked (`check_model_dir`: config.json, whole weights, tokenizer — as `weights` / `tokenizer` ask) before any
-    loader sees it."""
+def resolve_model(name_or_path: str, *, dtype: str | None = None, weights: bool = True,
+                  tokenizer: bool = True) -> str:
+    """Registry name → cached HF dir of `dtype` (None: the model's default), fetched on first use; local dir →
+    itself; hub id only when online. A dir is checked (`check_model_dir`: config.json, whole weights, tokenizer —
+    as `weights` / `tokenizer` ask) before any loader sees it."""
     name_or_path = str(name_or_path)
     if name_or_path in REGISTRY:
-        check_dtype(dtype)
+        dtype = check_dtype(dtype or default_dtype(name_or_path))
         if not is_cached(name_or_path, dtype):
             fetch_model(REGISTRY[name_or_path], dtype=dtype, wheel_dir=os.environ.get(WHEEL_DIR_ENV) or None)
         return str(check_model_dir(model_dir(name_or_path, dtype), weights=weights, tokenizer=tokenizer))

@@ -21,7 +21,7 @@ class InContextScorer(Scorer):
     max_demos: int | None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, dtype: str = "float32", device: str | None = None, **kw):
+    def from_pretrained(cls, name_or_path: str | Path, dtype: str | None = None, device: str | None = None, **kw):
         """From a registry name or a local dir; the tokenizer as saved (no pad token added), sdpa attention."""
         model, tokenizer = load_causal_lm(name_or_path, dtype, device or "auto", set_pad_token=False,
                                           attn_implementation="sdpa")

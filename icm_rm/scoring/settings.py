@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ..infra.config import cfg_field
 from ..infra.device import resolve_device
 from ..infra.errors import ConfigError
+from ..infra.model_registry import DTYPES
 
 
 @dataclass
@@ -106,7 +107,9 @@ class ScorerSettings:
     """Which scorer labels, on which model, with which settings (the scorer fields of `icm-rm label`)."""
 
     model: str = cfg_field("smollm2-135m", "labeler LM: registry name (smollm2-135m, gemma3-270m) or a local dir")
-    dtype: str = cfg_field("float32", "model dtype: float32, bfloat16, float16")
+    dtype: str | None = cfg_field(None, "model dtype: float32, bfloat16, float16 (null = the model's default in "
+                                        "`icm-rm models list`: bfloat16 for the 1.5B Qwen, else float32)",
+                                  choices=DTYPES)
     device: str = cfg_field("auto", "cpu, cuda, cuda:N or auto")
     scorer: str = cfg_field("probe", "probe | icl | naive | openai (icm_rm/scoring/registry.py)")
     max_demos: int | None = cfg_field(None, "icl: cap on demonstrations per query (null = all other labeled claims)",
@@ -123,6 +126,8 @@ class ScorerSettings:
 
     def __post_init__(self):
         resolve_device(self.device)  # an unknown device, or cuda on a CPU-only build, fails here
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)} or null, got '{self.dtype}'")
         if self.max_demos is not None and self.max_demos < 1:
             raise ConfigError("max_demos", f"must be ≥ 1 or null, got {self.max_demos}")
         if self.kv_budget_mb is not None and self.kv_budget_mb <= 0:

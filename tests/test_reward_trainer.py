@@ -256,3 +256,22 @@ def test_eval_rm_accuracy_and_ci_match_hand_computation(full_run, lora_run, toy_
     assert (out / "reliability_heldout.png").stat().st_size > 1000
     assert "Held-out preference accuracy" in capsys.readouterr().out
 
+
+
+def test_the_terminal_gets_the_progress_bar_not_the_log_dicts(full_run):
+    from transformers.trainer_callback import ProgressCallback
+
+    from icm_rm.reward.trainer import bar_only_progress
+
+    trainer = full_run[1].trainer
+    trainer.add_callback(ProgressCallback)  # as transformers installs it where tqdm is on
+    bar_only_progress(trainer)
+    bars = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
+    assert len(bars) == 1 and type(bars[0]) is not ProgressCallback
+
+    written = []
+    bars[0].training_bar = type("Bar", (), {"write": lambda self, text: written.append(text)})()
+    bars[0].on_log(trainer.args, trainer.state, trainer.control, logs={"loss": 0.5})
+    assert written == []
+    ProgressCallback.on_log(bars[0], trainer.args, trainer.state, trainer.control, logs={"loss": 0.5})
+    assert written  # the plain callback would have printed the dict

@@ -222,6 +222,20 @@ def log_at_save():
     return LogAtSave()
 
 
+def bar_only_progress(trainer) -> None:
+    """Keep the Trainer's progress bar but not its `{'loss': …}` dict per logging step on the terminal: those numbers
+    go to `report_to` (TensorBoard) and run.json, and the terminal shows progress and results."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class BarOnlyProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            pass
+
+    if any(type(c) is ProgressCallback for c in trainer.callback_handler.callbacks):
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(BarOnlyProgress())
+
+
 # ------------------------------------------------------------------------------------------------ the stage
 
 @dataclass
@@ -271,6 +285,8 @@ def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) ->
                             eval_dataset=to_dataset(s.eval) if s.eval.columns["chosen_ids"] else None,
                             processing_class=s.tokenizer, peft_config=lora_config(cfg),
                             callbacks=[log_at_save(), *(callbacks or [])])
+    if not os.environ.get("ICM_RM_DEBUG"):
+        bar_only_progress(trainer)
     t_train = time.time()
     ckpt = last_checkpoint(work)
     train_out = trainer.train(resume_from_checkpoint=ckpt)

@@ -226,10 +226,10 @@ def print_summary(report: dict, out: Path) -> None:
     lines = [f"icm-rm label: {report['n_claims']} claims in {report['n_batches']} batch(es), "
              f"U={report['final']['u']:.3f} P={report['final']['p']:.3f} I={report['final']['i']}, "
              f"{report['time_s']:.0f}s"]
-    if accuracy_line(report):
-        lines.append("accuracy vs gold: " + accuracy_line(report))
-    if diagnostics_line(report):
-        lines.append("without gold: " + diagnostics_line(report))
+    if acc := accuracy_line(report):
+        lines.append("accuracy vs gold: " + acc)
+    if diag := diagnostics_line(report):
+        lines.append("without gold: " + diag)
     lines += [f"WARNING: {w['message']}" for w in report.get("warnings", [])]
     lines.append(f"outputs in {out}/ (labels.jsonl, report.json, progress.png)")
     print("\n".join(lines), file=sys.stderr)

@@ -51,8 +51,8 @@ def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
         lines += [f"| {f'**{name}** (strongest baseline)' if name == strong else name} | {pct(b.get('pair'))} | "
                   f"{pct(b.get('claim'))} |" for name, b in (lab.get("baselines") or {}).items()]
         lines += ["", "![progress](label/progress.png)", ""]
-    if diagnostics_line(lab):
-        lines += [f"Without gold: {diagnostics_line(lab)}.", ""]
+    if diag := diagnostics_line(lab):
+        lines += [f"Without gold: {diag}.", ""]
     lines += [f"> **Warning:** {w['message']}" for w in lab.get("warnings", [])] + ([""] if lab.get("warnings") else [])
     if p.human_is_icm():
         lines += ["The gold labels equal the ICM labels on every pair, so the gold-RM route *is* the ICM-RM route: "
@@ -140,8 +140,8 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     if lab and lab.get("accuracy"):
         same = " — the gold labels are the same, so the gold-RM route is this route" if p.human_is_icm() else ""
         s.append(f"ICM labels vs gold: {accuracy_line(lab)}{same}")
-    if lab and diagnostics_line(lab):
-        s.append(f"ICM labels without gold: {diagnostics_line(lab)}")
+    if diag := lab and diagnostics_line(lab):
+        s.append(f"ICM labels without gold: {diag}")
     s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "

@@ -20,6 +20,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny-model ops are far below OpenMP's break-even; on a shared 2-core machine 2 threads run them ~10× slower.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_tok():
     from testkit.tiny_models import tiny_tokenizer

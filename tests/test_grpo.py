@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from icm_rm.infra.errors import ConfigError
 from rl.grpo import GRPOConfig, TRLRewardFunction, to_trl_args
@@ -12,12 +11,7 @@ from rl.grpo import GRPOConfig, TRLRewardFunction, to_trl_args
 REWARD = {"type": "python", "function": "rl.rewards:substring_reward", "kwargs": {"text": " the", "scale": 0.25}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,9 @@ import pytest
 
 from icm_rm.label import LabelConfig, run_label
 from icm_rm.label.search import SearchConfig
+from testkit.pair_files import write_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_pairs(path: Path, n: int = 12) -> Path:
-    countries = [("France", "Paris", "Lyon"), ("Spain", "Madrid", "Seville"), ("Italy", "Rome", "Milan"),
-                 ("Japan", "Tokyo", "Osaka"), ("Egypt", "Cairo", "Giza"), ("Peru", "Lima", "Cusco")]
-    rows = []
-    for k in range(n):
-        c, good, bad = countries[k % len(countries)]
-        rows.append({"id": f"q{k}", "prompt": f"What is the capital of {c}? ({k})",
-                     "chosen": f"The capital of {c} is {good}.", "rejected": f"The capital of {c} is {bad}."})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def tiny_cfg(tmp_path, model_dir, **kw) -> LabelConfig:

@@ -14,7 +14,7 @@ import pytest
 from icm_rm.infra.errors import ConfigError
 from icm_rm.label.config import LabelConfig
 from icm_rm.label.stage import launcher_shards
-from test_label import write_pairs
+from testkit.pair_files import write_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ("labels.jsonl", "preferences.jsonl", "preferences_gold.jsonl")

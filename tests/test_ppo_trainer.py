@@ -12,13 +12,7 @@ from rl.ppo.config import PPOConfig
 REWARD = {"type": "python", "function": "rl.rewards:substring_reward", "kwargs": {"text": " the", "scale": 0.25}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two fighting over a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

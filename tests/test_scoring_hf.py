@@ -38,13 +38,7 @@ def assert_same(fast, naive, claims, labels, queries, tol=1e-4):
     return a
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny-model ops are far below OpenMP's break-even; on a shared 2-core machine 2 threads run them ~10× slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

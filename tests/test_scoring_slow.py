@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from icm_rm.data.records import Claim
 from icm_rm.infra.lm import load_causal_lm
@@ -14,7 +13,7 @@ from icm_rm.scoring.hf import HFScorer
 from icm_rm.scoring.naive import NaiveScorer
 from icm_rm.scoring.order import loo_orders
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 FACTS = [("France", "Paris", "Lyon"), ("Japan", "Tokyo", "Osaka"), ("Italy", "Rome", "Milan"),
          ("Canada", "Ottawa", "Toronto"), ("Egypt", "Cairo", "Alexandria"), ("Peru", "Lima", "Cusco")]
@@ -51,14 +50,6 @@ def check_fast_equals_naive(path: str, claims, labels, tol: float = 1e-4):
     orders = loo_orders([c.group for c in claims], labels, queries)
     longest = max(len(reference.context_ids(claims, labels, q, orders[q])) for q in queries)
     return model, longest
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_smollm2_fast_equals_naive():

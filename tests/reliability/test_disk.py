@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, assert_nothing_half_written, assert_user_error, record, run_cli
-from .test_kill_resume import contract_bytes, write_pairs
+from testkit.pair_files import write_pairs
+
+from .test_kill_resume import contract_bytes
 
 SEED = 20261127
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.pair_files import write_pairs
+
 from .conftest import ROOT, assert_nothing_half_written, kill_when, record, run_cli, start_cli
 
 SEED = 20261127
@@ -45,18 +47,6 @@ def _label_points() -> list[tuple[str, float]]:
 LABEL_POINTS = _label_points()  # 9 probe points; the icl scorer gets a 10th below
 ICL_POINT = ("progress", RNG.randrange(3, 20))
 FAST_LABEL = {0, 1}
-
-
-def write_pairs(path: Path, n: int) -> Path:
-    countries = [("France", "Paris", "Lyon"), ("Spain", "Madrid", "Seville"), ("Italy", "Rome", "Milan"),
-                 ("Japan", "Tokyo", "Osaka"), ("Egypt", "Cairo", "Giza"), ("Peru", "Lima", "Cusco")]
-    rows = []
-    for k in range(n):
-        c, good, bad = countries[k % len(countries)]
-        rows.append({"id": f"q{k}", "prompt": f"What is the capital of {c}? ({k})",
-                     "chosen": f"The capital of {c} is {good}.", "rejected": f"The capital of {c} is {bad}."})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def label_args(data: Path, model: Path, features: Path, scorer: str = "probe") -> list[str]:

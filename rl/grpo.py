@@ -22,6 +22,7 @@ from icm_rm.infra.config import cfg_field
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import mark_complete, write_run_json
 from icm_rm.infra.model_dir import loading
+from icm_rm.infra.quiet import bar_only_progress
 from icm_rm.infra.runner import run_main
 from icm_rm.infra.runs import last_complete_checkpoint
 from icm_rm.infra.values import check_pass_through
@@ -281,6 +282,7 @@ def _grpo_trainer(cfg: GRPOConfig, args, tokenizer, dataset, source, start: int)
         trainer = _epoch_seeded(GRPOTrainer)(model=cfg.model, reward_funcs=[reward_fn], args=args,
                                              train_dataset=dataset, processing_class=tokenizer,
                                              peft_config=peft_config, callbacks=[_metrics_callback(cfg, start)])
+    bar_only_progress(trainer)  # the metrics go to metrics.jsonl / TensorBoard, not the terminal
     return trainer, reward_fn
 
 

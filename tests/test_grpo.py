@@ -34,13 +34,15 @@ def rewards_of(out) -> list[float]:
     return [r["rollout/reward_mean"] for r in rows if "rollout/reward_mean" in r]
 
 
-def test_grpo_raises_reward(tiny_model_dir, prompts_file, tmp_path):
+def test_grpo_raises_reward(tiny_model_dir, prompts_file, tmp_path, capfd, monkeypatch):
     from transformers import AutoModelForCausalLM
 
     from rl.grpo import train_grpo
 
+    monkeypatch.delenv("ICM_RM_DEBUG", raising=False)
     cfg = grpo_cfg(tiny_model_dir, prompts_file, tmp_path / "run")
     policy = train_grpo(cfg)
+    assert "'loss'" not in capfd.readouterr().out  # the per-step dicts go to metrics.jsonl, not the terminal
     r = rewards_of(cfg.output_dir)
     assert len(r) == 30
     assert sum(r[-5:]) / 5 > sum(r[:5]) / 5 + 0.5, r

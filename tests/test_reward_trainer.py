@@ -258,16 +258,23 @@ def test_eval_rm_accuracy_and_ci_match_hand_computation(full_run, lora_run, toy_
 
 
 
-def test_the_terminal_gets_the_progress_bar_not_the_log_dicts(full_run):
-    from transformers.trainer_callback import ProgressCallback
+@pytest.mark.parametrize("installed", ["ProgressCallback", "PrinterCallback"])
+def test_the_terminal_gets_the_progress_bar_not_the_log_dicts(full_run, installed):
+    from transformers import trainer_callback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from icm_rm.reward.trainer import bar_only_progress
+    from icm_rm.infra.quiet import bar_only_progress
 
     trainer = full_run[1].trainer
-    trainer.add_callback(ProgressCallback)  # as transformers installs it where tqdm is on
+    for c in (ProgressCallback, PrinterCallback):
+        trainer.remove_callback(c)
+    # transformers installs ProgressCallback where tqdm is on, PrinterCallback (prints every dict) where it is off
+    trainer.add_callback(getattr(trainer_callback, installed))
     bar_only_progress(trainer)
-    bars = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
-    assert len(bars) == 1 and type(bars[0]) is not ProgressCallback
+    callbacks = trainer.callback_handler.callbacks
+    assert not any(type(c) in (ProgressCallback, PrinterCallback) for c in callbacks)
+    bars = [c for c in callbacks if isinstance(c, ProgressCallback)]
+    assert len(bars) == 1
 
     written = []
     bars[0].training_bar = type("Bar", (), {"write": lambda self, text: written.append(text)})()

@@ -31,3 +31,23 @@ def quiet_third_party(environ: MutableMapping[str, str] = os.environ) -> bool:
     if _errors_only not in deepspeed_log.filters:
         deepspeed_log.addFilter(_errors_only)
     return True
+
+
+def bar_only_progress(trainer, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Keep the Trainer's progress bar but not its `{'loss': …}` dict per logging step on the terminal: those numbers
+    go to `report_to` (TensorBoard) and run.json, and the terminal shows progress and results. With tqdm disabled
+    (transformers' logging at error level, as the quiet pipeline sets it) the Trainer prints the dicts through
+    PrinterCallback instead: that one is replaced by the bar too. ICM_RM_DEBUG=1 keeps the dicts."""
+    if environ.get("ICM_RM_DEBUG"):
+        return
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnlyProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            pass
+
+    printers = [c for c in trainer.callback_handler.callbacks if type(c) in (ProgressCallback, PrinterCallback)]
+    for c in printers:
+        trainer.remove_callback(c)
+    if printers:
+        trainer.add_callback(BarOnlyProgress())

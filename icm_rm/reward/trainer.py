@@ -20,6 +20,7 @@ from ..infra.io import (COMPLETE_MARKER, check_writable, is_complete, mark_compl
                         write_run_json)
 from ..infra.model_dir import loading
 from ..infra.models import resolve_model
+from ..infra.quiet import bar_only_progress
 from ..infra.runs import (aside_dir, check_resume, finish_overwrite, last_complete_checkpoint, recover_swap,
                           resume_forced, start_overwrite)
 from .config import RewardModelConfig
@@ -222,20 +223,6 @@ def log_at_save():
     return LogAtSave()
 
 
-def bar_only_progress(trainer) -> None:
-    """Keep the Trainer's progress bar but not its `{'loss': …}` dict per logging step on the terminal: those numbers
-    go to `report_to` (TensorBoard) and run.json, and the terminal shows progress and results."""
-    from transformers.trainer_callback import ProgressCallback
-
-    class BarOnlyProgress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            pass
-
-    if any(type(c) is ProgressCallback for c in trainer.callback_handler.callbacks):
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(BarOnlyProgress())
-
-
 # ------------------------------------------------------------------------------------------------ the stage
 
 @dataclass
@@ -285,8 +272,7 @@ def train_reward_model(cfg: RewardModelConfig, callbacks: list | None = None) ->
                             eval_dataset=to_dataset(s.eval) if s.eval.columns["chosen_ids"] else None,
                             processing_class=s.tokenizer, peft_config=lora_config(cfg),
                             callbacks=[log_at_save(), *(callbacks or [])])
-    if not os.environ.get("ICM_RM_DEBUG"):
-        bar_only_progress(trainer)
+    bar_only_progress(trainer)
     t_train = time.time()
     ckpt = last_checkpoint(work)
     train_out = trainer.train(resume_from_checkpoint=ckpt)

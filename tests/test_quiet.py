@@ -21,6 +21,8 @@ log = logging.getLogger("DeepSpeed")
 log.addHandler(logging.StreamHandler())
 log.warning("Setting accelerator to CPU")
 log.error("a deepspeed error")
+logging.getLogger("accelerate.utils.other").warning("Removed shared tensor {'lm_head.weight'} while saving")
+logging.getLogger("accelerate.utils.other").error("an accelerate error")
 """
 
 
@@ -32,11 +34,12 @@ def run(debug: bool) -> str:
 
 def test_third_party_noise_is_off_and_debug_brings_it_back():
     quiet = run(debug=False)
-    assert "a warning of ours" in quiet and "a deepspeed error" in quiet
-    for noise in ("pin_memory", "is_gradient_checkpointing", "Setting accelerator"):
+    assert "a warning of ours" in quiet and "a deepspeed error" in quiet and "an accelerate error" in quiet
+    for noise in ("pin_memory", "is_gradient_checkpointing", "Setting accelerator", "Removed shared tensor"):
         assert noise not in quiet
     loud = run(debug=True)
-    for line in ("pin_memory", "is_gradient_checkpointing", "Setting accelerator", "a warning of ours"):
+    for line in ("pin_memory", "is_gradient_checkpointing", "Setting accelerator", "Removed shared tensor",
+                 "a warning of ours"):
         assert line in loud
 
 

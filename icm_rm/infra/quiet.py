@@ -30,6 +30,8 @@ def quiet_third_party(environ: MutableMapping[str, str] = os.environ) -> bool:
     deepspeed_log = logging.getLogger("DeepSpeed")  # "Setting accelerator to CPU ..." on every CPU run
     if _errors_only not in deepspeed_log.filters:
         deepspeed_log.addFilter(_errors_only)
+    if "ACCELERATE_LOG_LEVEL" not in environ:  # "Removed shared tensor … while saving" on every tied-weights save
+        logging.getLogger("accelerate").setLevel(logging.ERROR)
     return True
 
 

@@ -1,6 +1,7 @@
 """Elicitation quality of default ICM on the dev and the test tasks, per model, over 3 seeds.
 
-    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test] [--tasks …]
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2]
+                                     [--tasks …]
 
 Every run is the label stage itself (`icm_rm.label.run_label` with `LabelConfig()` defaults and `--search.seed S`):
 fact tables via `--data_format builtin`, the test families through a TRL prompt/chosen/rejected file and
@@ -13,8 +14,9 @@ the run's report.json (reports only). Columns (accuracy vs gold; pairs: pair acc
   ICM                default ICM, one number per seed
   seed agr.          the least agreement between two seeds' final labels
   warnings           the gold-free warnings the runs printed (code × runs)
-Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them. Writes results/elicitation.json
-and prints the dev and test tables, then the issue-16 goal check on the test tasks.
+Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them; test2 tasks (unseen) were written
+after the defaults and warnings were frozen. Writes results/elicitation.json and prints the dev, test and test2
+tables, each test role with the issue-16 goal check (a miss names the warnings its run raised).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Preference families built in code: small TRL-style sets (prompt, chosen, rejected) of kinds the fact tables do
-not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* tasks of the
-elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them.
+not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* and *test2* tasks
+of the elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them (test2's rows: families_fresh.py).
 
 Each family becomes pairs exactly as `icm-rm label --data_format trl` would read the same rows from a file
 (`write_trl`): pair id = the row id, the better response at a hash-chosen position (`pairs.place`), rendered with

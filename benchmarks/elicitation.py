@@ -1,6 +1,7 @@
 """Elicitation quality of default ICM on the dev and the test tasks, per model, over 3 seeds.
 
-    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test] [--tasks …]
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2]
+                                     [--tasks …]
 
 Every run is the label stage itself (`icm_rm.label.run_label` with `LabelConfig()` defaults and `--search.seed S`):
 fact tables via `--data_format builtin`, the test families through a TRL prompt/chosen/rejected file and
@@ -13,8 +14,9 @@ the run's report.json (reports only). Columns (accuracy vs gold; pairs: pair acc
   ICM                default ICM, one number per seed
   seed agr.          the least agreement between two seeds' final labels
   warnings           the gold-free warnings the runs printed (code × runs)
-Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them. Writes results/elicitation.json
-and prints the dev and test tables, then the issue-16 goal check on the test tasks.
+Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them; test2 tasks (unseen) were written
+after the defaults and warnings were frozen. Writes results/elicitation.json and prints the dev, test and test2
+tables, each test role with the issue-16 goal check (a miss names the warnings its run raised).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.families import write_trl  # noqa: E402
-from icm_rm.data.protocol import DEV, TEST, protocol_task, tasks_of  # noqa: E402
+from icm_rm.data.protocol import DEV, TEST, TEST2, protocol_task, tasks_of  # noqa: E402
 from icm_rm.label import LabelConfig, run_label  # noqa: E402
 
 BASELINES = {"zero_shot": "zero-shot T/F", "zero_shot_likelihood": "zero-shot lik.", "random_label": "random label",
@@ -121,17 +123,19 @@ def table(results: dict, role: str) -> str:
                      "seed agr.", "warnings"], rows)
 
 
-def goal_check(results: dict) -> tuple[list[str], dict]:
-    """The issue-16 goal on the test tasks: one line per miss, plus the numbers."""
+def goal_check(results: dict, role: str = TEST) -> tuple[list[str], dict]:
+    """The issue-16 goal on the test (or test2) tasks: one line per miss (with the warnings that run raised),
+    plus the numbers."""
     misses, summary = [], {}
     for m, per in results.items():
-        test = {t: r for t, r in per.items() if r.get("role") == TEST and "skipped" not in r}
+        test = {t: r for t, r in per.items() if r.get("role") == role and "skipped" not in r}
         low = {t: r for t, r in test.items() if r["best_zero_shot"] is not None and r["best_zero_shot"] < 0.9}
         for t, r in test.items():
-            for seed, a in zip((run["seed"] for run in r["runs"]), r["icm"]):
+            for run, a in zip(r["runs"], r["icm"]):
+                seed, warned_by = run["seed"], ", ".join(run["warnings"]) or "NO WARNING"
                 if r["best_zero_shot"] is not None and a < r["best_zero_shot"] - 0.02:
                     misses.append(f"{m} {t} seed {seed}: ICM {_pct(a)} < best zero-shot {_pct(r['best_zero_shot'])} "
-                                  "− 2")
+                                  f"− 2 ({warned_by})")
                 if a < 0.5:
                     misses.append(f"{m} {t} seed {seed}: ICM {_pct(a)} below 50%")
             warned = all({"seeds_disagree", "chains_disagree"} & set(run["warnings"]) for run in r["runs"])
@@ -148,13 +152,16 @@ def goal_check(results: dict) -> tuple[list[str], dict]:
 
 
 def report_md(results: dict) -> str:
-    misses, summary = goal_check(results)
-    lines = ["## dev tasks (defaults chosen here)", "", table(results, DEV), "", "## test tasks (reported only)", "",
-             table(results, TEST), "", "## goal check (test tasks)", ""]
-    for m, s in summary.items():
-        lines.append(f"- {m}: test tasks with best zero-shot < 90%: {', '.join(s['tasks_below_90'])}; mean ICM "
-                     f"{_pct(s['icm_mean'])} vs best zero-shot {_pct(s['best_zero_shot_mean'])}")
-    lines += [f"- MISS: {x}" for x in misses] or ["- every goal item holds"]
+    lines = ["## dev tasks (defaults chosen here)", "", table(results, DEV), ""]
+    for role, title in ((TEST, "test tasks (reported only; seen while the warnings were designed)"),
+                        (TEST2, "test2 tasks (unseen: written after the defaults and warnings were frozen)")):
+        misses, summary = goal_check(results, role)
+        lines += [f"## {title}", "", table(results, role), "", f"## goal check ({role} tasks)", ""]
+        for m, s in summary.items():
+            lines.append(f"- {m}: {role} tasks with best zero-shot < 90%: {', '.join(s['tasks_below_90'])}; mean "
+                         f"ICM {_pct(s['icm_mean'])} vs best zero-shot {_pct(s['best_zero_shot_mean'])}")
+        lines += [f"- MISS: {x}" for x in misses] or ["- every goal item holds"]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -162,7 +169,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="capitals + antonyms, SmolLM2 only, 600 iterations")
     ap.add_argument("--models", nargs="*", default=None)
-    ap.add_argument("--roles", nargs="*", default=[DEV, TEST], choices=(DEV, TEST))
+    ap.add_argument("--roles", nargs="*", default=[DEV, TEST, TEST2], choices=(DEV, TEST, TEST2))
     ap.add_argument("--tasks", nargs="*", default=None, help="protocol tasks (default: every task of --roles)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")

@@ -123,6 +123,26 @@ def test_labels_against_the_likelihood_verdict_raise_a_warning():
     assert "against_likelihood" in [w.code for w in warnings(d, pairwise=True)]
 
 
+@pytest.mark.parametrize("flipped, fires", [(0, False), (3, False), (4, True), (10, True), (11, False)])
+def test_labels_that_depart_from_the_likelihood_verdict_raise_a_warning(flipped, fires):
+    """20 pairs labeled as the truth; the likelihood verdict differs on `flipped` pairs (both claims of each):
+    3/20 = 15% is within DEPART, 4/20 and 10/20 depart, 11/20 (agreement below half) is against_likelihood."""
+    claims, base, truth = pair_pool(20, seed=4, bias=0.0, signal=1.5, noise=0.2)
+    groups = sorted({c.group for c in claims})[:flipped]
+    lik = np.array([(-1.0 if c.group in groups else 1.0) * (1.0 if t else -1.0) for c, t in zip(claims, truth)])
+    search = ICMSearch(claims, TableScorer(base), ConsistencyRules(), one_chain(iterations=100),
+                       verdicts={"likelihood": lik})
+    res = search.run()
+    assert res.labels == truth
+    d = diagnose(claims, res.labels, res.candidates, {"likelihood": lik},
+                 u_mirror=search.evaluate([not y for y in res.labels]).u, violations=0, groups_broken=0)
+    assert d["verdict_agreement"]["likelihood"] == pytest.approx(1 - flipped / 20)
+    codes = [w.code for w in warnings(d, pairwise=True)]
+    assert ("departs_from_likelihood" in codes) == fires
+    assert ("against_likelihood" in codes) == (flipped > 10)
+    assert "departs_from_likelihood" not in [w.code for w in warnings(d, pairwise=False)]
+
+
 def test_rank_prefers_complete_labelings_and_breaks_ties_by_the_verdict():
     claims, source, truth = planted_pairs(n_pairs=10, seed=6)
     scorer = ProbeScorer(source, ProbeConfig(pca_dims=None, zero_shot_weight=0.0))  # mirror-symmetric

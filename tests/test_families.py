@@ -3,7 +3,8 @@
 import pytest
 
 from icm_rm.data.families import FAMILIES, family_claimset, write_trl
-from icm_rm.data.protocol import DEV, PROTOCOL, TEST, load_protocol_task, protocol_task, tasks_of
+from icm_rm.data.protocol import (DEV, FRESH_FAMILIES, PROTOCOL, TEST, TEST2, load_protocol_task, protocol_task,
+                                  tasks_of)
 from icm_rm.data.spec import load_claimset
 from icm_rm.infra.errors import ConfigError
 
@@ -14,6 +15,7 @@ def test_family_is_a_real_preference_set(name):
     assert len(rows) >= 20 and len({r["id"] for r in rows}) == len(rows)
     assert len({r["prompt"] for r in rows}) == len(rows)  # one pair per prompt
     assert all(r["chosen"] != r["rejected"] for r in rows)
+    assert len({(r["chosen"], r["rejected"]) for r in rows}) == len(rows)  # no pair twice
     cs = family_claimset(name)
     assert len(cs.claims) == 2 * len(rows) and cs.has_gold and cs.is_pairwise
     chosen = {r["id"]: r["chosen"] for r in rows}
@@ -34,11 +36,14 @@ def test_family_equals_its_trl_file_read_by_the_label_stage(tmp_path, name):
     assert dict(from_file.gold) == dict(built.gold) and from_file.name == built.name == "alpaca"
 
 
-def test_protocol_splits_tasks_into_disjoint_dev_and_test():
-    assert {t.role for t in PROTOCOL} == {DEV, TEST}
-    dev, test = tasks_of(DEV), tasks_of(TEST)
-    assert not set(dev) & set(test) and len(dev) + len(test) == len(PROTOCOL)
-    assert set(FAMILIES) <= set(test) and len([t for t in test if protocol_task(t).source == "family"]) >= 6
+def test_protocol_splits_tasks_into_disjoint_dev_test_and_unseen_test():
+    assert {t.role for t in PROTOCOL} == {DEV, TEST, TEST2}
+    dev, test, fresh = tasks_of(DEV), tasks_of(TEST), tasks_of(TEST2)
+    assert not (set(dev) & set(test) or set(dev) & set(fresh) or set(test) & set(fresh))
+    assert len(dev) + len(test) + len(fresh) == len(PROTOCOL)
+    assert set(FAMILIES) == {t for t in test + fresh if protocol_task(t).source == "family"}
+    assert fresh == list(FRESH_FAMILIES) and len(fresh) >= 6
+    assert len([t for t in test if protocol_task(t).source == "family"]) >= 6
     assert "capitals" in dev  # the defaults were tuned on the fact tables
     with pytest.raises(ConfigError, match="not a protocol task"):
         protocol_task("nope")

@@ -1,6 +1,6 @@
 """Preference families built in code: small TRL-style sets (prompt, chosen, rejected) of kinds the fact tables do
-not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* tasks of the
-elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them.
+not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* and *test2* tasks
+of the elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them (test2's rows: families_fresh.py).
 
 Each family becomes pairs exactly as `icm-rm label --data_format trl` would read the same rows from a file
 (`write_trl`): pair id = the row id, the better response at a hash-chosen position (`pairs.place`), rendered with
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..infra.errors import ConfigError
 from ..infra.io import atomic_write_jsonl
+from . import families_fresh as fresh
 from .pairs import pair_claimset, place
 from .records import ClaimSet
 from .tasks import ALPACA
@@ -209,6 +210,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("sums", "a + b with the right sum vs a wrong one", _sums),
     Family("unit_facts", "how many units in a unit (quantities) vs a wrong count", _unit_facts),
     Family("assistant_answers", "short assistant answers: a helpful one vs a clearly bad one", _assistant_answers),
+    # the second test set (protocol role test2): written after the label defaults and warnings were frozen
+    Family("synonyms", "word → a synonym vs its antonym", fresh.synonyms),
+    Family("currencies", "country → its currency vs another country's", fresh.currencies),
+    Family("counting_order", "the number word after/before n vs counting the wrong way", fresh.counting_order),
+    Family("heavier", "which of two things is heavier vs the reversed comparison", fresh.heavier),
+    Family("calendar_order", "the weekday/month after another vs the one before", fresh.calendar_order),
+    Family("animal_sounds", "an animal's sound vs another animal's", fresh.animal_sounds),
+    Family("subtle_answers", "short assistant answers vs a subtly wrong one (a near-miss fact)", fresh.subtle_answers),
 )}
 
 

@@ -3,7 +3,10 @@
 Every default of the labeler (probe layer, PCA dims, hybrid weight, α, number of chains, candidate set) is chosen on
 DEV tasks only. TEST tasks are run with those defaults and reported; no choice looks at them. The six fact tables
 and TruthfulQA are dev: the existing defaults were tuned on them. The test tasks are the code-built families of
-other kinds (icm_rm/data/families.py) and the real GSM8K / Alpaca / TruthfulQA-preference sets.
+other kinds (icm_rm/data/families.py) and the real GSM8K / Alpaca / TruthfulQA-preference sets. The TEST tasks
+were looked at while the gold-free warnings were designed, so they are "seen"; TEST2 tasks (families_fresh.py)
+were written after the defaults and warnings were frozen (commit before any model ran on them) and are the unseen
+check.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from .families import family_claimset
 from .records import ClaimSet
 from .spec import load_claimset
 
-DEV, TEST = "dev", "test"
+DEV, TEST, TEST2 = "dev", "test", "test2"
+FRESH_FAMILIES = ("synonyms", "currencies", "counting_order", "heavier", "calendar_order", "animal_sounds",
+                  "subtle_answers")
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class ProtocolTask:
     """One benchmark task: its role, where its claims come from, and how many groups a benchmark takes."""
 
     name: str
-    role: str  # DEV or TEST
+    role: str  # DEV, TEST or TEST2
     source: str  # fact_table | family | real
     format: str = "builtin"  # real sets: the data format of `path`
     path: str | None = None  # real sets: relative to the shared data dir
@@ -42,6 +47,7 @@ PROTOCOL: tuple[ProtocolTask, ...] = (
     ProtocolTask("alpaca", TEST, "real", "icm_alpaca", "icm_unsupervised_elicitation/test_alpaca.json", 80),
     ProtocolTask("truthfulqa_preference", TEST, "real", "icm_truthfulqa_preference",
                  "icm_unsupervised_elicitation/test_truthfulqa_preference.json", 80),
+    *(ProtocolTask(t, TEST2, "family") for t in FRESH_FAMILIES),
 )
 _BY_NAME = {t.name: t for t in PROTOCOL}
 
@@ -53,7 +59,7 @@ def protocol_task(name: str) -> ProtocolTask:
 
 
 def tasks_of(role: str) -> list[str]:
-    """Names of the DEV or TEST tasks, in protocol order."""
+    """Names of the DEV, TEST or TEST2 tasks, in protocol order."""
     return [t.name for t in PROTOCOL if t.role == role]
 
 

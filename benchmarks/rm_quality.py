@@ -8,11 +8,13 @@ pairs), it holds out a seeded `test_fraction` of the pairs (whole prompts), trai
 rest — (a) ICM labels, (b) gold labels, (c) random labels — and evaluates each on: the held-out pairs with gold labels,
 the built-in task's test split when the label run used a built-in task (or the ICM paper's test file for its
 formats), and the shared human-preference sets (`--eval_limit` pairs each). Prints the accuracy table with 95% Wilson
-CIs and writes benchmarks/results/rm_quality.json.
+CIs, next to what the label run itself reported (its labels' accuracy vs gold, baselines and warnings), and writes
+benchmarks/results/rm_quality.json.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
@@ -26,6 +28,7 @@ from icm_rm.infra.config import cfg_field, parse_config
 from icm_rm.infra.errors import InputError, UserError
 from icm_rm.infra.io import atomic_write_json, package_versions
 from icm_rm.infra.runner import run_main
+from icm_rm.label.summary import accuracy_line
 from icm_rm.reward.config import RewardModelConfig
 from icm_rm.reward.data import holdout_split
 from icm_rm.reward.evaluate import EvalRMConfig, markdown_report, run_eval
@@ -110,6 +113,17 @@ def builtin_test_set(run: Path, limit: int | None) -> list[PreferenceExample] | 
     return out
 
 
+def label_report(run: Path) -> dict | None:
+    """What the label run told its user (report.json): labeler, accuracy vs gold, baselines, diagnostics, warnings."""
+    path = run / "report.json"
+    if not path.exists():
+        return None
+    rep = json.loads(path.read_text())
+    keep = ("model", "scorer", "n_pairs", "accuracy", "baselines", "strongest_baseline", "diagnostics", "warnings",
+            "time_s", "forward_tokens")
+    return {k: rep[k] for k in keep if k in rep}
+
+
 def format_test_file(run: Path, shared: Path) -> str | None:
     cfg_path = run / "config.yaml"
     fmt = (yaml.safe_load(cfg_path.read_text()) or {}).get("data_format") if cfg_path.exists() else None
@@ -135,7 +149,8 @@ def prepare_data(cfg: RMQualityConfig, out: Path) -> tuple[dict[str, Path], Path
     train_icm = [e for e in icm if e.id not in held_ids]
     info = {"n_pairs": len(gold), "n_train": len(train_gold), "n_test": len(test_gold),
             "icm_label_accuracy_train": agreement(train_icm, train_gold),
-            "random_label_accuracy_train": agreement([e for e in rnd if e.id not in held_ids], train_gold)}
+            "random_label_accuracy_train": agreement([e for e in rnd if e.id not in held_ids], train_gold),
+            "label_report": label_report(Path(cfg.label_run))}
     return files, test_path, info
 
 
@@ -186,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# RM quality: {cfg.model}{' LoRA' if cfg.use_lora else ''}, label run {cfg.label_run}\n")
     print(f"{info['n_train']} training pairs (ICM labels agree with gold on {info['icm_label_accuracy_train']:.3f}), "
           f"{info['n_test']} held-out pairs\n")
+    if rep := info["label_report"]:
+        print(f"label run ({rep.get('model')}, {rep.get('scorer')}): {accuracy_line(rep) or 'no gold in its report'}")
+        print("".join(f"label run WARNING: {w['message']}\n" for w in rep.get("warnings", [])))
     print(md)
     atomic_write_json(cfg.results, {"config": asdict(cfg), "data": info, "eval": doc, "markdown": md,
                                     "timings": {"train_s": t_train, "total_s": time.time() - t0},

@@ -31,6 +31,10 @@ def label_run(tmp_path) -> Path:
     write_preferences_jsonl(run / "preferences_gold.jsonl", gold)
     write_preferences_jsonl(run / "preferences.jsonl", [replace(e, margin=1.0) for e in icm])
     (run / "config.yaml").write_text("data_format: builtin\ntask: capitals\nform: pairs\n")
+    report = {"model": "tiny", "scorer": "probe", "accuracy": {"claim": 0.8, "pair": 0.8},
+              "strongest_baseline": {"name": "zero_shot", "accuracy": 0.3}, "baselines": {"zero_shot": {"pair": 0.3}},
+              "warnings": [{"code": "verdict_disagrees", "message": "labels disagree with the zero-shot verdicts"}]}
+    (run / "report.json").write_text(json.dumps(report))
     return run
 
 
@@ -59,5 +63,9 @@ def test_rm_quality_runs_end_to_end_on_tiny_inputs(label_run, tiny_model_dir, sh
     assert doc["eval"]["datasets"] == ["test_gold", "builtin_test", "helpful-base/test"]
     assert sorted(r["labels"] for r in doc["eval"]["results"]) == sorted(["icm", "gold", "random"] * 3)
     assert all(r["n"] == 4 for r in doc["eval"]["results"])
+    assert doc["data"]["label_report"]["warnings"][0]["code"] == "verdict_disagrees"
+    assert doc["data"]["label_report"]["accuracy"] == {"claim": 0.8, "pair": 0.8}
     out = capsys.readouterr().out
     assert "| ICM labels | gold labels | random labels |" in out
+    assert "label run (tiny, probe): ICM 80.0% vs strongest baseline zero_shot 30.0%" in out
+    assert "label run WARNING: labels disagree with the zero-shot verdicts" in out

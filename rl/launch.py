@@ -38,11 +38,15 @@ def trainer_main(cls: type[PolicyTrainingConfig], train: Callable[[PolicyTrainin
 
 
 def policy_inputs(cfg: PolicyTrainingConfig) -> dict[str, str | None]:
-    """The input files whose content a resume must match: the prompts file and a Python reward function's file."""
+    """The inputs whose content a resume must match: the prompts file, and the reward model's directory or a Python
+    reward function's file."""
     reward = cfg.reward_model if cfg.reward is None else None
-    py = reward.rsplit(":", 1)[0] if isinstance(reward, str) and ":" in reward and reward.rsplit(":", 1)[0].endswith(
-        ".py") else None
-    return {"prompts": None if cfg.prompts.startswith("builtin:") else cfg.prompts, "reward_model": py}
+    source = None
+    if isinstance(reward, str) and ":" in reward and reward.rsplit(":", 1)[0].endswith(".py"):
+        source = reward.rsplit(":", 1)[0]
+    elif isinstance(reward, str) and Path(reward).is_dir():
+        source = reward
+    return {"prompts": None if cfg.prompts.startswith("builtin:") else cfg.prompts, "reward_model": source}
 
 
 def prepare_policy_run(cfg: PolicyTrainingConfig, has_checkpoints: Callable[[str], bool]) -> PolicyTrainingConfig:

@@ -70,8 +70,14 @@ def file_digest(path: str | Path) -> str | None:
 
 
 def fingerprint(cfg: Any, inputs: Mapping[str, str | None]) -> dict[str, Any]:
-    """What a resume must match: the config and the content of each input file (by config key)."""
-    return {"config": config_fingerprint(cfg),
+    """What a resume must match: the config and the content of each input file (by config key). Where a config value
+    starts with its input's path, the path is matched by content, not by name: a run folder moved or copied with its
+    inputs still resumes (the `:format` after a data path stays part of the config)."""
+    config = config_fingerprint(cfg)
+    for key, p in inputs.items():
+        if p and isinstance(config.get(key), str) and config[key].startswith(str(p)):
+            config[key] = "<content>" + config[key][len(str(p)):]
+    return {"config": config,
             "data": {key: {"path": str(p), "sha256": file_digest(p)} for key, p in inputs.items() if p}}
 
 

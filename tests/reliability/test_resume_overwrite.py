@@ -312,3 +312,41 @@ def test_pipeline_never_skips_a_complete_stage_whose_config_or_data_changed(tmp_
     with pytest.raises(UserError, match="train_data"):
         _unchanged(cfg, rm_inputs(cfg))
     record("check", case="pipeline-skip-checks-fingerprint", cls="silent")
+
+
+def test_a_run_folder_moved_with_its_inputs_still_resumes_and_a_changed_rm_is_refused(tmp_path):
+    """Input paths are matched by content: a pipeline folder copied elsewhere (labels, RMs, policies) resumes there,
+    while a policy whose reward-model directory was retrained is refused, like changed data."""
+    import dataclasses
+    import shutil
+
+    from icm_rm.infra.errors import UserError
+    from icm_rm.infra.runs import check_resume
+    from icm_rm.reward.config import RewardModelConfig
+    from icm_rm.reward.trainer import rm_inputs
+    from rl.launch import policy_inputs
+    from rl.ppo.config import PPOConfig
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "rm" / "model").mkdir(parents=True)
+    (a / "rm" / "model" / "weights.bin").write_bytes(b"rm-1")
+    (a / "prompts.jsonl").write_text('{"prompt": "p"}\n')
+    (a / "prefs.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    ppo = PPOConfig(model="m", prompts=str(a / "prompts.jsonl"), reward_model=str(a / "rm" / "model"),
+                    output_dir=str(a / "policy"))
+    rm = RewardModelConfig(train_data=f"{a / 'prefs.jsonl'}:trl", output_dir=str(a / "rm"))
+    for cfg, inputs in ((ppo, policy_inputs), (rm, rm_inputs)):
+        Path(cfg.output_dir).mkdir(exist_ok=True)
+        check_resume(cfg.output_dir, cfg, inputs(cfg), resuming=False)
+    shutil.copytree(a, b)
+    ppo_b = dataclasses.replace(ppo, prompts=str(b / "prompts.jsonl"), reward_model=str(b / "rm" / "model"),
+                                output_dir=str(b / "policy"))
+    rm_b = dataclasses.replace(rm, train_data=f"{b / 'prefs.jsonl'}:trl", output_dir=str(b / "rm"))
+    check_resume(ppo_b.output_dir, ppo_b, policy_inputs(ppo_b))          # same content elsewhere: resumes
+    check_resume(rm_b.output_dir, rm_b, rm_inputs(rm_b))
+    other_format = dataclasses.replace(rm_b, train_data=f"{b / 'prefs.jsonl'}:pairs")
+    with pytest.raises(UserError, match="config key 'train_data' changed"):  # the format after the path still counts
+        check_resume(rm_b.output_dir, other_format, rm_inputs(other_format))
+    (b / "rm" / "model" / "weights.bin").write_bytes(b"rm-2")
+    with pytest.raises(UserError, match="the data of 'reward_model'"):
+        check_resume(ppo_b.output_dir, ppo_b, policy_inputs(ppo_b))

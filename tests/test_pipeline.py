@@ -115,6 +115,16 @@ def test_grpo_route_from_a_config_file(tmp_path, tiny_model_dir, capsys):
     assert epol["n_prompts"] == 6
     assert "degenerate answers: " in capsys.readouterr().err
 
+    # the same folder with the other RL algorithm: label and RM are reused, the evaluations judge the new policies
+    assert main(["--config", str(tmp_path / "pipeline.yaml"), "--rl_algo", "ppo"]) == 0
+    err = capsys.readouterr().err
+    assert "pipeline: label: complete, skipped" in err and "pipeline: train-rm (icm): complete, skipped" in err
+    assert "pipeline: eval-policy: complete, skipped" not in err and "pipeline: eval-rm: complete, skipped" in err
+    judged = yaml.safe_load((out / "eval_policy" / "config.yaml").read_text())["policies"]
+    assert judged == [f"icm_rm_policy={out / 'ppo_icm' / 'policy'}"]
+    assert main(["--config", str(tmp_path / "pipeline.yaml"), "--rl_algo", "ppo"]) == 0
+    assert "pipeline: eval-policy: complete, skipped" in capsys.readouterr().err
+
 
 def _prefs(path, flip=()):
     rows = [PreferenceExample(id=str(i), prompt=f"Q{i}?", chosen=f"right {i}", rejected=f"wrong {i}")

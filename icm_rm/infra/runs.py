@@ -110,6 +110,20 @@ def check_resume(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]
         atomic_write_json(path, new)
 
 
+def fingerprint_matches(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]) -> bool:
+    """Whether `run_dir` holds a fingerprint equal to this config/data (no fingerprint, or an unreadable one: no)."""
+    try:
+        old = json.loads((Path(run_dir) / FINGERPRINT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(old, dict) and not _differences(old, fingerprint(cfg, inputs))
+
+
+def write_fingerprint(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]) -> None:
+    """Record what a finished derived run (an evaluation) was computed from."""
+    atomic_write_json(Path(run_dir) / FINGERPRINT, fingerprint(cfg, inputs))
+
+
 def _differences(old: Mapping, new: Mapping) -> list[str]:
     out = []
     oc, nc = old.get("config", {}), new.get("config", {})

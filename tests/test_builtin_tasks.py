@@ -176,3 +176,46 @@ def test_the_rl_task_rejects_non_answers_in_half_its_pairs():
     # an evasion names no class at all: the pairs reward answering, not a particular wrong class
     assert all(gold_check("animal_answers", table.ask("dog"), e) is False for e in table.evasions)
     assert not any(o in e.lower() for e in table.evasions for o in table.objects())
+
+
+def test_the_quiz_task_shares_the_animal_split_and_contrasts_only_the_class():
+    from icm_rm.data.builtin import RL_TASKS, split_subjects
+
+    table, answers = TABLES["animal_quiz"], TABLES["animal_answers"]
+    assert "animal_quiz" in RL_TASKS and "animal_quiz" not in BUILTIN_TASKS
+    assert table.rows == answers.rows and table.evasions == ()
+    train, test = split_subjects(table, "train"), split_subjects(table, "test")
+    assert (train, test) == (split_subjects(answers, "train"), split_subjects(answers, "test"))
+    assert len(test) >= 50 and not set(train) & set(test) and len(train) + len(test) == len(table.rows)
+    assert set(builtin_prompts("animal_quiz", "train")).isdisjoint(builtin_prompts("animal_quiz", "test"))
+    pool = builtin_claimset("animal_quiz", split="all")
+    truth = dict(table.rows)
+    wrong = set()
+    for pid, pair in pool.pairs.items():
+        a_better = pool.gold[f"{pid}:A>B"]
+        good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+        subject = pair.meta["subject"]
+        assert pair.prompt == table.ask(subject) and good == table.state(subject, truth[subject])
+        # the same sentence with another class: the only thing a label can prefer is the class
+        others = [o for o in table.objects() if o != truth[subject] and bad == table.state(subject, o)]
+        assert len(others) == 1
+        wrong.add(others[0])
+        assert gold_check("animal_quiz", pair.prompt, good) and gold_check("animal_quiz", pair.prompt, bad) is False
+    assert wrong == set(table.objects())
+
+
+def test_no_constant_quiz_answer_scores_above_the_largest_class_share():
+    """A policy that names one class for every animal scores that class's share of the test split, at most 0.31
+    (mammal): far below the reference policy's ~0.45 (BENCHMARKS.md §5), so a constant answer cannot fake the gain."""
+    from icm_rm.data.builtin import split_subjects
+
+    table = TABLES["animal_quiz"]
+    test = split_subjects(table, "test")
+    truth = dict(table.rows)
+    for cls in table.objects():
+        share = sum(truth[s] == cls for s in test) / len(test)
+        score = sum(bool(gold_check("animal_quiz", table.ask(s), f"It is {'an' if cls[0] in 'aeiou' else 'a'} {cls}."))
+                    for s in test) / len(test)
+        assert score == share
+    best = max(sum(truth[s] == c for s in test) for c in table.objects()) / len(test)
+    assert best == 17 / 56 < 0.31

@@ -56,7 +56,7 @@ SPLITS = ("train", "test", "all")
 FORMS = ("pairs", "claims")
 PAIR_TEMPLATE = ("Human: {prompt}\n\nResponse 1: {first}\n\nResponse 2: {second}\n\n"
                  "Claim: Response 1 is more accurate than Response 2.\n" + QUESTION)
-RL_TASKS: tuple[str, ...] = ("animal_answers",)  # made for the RL demo (fact_tables.py), not by the selection below
+RL_TASKS: tuple[str, ...] = ("animal_answers", "animal_quiz")  # made for the RL demo (fact_tables.py), not by the selection below
 BUILTIN_TASKS: list[str] = [t for t in TABLES if t not in RL_TASKS]  # all six hold on both default models (docstring)
 DEFAULT_TASK = "capitals"  # benchmarks/task_selection.py `select()`
 
@@ -95,7 +95,7 @@ def split_subjects(table: FactTable, split: str) -> list[str]:
     if split not in SPLITS:
         raise ConfigError("split", f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     subjects = [s for s, _ in table.rows]
-    ranked = sorted(subjects, key=lambda s: _hash_unit(table.name, "split", s))
+    ranked = sorted(subjects, key=lambda s: _hash_unit(table.split_key or table.name, "split", s))
     test = set(ranked[:round(len(subjects) * TEST_FRACTION)])
     if split == "all":
         return subjects

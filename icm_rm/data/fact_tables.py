@@ -20,6 +20,7 @@ class FactTable:
     case_sensitive: bool = False  # chemical symbols: "Co" is not "CO"
     plural_ok: bool = False  # class nouns: "mammals" states "mammal"
     evasions: tuple[str, ...] = ()  # non-answers that half the pairs reject instead of a wrong object
+    split_key: str = ""  # tables over the same rows share their train/test split by naming one key (default: name)
 
     def fields(self, subject: str, obj: str = "") -> dict[str, str]:
         a_subject, a_object = _with_article(subject), _with_article(obj)
@@ -204,6 +205,18 @@ ANIMAL_ANSWERS = FactTable(
     ),
 )
 
+# The RL demo's task: animal_answers' rows and train/test split, a question that lists the classes and asks for one
+# short sentence, and pairs that contrast only the class ("A fox is a mammal." vs "A fox is a fish."). Chosen on dev
+# subjects of the train split (BENCHMARKS.md §5): SmolLM2-135M-Instruct already answers in a sentence naming one class
+# on ~3/4 of the questions and gets ~half right, so what RL can still change is the class, not the form; and pairs
+# that differ only in the class give a random-label RM no form to prefer.
+ANIMAL_QUIZ = FactTable(
+    name="animal_quiz", description="animal → class; pairs contrast the right class with a wrong one, same sentence",
+    question="Which class of animal is {a_subject}: mammal, bird, reptile, amphibian, fish or insect? "
+             "Answer in one short sentence.",
+    statement=ANIMAL_CLASSES.statement, plural_ok=True, rows=ANIMAL_ANSWERS.rows, split_key=ANIMAL_ANSWERS.name,
+)
+
 LANGUAGES = FactTable(
     name="languages", description="country → main spoken language (multilingual countries left out)",
     question="What is the main language spoken in {subject}?",
@@ -231,4 +244,4 @@ LANGUAGES = FactTable(
 )
 
 TABLES: dict[str, FactTable] = {t.name: t for t in (
-    CAPITALS, US_STATE_CAPITALS, CONTINENTS, ELEMENT_SYMBOLS, ANIMAL_CLASSES, LANGUAGES, ANIMAL_ANSWERS)}
+    CAPITALS, US_STATE_CAPITALS, CONTINENTS, ELEMENT_SYMBOLS, ANIMAL_CLASSES, LANGUAGES, ANIMAL_ANSWERS, ANIMAL_QUIZ)}

@@ -56,7 +56,8 @@ SPLITS = ("train", "test", "all")
 FORMS = ("pairs", "claims")
 PAIR_TEMPLATE = ("Human: {prompt}\n\nResponse 1: {first}\n\nResponse 2: {second}\n\n"
                  "Claim: Response 1 is more accurate than Response 2.\n" + QUESTION)
-RL_TASKS: tuple[str, ...] = ("animal_answers", "animal_quiz")  # made for the RL demo (fact_tables.py), not by the selection below
+# made for the RL demo (fact_tables.py), not by the selection below
+RL_TASKS: tuple[str, ...] = ("animal_answers", "animal_quiz")
 BUILTIN_TASKS: list[str] = [t for t in TABLES if t not in RL_TASKS]  # all six hold on both default models (docstring)
 DEFAULT_TASK = "capitals"  # benchmarks/task_selection.py `select()`
 

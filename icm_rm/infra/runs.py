@@ -89,10 +89,7 @@ def check_resume(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]
     check before the inputs were validated must not record them)."""
     path = Path(run_dir) / FINGERPRINT
     new = fingerprint(cfg, inputs)
-    try:
-        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() and resuming else None
-    except (OSError, ValueError):
-        old = None  # unreadable: nothing to compare against; rewritten below
+    old = stored_fingerprint(run_dir) if resuming else None  # unreadable: nothing to compare; rewritten below
     changes = _differences(old, new) if old else []
     if changes and not force:
         raise UserError(f"{run_dir}: refusing to resume — {'; '.join(changes[:4])}"
@@ -110,18 +107,24 @@ def check_resume(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]
         atomic_write_json(path, new)
 
 
-def fingerprint_matches(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]) -> bool:
-    """Whether `run_dir` holds a fingerprint equal to this config/data (no fingerprint, or an unreadable one: no)."""
+def stored_fingerprint(run_dir: str | Path) -> dict[str, Any] | None:
+    """The fingerprint `run_dir` holds; None when it has none or it cannot be read."""
     try:
         old = json.loads((Path(run_dir) / FINGERPRINT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(old, dict) and not _differences(old, fingerprint(cfg, inputs))
+        return None
+    return old if isinstance(old, dict) else None
 
 
-def write_fingerprint(run_dir: str | Path, cfg: Any, inputs: Mapping[str, str | None]) -> None:
+def fingerprint_matches(run_dir: str | Path, fp: Mapping[str, Any]) -> bool:
+    """Whether `run_dir` holds a fingerprint with the same config and data as `fp` (from `fingerprint`)."""
+    old = stored_fingerprint(run_dir)
+    return old is not None and not _differences(old, fp)
+
+
+def write_fingerprint(run_dir: str | Path, fp: Mapping[str, Any]) -> None:
     """Record what a finished derived run (an evaluation) was computed from."""
-    atomic_write_json(Path(run_dir) / FINGERPRINT, fingerprint(cfg, inputs))
+    atomic_write_json(Path(run_dir) / FINGERPRINT, dict(fp))
 
 
 def _differences(old: Mapping, new: Mapping) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..infra.config import from_dict, parse_config, save_config
 from ..infra.errors import ConfigError, UserError
 from ..infra.io import (check_writable, is_complete, mark_complete, peak_rss_mib, release_memory, reset_peak_rss,
                         write_run_json)
-from ..infra.runs import check_resume, fingerprint_matches, write_fingerprint
+from ..infra.runs import check_resume, fingerprint, fingerprint_matches, write_fingerprint
 from ..label import LabelConfig, run_label
 from ..reward import evaluate as eval_rm
 from ..reward.config import RewardModelConfig
@@ -45,12 +46,6 @@ def _unchanged(cfg, inputs: dict) -> bool:
     if done:
         check_resume(cfg.output_dir, cfg, inputs)
     return done
-
-
-def _current(cfg, inputs: dict) -> bool:
-    """Whether an evaluation stage is complete with this config and these models: evaluations are derived, so a
-    changed one (another RL algorithm's policies, retrained RMs) runs again instead of being refused or reused."""
-    return is_complete(cfg.output_dir) and fingerprint_matches(cfg.output_dir, cfg, inputs)
 
 
 def _named_dirs(specs: list[str], prefix: str) -> dict[str, str]:
@@ -212,27 +207,31 @@ class Pipeline:
         models = [str(self.dir("rm", r) / "model") for r in self.routes()]
         cfg = eval_rm.EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d),
                                    limit=self.cfg.eval_rm_limit)
-        inputs = {f"rm:{k}": m for k, m in enumerate(models)}
 
         def run():
-            doc = eval_rm.run_eval(cfg, progress=True)
-            eval_rm.write_report(doc, d)
-            write_fingerprint(d, cfg, inputs)
-            mark_complete(d, stage="eval_rm")
+            eval_rm.write_report(eval_rm.run_eval(cfg, progress=True), d)
 
-        self._timed("eval-rm", _current(cfg, inputs), run)
+        self._evaluation("eval_rm", cfg, {f"rm:{k}": m for k, m in enumerate(models)}, run)
 
     def stage_eval_policy(self) -> None:
         self.write_heldout_prefs()
         cfg = self.eval_policy_cfg()
         inputs = {**_named_dirs(cfg.policies, "policy"), **_named_dirs(cfg.rms, "rm")}
+        self._evaluation("eval_policy", cfg, inputs, lambda: run_eval_policy(cfg))
+
+    def _evaluation(self, stage: str, cfg, inputs: dict, work: Callable[[], None]) -> None:
+        """Run an evaluation stage unless it is complete with this config and these models (hashed once: compared,
+        then recorded). Evaluations are derived, so a changed one (another RL algorithm's policies, retrained RMs)
+        runs again instead of being refused or reused."""
+        fp = fingerprint(cfg, inputs)
 
         def run():
-            run_eval_policy(cfg)
-            write_fingerprint(cfg.output_dir, cfg, inputs)
-            mark_complete(cfg.output_dir, stage="eval_policy")
+            work()
+            write_fingerprint(cfg.output_dir, fp)
+            mark_complete(cfg.output_dir, stage=stage)
 
-        self._timed("eval-policy", _current(cfg, inputs), run)
+        done = is_complete(cfg.output_dir) and fingerprint_matches(cfg.output_dir, fp)
+        self._timed(stage.replace("_", "-"), done, run)
 
     def run(self) -> Path:
         self.label_cfg(), self.rm_cfg("icm"), self.rl_cfg("icm")  # validate every stage's config up front

@@ -135,3 +135,26 @@ def test_cli_errors_are_one_line(tiny_model_dir, prompts_file, tmp_path, capsys)
     err = capsys.readouterr().err
     assert rc == 2 and "micro_batch_size" in err and err.count("\n") == 1
     assert main(["ppo", "--config", "configs/ppo/tiny.yaml", "--kl_coeff", "0.1"]) == 2
+
+
+
+def test_micro_batch_size_changes_memory_not_the_update(tiny_model_dir, prompts_file, tmp_path):
+    """The loss is a token mean over the mini-batch: 8 uneven responses in one micro-batch or in four micro-batches
+    of 2 give the same optimizer step (a per-micro-batch mean would weight a short response's tokens more)."""
+    from rl.ppo.trainer import PPOTrainer
+
+    def one_update(micro: int) -> dict[str, torch.Tensor]:
+        trainer = PPOTrainer(tiny_cfg(tiny_model_dir, prompts_file, tmp_path / f"m{micro}", micro_batch_size=micro))
+        torch.manual_seed(1)
+        exp = trainer.rollout(trainer._next_prompts())
+        T = exp.response_ids.shape[1]
+        exp.response_mask = torch.arange(T)[None] < torch.tensor([1, 8, 2, 7, 3, 8, 1, 5])[:, None]
+        exp.scores = torch.linspace(-1.0, 1.0, len(exp))
+        trainer.compute_advantages(exp)
+        torch.manual_seed(2)
+        trainer.update(exp)
+        return {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+
+    whole, split = one_update(8), one_update(2)
+    for name, w in whole.items():
+        torch.testing.assert_close(split[name], w, rtol=1e-4, atol=1e-6, msg=name)

@@ -52,7 +52,7 @@ class PPOConfig(PolicyTrainingConfig):
     num_mini_batches: int = cfg_field(1, "Optimizer steps per PPO epoch (the rollout batch is split into this many).",
                                       ge=1)
     micro_batch_size: int = cfg_field(4, "Sequences per forward/backward on one process; gradients accumulate up to a "
-                                         "mini-batch.", ge=1)
+                                         "mini-batch, whose loss is a token mean: memory only, not the update.", ge=1)
     ppo_epochs: int = cfg_field(4, "Passes over each rollout batch (TRL: num_ppo_epochs).", ge=1)
     value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model; default: learning_rate.",
                                                   gt=0)

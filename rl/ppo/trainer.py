@@ -240,10 +240,15 @@ class PPOTrainer:
                 factor = lr_factor(self.state.update, plan.total_updates, cfg.warmup_steps, cfg.lr_scheduler)
                 for group, base in zip(self.optimizer.param_groups, self.base_lrs):
                     group["lr"] = base * factor
+                mini_tokens = self._global_tokens(exp.response_mask[order[m0:m0 + plan.mini_per_process]])
                 for u0 in range(m0, m0 + plan.mini_per_process, plan.micro):
                     batch = exp.select(order[u0:u0 + plan.micro]).trimmed()
+                    # the micro-batch's share of the mini-batch's tokens, undoing the 1/grad_accum (accumulate) and
+                    # 1/world_size (gradient all-reduce) averages: the update is a token mean over the whole
+                    # mini-batch, whatever micro_batch_size and the number of processes
+                    weight = float(batch.response_mask.sum()) / mini_tokens * plan.grad_accum * acc.num_processes
                     with acc.accumulate(self.model):
-                        stats = self._micro_step(batch)
+                        stats = self._micro_step(batch, weight)
                         if acc.sync_gradients:
                             norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                             if norm is not None:
@@ -264,7 +269,8 @@ class PPOTrainer:
             out["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)
         return out
 
-    def _micro_step(self, b: Experience) -> dict[str, float]:
+    def _micro_step(self, b: Experience, weight: float = 1.0) -> dict[str, float]:
+        """Forward/backward one micro-batch; its token-mean loss is backpropagated × `weight` (see `update`)."""
         cfg = self.cfg
         ids = torch.cat([b.query_ids, b.response_ids], 1)
         attn = torch.cat([b.query_mask, torch.ones_like(b.response_ids)], 1)
@@ -279,7 +285,7 @@ class PPOTrainer:
             with torch.no_grad():
                 entropy = masked_mean(entropy_from_logits(logits.detach()), b.response_mask)
         loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * entropy
-        self.acc.backward(loss)
+        self.acc.backward(loss * weight)
         return {"ppo/loss": loss.item(), "ppo/policy_loss": pg_loss.item(), "ppo/entropy": entropy.item(),
                 "value/loss": vf_loss.item(), "value/clipfrac": vf["clipfrac"].item(),
                 **{f"ppo/{k}": v.item() for k, v in pg.items()}}
@@ -290,6 +296,13 @@ class PPOTrainer:
         if self.acc.num_processes > 1:
             t = self.acc.reduce(t, "sum")
         return float(t[0] / t[1].clamp(min=1))
+
+    def _global_tokens(self, mask: torch.Tensor) -> float:
+        """Response tokens under `mask`, summed over the processes (≥ 1)."""
+        t = mask.sum().float().reshape(1)
+        if self.acc.num_processes > 1:
+            t = self.acc.reduce(t, "sum")
+        return max(float(t), 1.0)
 
     def _global_mean_var(self, x: torch.Tensor, mask: torch.Tensor):
         m = masked_moments(x.float(), mask)

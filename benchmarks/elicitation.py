@@ -11,7 +11,8 @@ the run's report.json (reports only). Columns (accuracy vs gold; pairs: pair acc
   zero-shot lik.     pairs only: which response the LM finds more likely (mean token log-prob)
   random label       the plain probe trained on random labels (leave-one-group-out)
   supervised probe   the plain probe trained on gold labels: a ceiling that needs gold, not a baseline
-  ICM                default ICM, one number per seed
+  ICM                default ICM, one number per seed (with the likelihood fallback where it fired: the run
+                     records the searched labels' accuracy too)
   seed agr.          the least agreement between two seeds' final labels
   warnings           the gold-free warnings the runs printed (code × runs)
 Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them; test2 tasks were written after
@@ -85,6 +86,8 @@ def run_task(task: str, model: str, seeds: list[int], quick: bool) -> dict:
             rep = json.loads((out / "report.json").read_text())
             labels = [json.loads(line)["label"] for line in (out / "labels.jsonl").read_text().splitlines()]
             runs.append({"seed": seed, "accuracy": _acc(rep.get("accuracy")), "labels": labels,
+                         "searched_accuracy": _acc(rep.get("accuracy_searched") or rep.get("accuracy")),
+                         "fallback": [f["reasons"] for f in (rep.get("diagnostics") or {}).get("fallback", [])],
                          "warnings": [w["code"] for w in rep.get("warnings", [])],
                          "diagnostics": rep.get("diagnostics"), "baselines": rep.get("baselines", {}),
                          "winners": [b["candidates"][0]["origin"] for b in rep["per_batch"]],

@@ -100,26 +100,6 @@ def test_merged_report_says_which_batches_fell_back_and_warns_first():
     assert "--fallback off" in warnings(merged, pairwise=True)[0].message
 
 
-def test_the_fallback_never_reads_gold():
-    """Neither the search nor the fallback takes gold; the returned labels are the same whatever the gold says."""
-    claims, base, truth, lik = pool_departing_from(5)
-
-    class Tripwire(GoldLabels):
-        def __getitem__(self, key):
-            raise AssertionError("gold read during the search or the fallback")
-
-        def __iter__(self):
-            raise AssertionError("gold read during the search or the fallback")
-
-    gold = Tripwire({c.id: t for c, t in zip(claims, truth)})
-    search, res, d = searched(claims, base, lik)
-    assert all(v is not gold for v in vars(search).values())
-    out = likelihood_fallback(search, res.labels, res.evaluation.scores, d, {"likelihood": lik}, "uncertain")
-    again = likelihood_fallback(*searched(claims, base, lik)[:1], res.labels, res.evaluation.scores, d,
-                                {"likelihood": lik}, "uncertain")
-    assert out[0] == again[0] == truth
-
-
 def test_label_stage_returns_the_fallback_records_it_and_reads_no_gold_before_the_reports(tmp_path, tiny_model_dir,
                                                                                           monkeypatch):
     """End to end on a tiny random model (its labels disagree with its own likelihood verdict): the batch returns the

@@ -1,6 +1,6 @@
 """Elicitation quality of default ICM on the dev and the test tasks, per model, over 3 seeds.
 
-    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2]
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2 test3]
                                      [--tasks …]
 
 Every run is the label stage itself (`icm_rm.label.run_label` with `LabelConfig()` defaults and `--search.seed S`):
@@ -11,12 +11,14 @@ the run's report.json (reports only). Columns (accuracy vs gold; pairs: pair acc
   zero-shot lik.     pairs only: which response the LM finds more likely (mean token log-prob)
   random label       the plain probe trained on random labels (leave-one-group-out)
   supervised probe   the plain probe trained on gold labels: a ceiling that needs gold, not a baseline
-  ICM                default ICM, one number per seed
+  ICM                default ICM, one number per seed (with the likelihood fallback where it fired: the run
+                     records the searched labels' accuracy too)
   seed agr.          the least agreement between two seeds' final labels
   warnings           the gold-free warnings the runs printed (code × runs)
-Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them; test2 tasks (unseen) were written
-after the defaults and warnings were frozen. Writes results/elicitation.json and prints the dev, test and test2
-tables, each test role with the issue-16 goal check (a miss names the warnings its run raised).
+Dev tasks chose the defaults (icm_rm/data/protocol.py); test tasks only report them; test2 tasks were written after
+the defaults and warnings were frozen, test3 tasks (unseen) after the likelihood fallback was designed. Writes
+results/elicitation.json and prints the dev and every test role's table, each test role with the issue-16 goal
+check (a miss names the warnings its run raised).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.families import write_trl  # noqa: E402
-from icm_rm.data.protocol import DEV, TEST, TEST2, protocol_task, tasks_of  # noqa: E402
+from icm_rm.data.protocol import DEV, TEST, TEST2, TEST3, protocol_task, tasks_of  # noqa: E402
 from icm_rm.label import LabelConfig, run_label  # noqa: E402
 
 BASELINES = {"zero_shot": "zero-shot T/F", "zero_shot_likelihood": "zero-shot lik.", "random_label": "random label",
@@ -84,6 +86,8 @@ def run_task(task: str, model: str, seeds: list[int], quick: bool) -> dict:
             rep = json.loads((out / "report.json").read_text())
             labels = [json.loads(line)["label"] for line in (out / "labels.jsonl").read_text().splitlines()]
             runs.append({"seed": seed, "accuracy": _acc(rep.get("accuracy")), "labels": labels,
+                         "searched_accuracy": _acc(rep.get("accuracy_searched") or rep.get("accuracy")),
+                         "fallback": [f["reasons"] for f in (rep.get("diagnostics") or {}).get("fallback", [])],
                          "warnings": [w["code"] for w in rep.get("warnings", [])],
                          "diagnostics": rep.get("diagnostics"), "baselines": rep.get("baselines", {}),
                          "winners": [b["candidates"][0]["origin"] for b in rep["per_batch"]],
@@ -124,7 +128,7 @@ def table(results: dict, role: str) -> str:
 
 
 def goal_check(results: dict, role: str = TEST) -> tuple[list[str], dict]:
-    """The issue-16 goal on the test (or test2) tasks: one line per miss (with the warnings that run raised),
+    """The issue-16 goal on the tasks of one test role: one line per miss (with the warnings that run raised),
     plus the numbers."""
     misses, summary = [], {}
     for m, per in results.items():
@@ -154,7 +158,8 @@ def goal_check(results: dict, role: str = TEST) -> tuple[list[str], dict]:
 def report_md(results: dict) -> str:
     lines = ["## dev tasks (defaults chosen here)", "", table(results, DEV), ""]
     for role, title in ((TEST, "test tasks (reported only; seen while the warnings were designed)"),
-                        (TEST2, "test2 tasks (unseen: written after the defaults and warnings were frozen)")):
+                        (TEST2, "test2 tasks (written after the defaults and warnings were frozen)"),
+                        (TEST3, "test3 tasks (unseen: written after the likelihood fallback was designed)")):
         misses, summary = goal_check(results, role)
         lines += [f"## {title}", "", table(results, role), "", f"## goal check ({role} tasks)", ""]
         for m, s in summary.items():
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="capitals + antonyms, SmolLM2 only, 600 iterations")
     ap.add_argument("--models", nargs="*", default=None)
-    ap.add_argument("--roles", nargs="*", default=[DEV, TEST, TEST2], choices=(DEV, TEST, TEST2))
+    ap.add_argument("--roles", nargs="*", default=[DEV, TEST, TEST2, TEST3], choices=(DEV, TEST, TEST2, TEST3))
     ap.add_argument("--tasks", nargs="*", default=None, help="protocol tasks (default: every task of --roles)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")

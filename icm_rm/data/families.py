@@ -1,6 +1,7 @@
 """Preference families built in code: small TRL-style sets (prompt, chosen, rejected) of kinds the fact tables do
 not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* and *test2* tasks
-of the elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them (test2's rows: families_fresh.py).
+of the elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them (test2's rows: families_fresh.py,
+test3's: families_test3.py).
 
 Each family becomes pairs exactly as `icm-rm label --data_format trl` would read the same rows from a file
 (`write_trl`): pair id = the row id, the better response at a hash-chosen position (`pairs.place`), rendered with
@@ -17,6 +18,7 @@ from pathlib import Path
 from ..infra.errors import ConfigError
 from ..infra.io import atomic_write_jsonl
 from . import families_fresh as fresh
+from . import families_test3 as third
 from .pairs import pair_claimset, place
 from .records import ClaimSet
 from .tasks import ALPACA
@@ -218,6 +220,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("calendar_order", "the weekday/month after another vs the one before", fresh.calendar_order),
     Family("animal_sounds", "an animal's sound vs another animal's", fresh.animal_sounds),
     Family("subtle_answers", "short assistant answers vs a subtly wrong one (a near-miss fact)", fresh.subtle_answers),
+    # the third test set (protocol role test3): written to judge the likelihood fallback, before any model ran on it
+    Family("translations", "an English word → its Spanish word vs another word's", third.translations),
+    Family("gender_pairs", "a male word → its female counterpart vs a related wrong word", third.gender_pairs),
+    Family("baby_animals", "an animal → the name of its young vs another animal's", third.baby_animals),
+    Family("colours", "a thing → its colour vs another colour", third.colours),
+    Family("inventors", "an invention or discovery → who is known for it vs someone else", third.inventors),
+    Family("trade_tools", "a trade → its typical tool vs another trade's", third.trade_tools),
+    Family("polite_replies", "a polite reply vs a rude one to the same message", third.polite_replies),
 )}
 
 

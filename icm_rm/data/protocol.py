@@ -5,8 +5,9 @@ DEV tasks only. TEST tasks are run with those defaults and reported; no choice l
 and TruthfulQA are dev: the existing defaults were tuned on them. The test tasks are the code-built families of
 other kinds (icm_rm/data/families.py) and the real GSM8K / Alpaca / TruthfulQA-preference sets. The TEST tasks
 were looked at while the gold-free warnings were designed, so they are "seen"; TEST2 tasks (families_fresh.py)
-were written after the defaults and warnings were frozen (commit before any model ran on them) and are the unseen
-check.
+were written after the defaults and warnings were frozen (commit before any model ran on them); they were seen when
+the likelihood fallback was designed, and TEST3 tasks (families_test3.py, committed before any model ran on them)
+are its unseen check.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from .families import family_claimset
 from .records import ClaimSet
 from .spec import load_claimset
 
-DEV, TEST, TEST2 = "dev", "test", "test2"
+DEV, TEST, TEST2, TEST3 = "dev", "test", "test2", "test3"
 FRESH_FAMILIES = ("synonyms", "currencies", "counting_order", "heavier", "calendar_order", "animal_sounds",
                   "subtle_answers")
+THIRD_FAMILIES = ("translations", "gender_pairs", "baby_animals", "colours", "inventors", "trade_tools",
+                  "polite_replies")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class ProtocolTask:
     """One benchmark task: its role, where its claims come from, and how many groups a benchmark takes."""
 
     name: str
-    role: str  # DEV, TEST or TEST2
+    role: str  # DEV, TEST, TEST2 or TEST3
     source: str  # fact_table | family | real
     format: str = "builtin"  # real sets: the data format of `path`
     path: str | None = None  # real sets: relative to the shared data dir
@@ -48,6 +51,7 @@ PROTOCOL: tuple[ProtocolTask, ...] = (
     ProtocolTask("truthfulqa_preference", TEST, "real", "icm_truthfulqa_preference",
                  "icm_unsupervised_elicitation/test_truthfulqa_preference.json", 80),
     *(ProtocolTask(t, TEST2, "family") for t in FRESH_FAMILIES),
+    *(ProtocolTask(t, TEST3, "family") for t in THIRD_FAMILIES),
 )
 _BY_NAME = {t.name: t for t in PROTOCOL}
 
@@ -59,7 +63,7 @@ def protocol_task(name: str) -> ProtocolTask:
 
 
 def tasks_of(role: str) -> list[str]:
-    """Names of the DEV, TEST or TEST2 tasks, in protocol order."""
+    """Names of the DEV, TEST, TEST2 or TEST3 tasks, in protocol order."""
     return [t.name for t in PROTOCOL if t.role == role]
 
 

@@ -10,6 +10,7 @@ from ..infra.config import cfg_field
 from ..infra.errors import ConfigError
 from ..scoring.registry import SCORERS, scorer_class
 from ..scoring.settings import ScorerSettings
+from .fallback import FALLBACK_MODES
 from .iterative import IterativeConfig
 from .search import SearchConfig
 
@@ -39,6 +40,10 @@ class LabelConfig(ScorerSettings):
                                        metadata={"help": "LoRA-fine-tune the labeler between batches (icl scorer)"})
     carry_labels: bool = cfg_field(False, "fit each batch's scorer with the labels of the batches before it too "
                                           "(probe: one feature space for the pool; sequential, so num_shards 1)")
+    fallback: str = cfg_field("uncertain", "pairs: return the model's own preference (likelihood verdict, after "
+                                           "ConsistencyFix) instead of the searched labels when they depart from it "
+                                           "on > 15% of pairs or replicas/chains disagree (uncertain), on the "
+                                           "departure only (departs), or never (off)", choices=FALLBACK_MODES)
     baselines: bool = cfg_field(True, "also score zero-shot, random-label and golden-label baselines (needs gold)",
                                 resume_safe=True)
 
@@ -80,5 +85,7 @@ class LabelConfig(ScorerSettings):
         if self.num_shards > 1 and self.iterative.enabled:
             raise ConfigError("num_shards", "iterative labeling is sequential (batch j+1 uses batches ≤ j); "
                                             "use num_shards 1 with iterative.enabled")
+        if self.fallback not in FALLBACK_MODES:
+            raise ConfigError("fallback", f"must be one of {', '.join(FALLBACK_MODES)}, got '{self.fallback}'")
         if self.report_to not in ("tensorboard", "none"):
             raise ConfigError("report_to", f"must be tensorboard or none, got '{self.report_to}'")

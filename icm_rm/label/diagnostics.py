@@ -123,6 +123,14 @@ def warnings(d: Mapping, pairwise: bool) -> list[LabelWarning]:
     if d.get("groups_broken"):
         out.append(LabelWarning("inconsistent", f"{d['groups_broken']} group(s) still break a consistency rule (e.g. both "
                             "orderings of a pair preferred); their labels are the least reliable."))
+    if fell := d.get("fallback"):
+        reasons = sorted({r for f in fell for r in f["reasons"]})
+        out = [LabelWarning("likelihood_fallback", f"ICM's searched labels were not returned in {len(fell)} "
+                            f"batch(es) ({', '.join(reasons)}; the warnings below describe the searched labels): "
+                            "those pairs carry the model's own preference instead (the response it finds more "
+                            "likely, after ConsistencyFix), never worse than that preference and never better. "
+                            "report.json keeps the searched labels (per_batch diagnostics, fallback); "
+                            "--fallback off returns them.")] + out
     return out
 
 
@@ -151,6 +159,10 @@ def merge(per_batch: Sequence[tuple[int, Mapping]]) -> dict:
         "groups_broken": int(sum(d["groups_broken"] for _, d in items)),
         "n_claims": total,
     }
+    fell = [{k: v for k, v in d["fallback"].items() if k not in ("searched_labels", "searched_scores")} | {"batch": b}
+            for b, (_, d) in enumerate(per_batch) if d and d.get("fallback")]
+    if fell:
+        out["fallback"] = fell
     seeds = [d["seed_agreement"] for _, d in items if "seed_agreement" in d]
     if seeds:
         out["seed_agreement"] = {"min": min(s["min"] for s in seeds), "mean": wmean(

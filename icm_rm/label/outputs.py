@@ -35,6 +35,19 @@ def label_rows(pool: ClaimSet, outcomes) -> list[dict]:
     return [rows[i] for i in sorted(rows)]
 
 
+def searched_labels(outcomes) -> dict[int, tuple[bool | None, float]]:
+    """Pool index → (label, score) of the searched labeling: where a batch fell back to the likelihood verdict, the
+    labels its search returned (kept in the fallback record), elsewhere the batch's labels."""
+    out = {}
+    for o in outcomes:
+        fb = (o.diagnostics or {}).get("fallback")
+        labels = decode_labels(fb["searched_labels"]) if fb else o.labels
+        scores = fb["searched_scores"] if fb else o.scores
+        for k, i in enumerate(o.indices):
+            out[i] = (labels[k], np.nan if scores[k] is None else scores[k])
+    return out
+
+
 def preference_examples(pool: ClaimSet, rows: list[dict], gold: bool = False) -> list:
     """One TRL prompt/chosen/rejected row per pair; margin = ICM confidence (half the score gap, ≥ 0)."""
     by_pair: dict[str, dict[str, dict]] = {}
@@ -183,6 +196,11 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
     report["warnings"] = [asdict(w) for w in warnings(diag, pool.is_pairwise)] if diag else []
     if pool.has_gold:
         report["accuracy"] = _batch_metrics(claims, labels, scores, pool.gold, rules)
+        if diag.get("fallback"):  # what the searched labels would have scored (reports only)
+            searched = searched_labels(outcomes)
+            idx = sorted(searched)
+            report["accuracy_searched"] = _batch_metrics(claims, [searched[i][0] for i in idx],
+                                                         [searched[i][1] for i in idx], pool.gold, rules)
         if cfg.baselines:
             report["baselines"] = baselines(pool, outcomes, scorer, rules, seed=cfg.search.seed)
             report["strongest_baseline"] = strongest_baseline(report["baselines"])

@@ -2,7 +2,8 @@
 
     load claims → build the scorer (checks the pool) → batches of whole groups → per batch: ICM search (resumable;
     chains from random seeds and from the LM's zero-shot verdicts; the highest-U labeling it can name) → gold-free
-    diagnostics → labels.jsonl, preferences.jsonl (+ _gold), report.json, progress.png, TensorBoard, run.json
+    diagnostics → pairs: the likelihood fallback where they say so (fallback.py) → labels.jsonl, preferences.jsonl
+    (+ _gold), report.json, progress.png, TensorBoard, run.json
 
 Gold labels, where the data has them, are read only after each batch's search, for reports and baselines.
 """
@@ -37,6 +38,7 @@ from ..scoring.verdicts import zero_shot_signal
 from .batches import make_batches
 from .config import LabelConfig
 from .diagnostics import broken_groups, diagnose
+from .fallback import likelihood_fallback
 from .iterative import next_labeler
 from .outputs import log_batch, print_summary, tb_writer, write_outputs
 from .search import ChainState, ICMSearch, SearchInterrupted, temperature
@@ -259,9 +261,13 @@ def _label_batch(cfg: LabelConfig, scorer: Scorer, claims: list[Claim], idx: lis
     diag = diagnose(claims, labels, result.candidates, verdicts,
                     u_mirror=search.evaluate([None if y is None else not y for y in labels]).u,
                     violations=ev.i, groups_broken=broken_groups(search.structure, labels))
+    seeds = [] if win.mirrored else result.chains[result.best_chain].seed_indices
+    if (fb := likelihood_fallback(search, labels, ev.scores, diag, verdicts, cfg.fallback)) is not None:
+        labels, ev, diag["fallback"] = fb  # diag describes the searched labeling (the record keeps it), except
+        diag.update(violations=ev.i, groups_broken=broken_groups(search.structure, labels))  # the rules left broken
+        seeds = []
     return BatchOutcome(batch=j, indices=list(idx), labels=list(labels), scores=_finite(ev.scores), u=ev.u, p=ev.p,
-                        i=ev.i, best_chain=result.best_chain,
-                        seed_indices=[] if win.mirrored else result.chains[result.best_chain].seed_indices,
+                        i=ev.i, best_chain=result.best_chain, seed_indices=seeds,
                         anchored_flip=win.mirrored, chains=[_chain_record(c) for c in result.chains],
                         scorer_stats=scorer.work_stats(), time_s=time.time() - t0,
                         candidates=[c.as_dict() for c in result.candidates], diagnostics=diag)

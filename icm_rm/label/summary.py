@@ -13,6 +13,8 @@ def accuracy_line(report: dict) -> str | None:
         return None
     strong = report.get("strongest_baseline")
     parts = [f"ICM {pct(acc.get('pair', acc.get('claim')))}"]
+    if searched := report.get("accuracy_searched"):
+        parts[0] += f" (likelihood fallback; the searched labels: {pct(searched.get('pair', searched.get('claim')))})"
     if strong:
         parts.append(f"vs strongest baseline {strong['name']} {pct(strong['accuracy'])}")
     others = [f"{n} {pct(b.get('pair', b.get('claim')))}" for n, b in (report.get("baselines") or {}).items()

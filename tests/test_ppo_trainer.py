@@ -2,11 +2,13 @@
 curve, scores with an RM whose tokenizer differs from the policy's, trains LoRA, and exports a plain HF policy."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from icm_rm.infra.errors import UserError
 from rl.ppo.config import PPOConfig
 
 REWARD = {"type": "python", "function": "rl.rewards:substring_reward", "kwargs": {"text": " the", "scale": 0.25}}
@@ -60,20 +62,38 @@ def test_ppo_raises_reward(tiny_model_dir, prompts_file, tmp_path):
     assert all(m["rollout/cut_frac"] == pytest.approx(1 - m["rollout/eos_frac"]) for m in metrics(cfg.output_dir))
 
 
-def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path):
-    """Stop after 2 of 4 steps (as a kill right after a checkpoint would), resume: same losses as one straight run."""
+@pytest.mark.parametrize("lora", [False, True])
+def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path, lora):
+    """Stop after 2 of 4 steps (as a kill right after a checkpoint would), resume: same losses as one straight run.
+    With LoRA the checkpoint holds the trainable weights only (adapters, value head), not the frozen base."""
     from safetensors.torch import load_file
 
     from rl.ppo import train_ppo
 
-    straight = train_ppo(tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "a", adaptive_kl=True, kl_target=0.5,
-                                  kl_horizon=50, lr_scheduler="linear", num_mini_batches=2, micro_batch_size=2))
-    cfg_b = tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "b", adaptive_kl=True, kl_target=0.5, kl_horizon=50,
-                     lr_scheduler="linear", num_mini_batches=2, micro_batch_size=2, max_steps_this_run=2)
+    kw = dict(adaptive_kl=True, kl_target=0.5, kl_horizon=50, lr_scheduler="linear", num_mini_batches=2,
+              micro_batch_size=2, lora=lora, lora_r=4)
+    straight = train_ppo(tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "a", **kw))
+    cfg_b = tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "b", max_steps_this_run=2, **kw)
     assert train_ppo(cfg_b) is None
-    assert (tmp_path / "b" / "checkpoints" / "step-000002").is_dir()
+    ckpt = tmp_path / "b" / "checkpoints" / "step-000002"
+    saved = set(load_file(ckpt / "model.safetensors"))
+    base = set(load_file(tiny_model_dir / "model.safetensors"))
+    if lora:
+        assert saved and all("lora_" in k or "modules_to_save" in k for k in saved), sorted(saved)
+    else:
+        assert len(saved) > len(base)                    # the whole policy is trained: all of it is saved
     with pytest.raises(Exception, match="resume"):
         train_ppo(PPOConfig(**{**cfg_b.__dict__, "max_steps_this_run": None}))
+    if lora:                                             # a checkpoint without one of the run's trainable weights
+        from safetensors.torch import save_file
+
+        shutil.copytree(tmp_path / "b", tmp_path / "c")
+        weights = load_file(tmp_path / "c" / "checkpoints" / "step-000002" / "model.safetensors")
+        weights.pop(sorted(weights)[0])
+        save_file(weights, tmp_path / "c" / "checkpoints" / "step-000002" / "model.safetensors")
+        with pytest.raises(UserError, match="lacks 1 trainable weight"):
+            train_ppo(PPOConfig(**{**cfg_b.__dict__, "output_dir": str(tmp_path / "c"), "max_steps_this_run": None,
+                                   "resume": True}))
     resumed = train_ppo(PPOConfig(**{**cfg_b.__dict__, "max_steps_this_run": None, "resume": True}))
     a, b = metrics(tmp_path / "a"), metrics(tmp_path / "b")
     assert [m["step"] for m in b] == [1, 2, 3, 4]

@@ -5,6 +5,10 @@ data position, KL coefficient) as JSON. Nothing in a checkpoint is unpickled: th
 accelerate (whose custom-object files are pickles loaded with `weights_only=False`), and a checkpoint holding such a
 file is refused rather than loaded.
 
+Without DeepSpeed only the trainable parameters (and buffers) are written: with LoRA that is the adapters and the
+value head, ~40 MB instead of ~1.1 GB of frozen base weights at 135M; resume loads them non-strictly over the same
+frozen base and refuses a checkpoint that lacks a trainable parameter.
+
 Resume takes the newest checkpoint that is whole (`train_state.json` parses, safetensors files whole); a damaged newer
 one is renamed `corrupt-step-N` (kept, never deleted) and the previous good one is used.
 
@@ -113,7 +117,37 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, keep: int | 
     return final
 
 
+def save_trainable_only(accelerator) -> None:
+    """Make `accelerator.save_state` drop frozen parameters from the model weights it writes (not under DeepSpeed,
+    which writes its own shards): they are the pretrained weights the run loads anyway."""
+    def hook(models, weights, output_dir):
+        for i, model in enumerate(models):
+            frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+            weights[i] = {k: v for k, v in weights[i].items() if k not in frozen}
+
+    accelerator.register_save_state_pre_hook(hook)
+
+
+def _check_trainable_saved(accelerator, path: Path) -> None:
+    from safetensors import safe_open
+
+    saved: set[str] = set()
+    for f in path.glob("model*.safetensors"):
+        with safe_open(str(f), framework="pt") as fh:
+            saved |= set(fh.keys())
+    for model in accelerator._models:
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in saved]
+        if missing:
+            raise UserError(f"{path}: the checkpoint lacks {len(missing)} trainable weight(s) of this run (first: "
+                            f"{missing[0]}); it was written by a run with other trainable parameters (LoRA/value "
+                            "settings)")
+
+
 def load_checkpoint(accelerator, path: str | Path, state: TrainState) -> None:
     """Weights, optimizer and RNG through accelerate (weights_only loads), then the TrainState from JSON."""
-    accelerator.load_state(str(path))
+    if accelerator.state.deepspeed_plugin is None:
+        _check_trainable_saved(accelerator, Path(path))
+        accelerator.load_state(str(path), strict=False)      # frozen weights are not in the file: see save_trainable_only
+    else:
+        accelerator.load_state(str(path))
     state.load_state_dict(json.loads((Path(path) / TRAIN_STATE).read_text(encoding="utf-8")))

@@ -21,7 +21,7 @@ from rl.logging import RunLogger
 from rl.rewards import build_reward_source, postprocess_scores, source_metrics
 
 from .advantages import gae, masked_mean, masked_moments, moments_to_mean_var, whiten
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint, save_trainable_only
 from .config import BatchPlan, PPOConfig
 from .data import PromptStream, load_prompts
 from .experience import Experience
@@ -110,6 +110,8 @@ class PPOTrainer:
         if self.is_deepspeed:
             self._fill_deepspeed_config()
         self.model, self.optimizer = acc.prepare(model, optimizer)
+        if not self.is_deepspeed:
+            save_trainable_only(acc)
 
         self.ref = None
         if not cfg.lora:    # with LoRA the reference is the policy with its adapter disabled

@@ -69,7 +69,7 @@ def test_two_seeds_train_two_policies_per_route_and_resume(tmp_path, tiny_model_
     assert "ppo (icm, seed 1)" in summary["timings_s"] and "ppo (icm)" in summary["timings_s"]
     head = summary["headline"]
     assert sum("; seeds: " in line for line in head) == 3
-    assert sum(line.startswith("control") and "(seed mean)" in line for line in head) == 1
+    assert sum(line.startswith("control") and " (seed mean " in line for line in head) == 1
     assert sum(line.startswith("ICM-RM vs gold-RM policy: the seed-mean gap") for line in head) == 1
     assert "per-seed diffs (sd)" in (out / "report.md").read_text()
     capsys.readouterr()
@@ -127,7 +127,7 @@ def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
     assert "| ICM-RM policy | 0.625 | +0.375 [" in report and "| +0.500, +0.250 (sd 0.177) | ICM-RM policy (seed 1): " \
                                                               "empty answers |" in report
     assert "the seed-mean gap +0.125 is within the RL seed spread (per-seed diff sd up to 0.707)" in headline
-    assert "control: the random-label RM's policy does not improve (seed mean) (+0.000 [+0.000, +0.000]" in headline
+    assert "control: the random-label RM's policy does not improve (seed mean +0.000 [+0.000, +0.000], CI" in headline
     assert "  ICM-RM policy     0.625  diff +0.375 [" in headline and "; seeds: +0.500, +0.250 (sd 0.177)" in headline
 
     _prefs(label / "preferences_gold.jsonl")  # gold = ICM labels: one route, reported once, no ICM–gold gap

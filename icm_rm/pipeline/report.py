@@ -185,11 +185,11 @@ def _control_line(stats: dict) -> str | None:
     if r is None:
         return None
     d = r["vs_reference"]["score_diff"]
-    mean = " (seed mean)" if len(r["seeds"]) > 1 else ""
+    diff = ("seed mean " if len(r["seeds"]) > 1 else "") + _diff(d)
     if d["ci"][0] > 0:
-        return (f"control FAILED: the random-label RM's policy improves too{mean} ({_diff(d)}), so the gain above is "
-                "not (only) the reward model's labels")
-    return f"control: the random-label RM's policy does not improve{mean} ({_diff(d)}, CI includes 0 or lies below)"
+        return (f"control FAILED: the random-label RM's policy improves too ({diff}), so the gain above is not (only) "
+                "the reward model's labels")
+    return f"control: the random-label RM's policy does not improve ({diff}, CI includes 0 or lies below)"
 
 
 def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | None,

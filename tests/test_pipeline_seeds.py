@@ -124,10 +124,10 @@ def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
     # the ICM–gold gap 0.125 lies within gold-RM's per-seed sd 1/√2
     assert stats["gold_gap"] == {"diff": 0.125, "seed_sd": pytest.approx(1 / math.sqrt(2)), "within_seed_spread": True}
     report = (p.out / "report.md").read_text()
-    assert "| ICM-RM policy | 0.625 | +0.375 [" in report and "| +0.500, +0.250 (sd 0.177) | ICM-RM policy (seed 1): " \
-                                                              "empty answers |" in report
+    assert "| ICM-RM policy | 0.625 | +0.375 [" in report and "| +0.500, +0.250 (sd 0.177) | seed 1: empty answers |" in report
     assert "the seed-mean gap +0.125 is within the RL seed spread (per-seed diff sd up to 0.707)" in headline
     assert "control: the random-label RM's policy does not improve (seed mean +0.000 [+0.000, +0.000], CI" in headline
+    assert "degenerate answers: ICM-RM policy seed 1: empty answers" in headline
     assert "  ICM-RM policy     0.625  diff +0.375 [" in headline and "; seeds: +0.500, +0.250 (sd 0.177)" in headline
 
     _prefs(label / "preferences_gold.jsonl")  # gold = ICM labels: one route, reported once, no ICM–gold gap

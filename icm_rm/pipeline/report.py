@@ -101,11 +101,11 @@ def _seed_diffs(r: dict) -> str:
     return f"{', '.join(f'{d:+.3f}' for d in r['seed_diffs'])} (sd {r['seed_sd']:.3f})"
 
 
-def _flags(epol: dict, names: list[str]) -> str:
-    deg, several = epol.get("degenerate", {}), len(names) > 1
-    flags = [f"{display_name(n)}: {', '.join(f)}" if several else ", ".join(f)
-             for n in names if (f := deg.get(n, {}).get("flags", []))]
-    return "; ".join(flags) or "none"
+def _flagged(epol: dict, r: dict) -> list[tuple[int | None, str]]:
+    """(RL seed, its degenerate-answer flags) of a route's flagged policies (seed None: the only one)."""
+    deg, several = epol.get("degenerate", {}), len(r["seeds"]) > 1
+    return [(s if several else None, ", ".join(f)) for s, n in zip(r["seeds"], r["policies"])
+            if (f := deg.get(n, {}).get("flags", []))]
 
 
 def _gap_line(stats: dict) -> str | None:
@@ -140,7 +140,8 @@ def _policy_section(p: Pipeline, epol: dict, stats: dict, summary: dict) -> list
         c, d = r["vs_reference"], r["vs_reference"]["score_diff"]
         lines.append(f"| {_route_name(route)} | {r['score']:.3f} | {_diff(d)} | {d['sign_p']:.2g} | "
                      f"{pct(c['win_rate'], c['se'])} | {c['wins']}/{c['ties']}/{c['losses']} | {d['verdict']} |"
-                     f"{f' {_seed_diffs(r)} |' if several else ''} {_flags(epol, r['policies'])} |")
+                     f"{f' {_seed_diffs(r)} |' if several else ''} "
+                     f"{'; '.join(f if s is None else f'seed {s}: {f}' for s, f in _flagged(epol, r)) or 'none'} |")
     if stats["pairs"]:
         lines += ["", "| policy | vs policy | diff [95% CI] | p | win rate ± SE | W/T/L |", "|---|---|---|---|---|---|"]
         lines += [f"| {_route_name(r['route'])} | {_route_name(r['versus'])} | {_diff(r['score_diff'])} | "
@@ -219,8 +220,10 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
         s += [f"  {_route_name(r['route'])} vs {_route_name(r['versus'])}: diff {_diff(r['score_diff'])}, win rate "
               f"{pct(r['win_rate'], r['se'])}" for r in stats["pairs"]]
         s += [line for line in (several and _gap_line(stats), _control_line(stats)) if line]
-        flagged = [f"{display_name(n)}: {', '.join(v['flags'])}" for n, v in epol.get("degenerate", {}).items()
-                   if v.get("flags")]
+        ref = epol.get("degenerate", {}).get("reference", {}).get("flags")
+        flagged = [f"reference: {', '.join(ref)}"] if ref else []
+        flagged += [f"{_route_name(route)}{'' if seed is None else f' seed {seed}'}: {f}"
+                    for route, r in stats["routes"].items() for seed, f in _flagged(epol, r)]
         s.append("degenerate answers: " + ("; ".join(flagged) if flagged else "none"))
     elif epol:
         s.append(f"policies: {STALE}")

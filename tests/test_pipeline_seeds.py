@@ -10,8 +10,8 @@ import shutil
 import pytest
 from test_pipeline import _prefs, tiny_pipeline
 
-from icm_rm.infra.io import atomic_write_json, atomic_write_jsonl
 from icm_rm.infra.config import save_config
+from icm_rm.infra.io import atomic_write_json, atomic_write_jsonl
 from icm_rm.infra.runner import run_main
 from icm_rm.pipeline import Pipeline, main
 from icm_rm.pipeline.report import write_report
@@ -124,7 +124,8 @@ def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
     # the ICM–gold gap 0.125 lies within gold-RM's per-seed sd 1/√2
     assert stats["gold_gap"] == {"diff": 0.125, "seed_sd": pytest.approx(1 / math.sqrt(2)), "within_seed_spread": True}
     report = (p.out / "report.md").read_text()
-    assert "| ICM-RM policy | 0.625 | +0.375 [" in report and "| +0.500, +0.250 (sd 0.177) | seed 1: empty answers |" in report
+    assert "| ICM-RM policy | 0.625 | +0.375 [" in report
+    assert "| +0.500, +0.250 (sd 0.177) | seed 1: empty answers |" in report
     assert "the seed-mean gap +0.125 is within the RL seed spread (per-seed diff sd up to 0.707)" in headline
     assert "control: the random-label RM's policy does not improve (seed mean +0.000 [+0.000, +0.000], CI" in headline
     assert "degenerate answers: ICM-RM policy seed 1: empty answers" in headline
@@ -151,5 +152,6 @@ def test_a_bad_rl_seeds_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, fla
     capsys.readouterr()
     assert run_main(main, ["--config", str(tmp_path / "pipeline.yaml"), *flag]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("icm-rm: error: ") and "key 'rl_seeds': " in err and says in err
+    assert len(err.splitlines()) == 1 and err.startswith("icm-rm: error: ")
+    assert "key 'rl_seeds': " in err and says in err
     assert not (tmp_path / "run").exists()

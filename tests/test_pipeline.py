@@ -86,11 +86,12 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     own = {(r["policy"], r["versus"]): r for r in epol["win_rates"]}
     stats = summary["policy"]["seed_mean"]  # one RL seed: the seed mean is each policy's own eval-policy result
     for route, r in stats["routes"].items():
-        assert r["vs_reference"] == {k: v for k, v in own[(f"{route}_rm_policy", "reference")].items()
-                                     if k in r["vs_reference"]}
-    assert [{k: v for k, v in own[(f"{x['route']}_rm_policy", f"{x['versus']}_rm_policy")].items() if k in x}
-            for x in stats["pairs"]] == [{k: v for k, v in x.items() if k not in ("route", "versus")}
-                                         for x in stats["pairs"]]
+        row = own[(f"{route}_rm_policy", "reference")]
+        assert r["vs_reference"] == {k: row[k] for k in r["vs_reference"]}
+    for x in stats["pairs"]:
+        row = own[(f"{x['route']}_rm_policy", f"{x['versus']}_rm_policy")]
+        mine = {k: v for k, v in x.items() if k not in ("route", "versus")}
+        assert mine == {k: row[k] for k in mine}
     assert sum(line.startswith("control") for line in head) == 1
     assert sum(line.startswith("degenerate answers: ") for line in head) == 1
     assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)

@@ -6,12 +6,14 @@
     python benchmarks/pipeline_e2e.py --config OLD.yaml --tag baseline   # another config, e.g. a side-by-side baseline
     python benchmarks/pipeline_e2e.py --reuse_upstream      # later routes start from the first one's labels and RMs
     python benchmarks/pipeline_e2e.py --rl_algo grpo --upstream runs/bench_pipeline/ppo --tag grpo   # from a run's
+    python benchmarks/pipeline_e2e.py --rl_algo ppo --rl_seeds 0 1 2   # three RL seeds per RM: seed means + spread
 
 Each route runs the pipeline in its own process (every stage inside it); peak RSS is that process's largest resident
 set and CPU time its user + system time (wait4 rusage): on a shared machine CPU s / cores estimates the wall time of an
 idle one. With --reuse_upstream the later routes copy the first route's label, data and RM folders (the pipeline skips
 complete stages), and their `upstream_s` is the first route's time for those stages; --upstream DIR does the same from
-another run's folder (its summary.json, if any, gives `upstream_s`). Results go to
+another run's folder (its summary.json, if any, gives `upstream_s`). --rl_seeds sets the pipeline's `rl_seeds`;
+each route's `policies` records its per-seed and seed-mean diffs vs the reference. Results go to
 benchmarks/results/pipeline_e2e[_quick|_TAG].json.
 """
 
@@ -64,6 +66,21 @@ def run_route(config: str, algo: str, out: Path, extra: list[str], upstream: Pat
             "upstream": str(upstream) if upstream else None, "summary": summary}
 
 
+def seed_results(summary: dict) -> dict:
+    """Per RL route: the seeds, each seed's diff vs the reference, their sd, and the seed mean's diff with its CI."""
+    stats = summary.get("policy", {}).get("seed_mean", {})
+    out = {}
+    for route, r in stats.get("routes", {}).items():
+        ref = r["vs_reference"]
+        out[route] = {"seeds": r["seeds"], "seed_diffs": r["seed_diffs"], "seed_sd": r["seed_sd"],
+                      "seed_mean_diff": ref["score_diff"]["diff"], "seed_mean_ci": ref["score_diff"]["ci"],
+                      "seed_mean_win_rate": ref["win_rate"]}
+    for x in stats.get("pairs", []):
+        out[f"{x['route']}_vs_{x['versus']}"] = {"seed_mean_diff": x["score_diff"]["diff"],
+                                                 "seed_mean_ci": x["score_diff"]["ci"]}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rl_algo", nargs="+", default=["ppo", "grpo"], choices=["ppo", "grpo"])
@@ -74,13 +91,17 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse_upstream", action="store_true",
                     help="later routes reuse the first route's label and RM stages (copied)")
     ap.add_argument("--upstream", default=None, help="every route reuses the label and RM stages of this run folder")
+    ap.add_argument("--rl_seeds", nargs="+", type=int, default=None,
+                    help="RL seeds per reward model (the pipeline's rl_seeds; default: the config's)")
     args = ap.parse_args(argv)
+    extra = (QUICK if args.quick else []) + [x for s in args.rl_seeds or [] for x in ("--rl_seeds", str(s))]
     tag = args.tag or ("quick" if args.quick else None)
     base = Path(args.output_dir or REPO / "runs" / ("bench_pipeline" + (f"_{tag}" if tag else "")))
     routes, first = {}, None
     for algo in args.rl_algo:
         upstream = Path(args.upstream) if args.upstream else base / first if (args.reuse_upstream and first) else None
-        routes[algo] = r = run_route(args.config, algo, base / algo, QUICK if args.quick else [], upstream)
+        routes[algo] = r = run_route(args.config, algo, base / algo, extra, upstream)
+        r["policies"] = seed_results(r["summary"])
         if upstream is not None and (upstream / "summary.json").exists():
             r["upstream_s"] = sum(v for k, v in json.loads((upstream / "summary.json").read_text())["timings_s"].items()
                                   if k == "label" or k.startswith("train-rm"))
@@ -101,7 +122,8 @@ def main(argv=None) -> int:
     for algo, r in routes.items():
         for line in r["summary"].get("headline", []):
             print(f"[{algo}] {line}")
-    write_result("pipeline_e2e" + (f"_{tag}" if tag else ""), {"config": args.config, "routes": routes})
+    write_result("pipeline_e2e" + (f"_{tag}" if tag else ""), {"config": args.config, "rl_seeds": args.rl_seeds,
+                                                               "routes": routes})
     return max((r["exit_code"] for r in routes.values()), default=0)
 
 

@@ -70,3 +70,9 @@ def length_controlled_win_rate(o: np.ndarray, len_a: Sequence[float], len_b: Seq
 def format_diff(d: dict) -> str:
     """`+0.120 [+0.040, +0.200]`: a paired score difference and its CI."""
     return f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], *, tie_margin: float = 0.0, seed: int = 0) -> dict:
+    """a vs b over prompts as eval-policy reports it: win rate ± SE and W/T/L of the per-prompt outcomes, and the
+    paired score difference (`paired_difference`) under `score_diff`."""
+    return {**win_rate(outcomes(a, b, tie_margin)), "score_diff": paired_difference(a, b, seed=seed)}

@@ -82,6 +82,16 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     assert sum(line.startswith("ICM labels without gold: ") for line in head) == 1
     assert f"**{strong}** (strongest baseline)" in report and "Without gold: " in report
     assert summary["label"]["diagnostics"] == label["diagnostics"]
+    epol = json.loads((out / "eval_policy" / "eval_policy.json").read_text())
+    own = {(r["policy"], r["versus"]): r for r in epol["win_rates"]}
+    stats = summary["policy"]["seed_mean"]  # one RL seed: the seed mean is each policy's own eval-policy result
+    for route, r in stats["routes"].items():
+        row = own[(f"{route}_rm_policy", "reference")]
+        assert r["vs_reference"] == {k: row[k] for k in r["vs_reference"]}
+    for x in stats["pairs"]:
+        row = own[(f"{x['route']}_rm_policy", f"{x['versus']}_rm_policy")]
+        mine = {k: v for k, v in x.items() if k not in ("route", "versus")}
+        assert mine == {k: row[k] for k in mine}
     assert sum(line.startswith("control") for line in head) == 1
     assert sum(line.startswith("degenerate answers: ") for line in head) == 1
     assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)

@@ -6,6 +6,8 @@ with the human-label route out.
          │  ICM route, where the labels are the same)
          └─ controls: [random_labels]: the same pairs with seeded random labels → an RM and a policy that should
             not improve: the evidence that the reward model, not RL by itself, moved the policy
+         rl_seeds: [0, 1, 2]: one policy per RL seed and route; the report compares seed means, with each seed's
+            diff and their spread, so the label effect shows apart from RL run-to-run variance
 
 Every stage writes into its own folder under output_dir, is resumable, and is skipped when its completion marker
 exists. Stage configs are the stages' own dataclasses; the pipeline YAML holds their fields under `label:`, `rm:`,

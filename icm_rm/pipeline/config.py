@@ -33,6 +33,10 @@ class PipelineConfig:
                                                                "pairs with seeded random labels, and a policy trained "
                                                                "against it (it should not improve)")
     control_seed: int = cfg_field(0, "seed of the random labels", ge=0)
+    rl_seeds: list[int] = cfg_field(default_factory=lambda: [0],
+                                    help="RL seeds: every route trains one policy per seed and the report gives the "
+                                         "seed mean (overrides the ppo:/grpo: seed, which may only repeat the first)",
+                                    ge=0)
     stages: list[str] = cfg_field(default_factory=lambda: list(STAGES),
                                   help="stages to run, in order (later stages need earlier outputs)")
 
@@ -45,3 +49,20 @@ class PipelineConfig:
         bad = [c for c in self.controls if c not in CONTROLS]
         if bad:
             raise ConfigError("controls", f"unknown control(s) {bad}; known: {', '.join(CONTROLS)}")
+        self._check_rl_seeds()
+
+    def _check_rl_seeds(self) -> None:
+        """Non-empty, unique, ≥ 0; a `seed` in the ppo:/grpo: section must equal the first RL seed (the one whose
+        policy keeps the unsuffixed folder), so no config says two different things about the seed."""
+        seeds = self.rl_seeds
+        if not seeds:
+            raise ConfigError("rl_seeds", "give at least one RL seed, e.g. [0]")
+        if bad := [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]:
+            raise ConfigError("rl_seeds", f"seeds must be integers ≥ 0, got {bad}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("rl_seeds", f"seeds must be unique, got {seeds}")
+        for section in ("ppo", "grpo"):
+            seed = getattr(self, section).get("seed")
+            if seed is not None and seed != seeds[0]:
+                raise ConfigError("rl_seeds", f"{section}.seed {seed} disagrees with rl_seeds {seeds}; set the RL "
+                                              f"seeds with rl_seeds only (rl_seeds: [{seed}] for that one seed)")

@@ -12,6 +12,7 @@ from ..infra.io import atomic_write_json, atomic_write_text
 from ..label.summary import accuracy_line, diagnostics_line
 from .config import PipelineConfig
 from .routes import agreement, display_name, policy_name
+from .seed_means import read_scores, seed_means
 
 
 class Pipeline(Protocol):
@@ -24,6 +25,8 @@ class Pipeline(Protocol):
 
     def dir(self, stage: str, route: str | None = None) -> Path: ...
     def routes(self) -> list[str]: ...
+    def policies(self, route: str) -> list[tuple[int, str]]: ...
+    def eval_policy_cfg(self) -> Any: ...
     def human_is_icm(self) -> bool: ...
     def train_prefs(self, route: str) -> str: ...
 
@@ -75,30 +78,82 @@ def _rm_section(erm: dict, summary: dict) -> list[str]:
     return lines + [""]
 
 
-def _policy_section(epol: dict, summary: dict) -> list[str]:
-    scores, deg = epol["judge_score_mean"], epol.get("degenerate", {})
-    vs_ref = {r["policy"]: r for r in epol["win_rates"] if r["versus"] == "reference"}
+STALE = "eval_policy/ judged other policies than this config trains: run the eval_policy stage again"
+
+
+def _policy_stats(p: Pipeline) -> dict | None:
+    """Every route's policies on seed means (one seed: that policy's own numbers, as eval-policy computed them);
+    None when eval_policy/ judged other policies (a stage list that stopped before eval_policy after a change)."""
+    cfg, scores = p.eval_policy_cfg(), read_scores(p.dir("eval_policy"))
+    policies = {r: p.policies(r) for r in p.routes()}
+    if any(name not in scores for pols in policies.values() for _, name in pols):
+        return None
+    return seed_means(scores, policies, tie_margin=cfg.tie_margin, seed=cfg.seed,
+                      head_to_head=p.cfg.eval_policy.get("head_to_head", True))
+
+
+def _route_name(route: str) -> str:
+    return display_name(policy_name(route))
+
+
+def _seed_diffs(r: dict) -> str:
+    """`+0.160, +0.090 (sd 0.049)`: each seed's diff vs the reference and their spread."""
+    return f"{', '.join(f'{d:+.3f}' for d in r['seed_diffs'])} (sd {r['seed_sd']:.3f})"
+
+
+def _flagged(epol: dict, r: dict) -> list[tuple[int | None, str]]:
+    """(RL seed, its degenerate-answer flags) of a route's flagged policies (seed None: the only one)."""
+    deg, several = epol.get("degenerate", {}), len(r["seeds"]) > 1
+    return [(s if several else None, ", ".join(f)) for s, n in zip(r["seeds"], r["policies"])
+            if (f := deg.get(n, {}).get("flags", []))]
+
+
+def _gap_line(stats: dict) -> str | None:
+    g = stats.get("gold_gap")
+    if g is None:
+        return None
+    n = len(stats["routes"]["icm"]["seeds"])
+    if g["within_seed_spread"]:
+        return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} is within the RL seed spread (per-seed "
+                f"diff sd up to {g['seed_sd']:.3f}): over {n} seeds RL run-to-run variance is as large as the label "
+                "effect")
+    return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} exceeds the RL seed spread (per-seed "
+            f"diff sd up to {g['seed_sd']:.3f}, {n} seeds)")
+
+
+def _policy_section(p: Pipeline, epol: dict, stats: dict, summary: dict) -> list[str]:
+    scores, deg, seeds = epol["judge_score_mean"], epol.get("degenerate", {}), p.cfg.rl_seeds
+    several = len(seeds) > 1
     lines = ["## 3. Policies", "", f"Judge: {epol['judge']}, {epol['n_prompts']} held-out prompts (none of them an RL "
              "prompt). Score = mean judge score; diff = mean per-prompt score difference with its paired-bootstrap "
-             "95% CI; p = two-sided sign test over prompts; ties count half in the win rate.", "",
-             "| policy | score | diff vs reference [95% CI] | p | win rate ± SE | W/T/L | verdict | degenerate answers |",
-             "|---|---|---|---|---|---|---|---|",
-             f"| reference | {scores['reference']:.3f} | | | | | | {', '.join(deg.get('reference', {}).get('flags', [])) or 'none'} |"]
-    for name, r in vs_ref.items():
-        d = r["score_diff"]
-        lines.append(f"| {display_name(name)} | {scores[name]:.3f} | {_diff(d)} | {d['sign_p']:.2g} | "
-                     f"{pct(r['win_rate'], r['se'])} | {r['wins']}/{r['ties']}/{r['losses']} | {d['verdict']} | "
-                     f"{', '.join(deg.get(name, {}).get('flags', [])) or 'none'} |")
-    pairs = [r for r in epol["win_rates"] if r["versus"] != "reference"]
-    if pairs:
+             "95% CI; p = two-sided sign test over prompts; ties count half in the win rate.", ""]
+    if several:
+        lines += [f"Every route trained one policy per RL seed ({', '.join(map(str, seeds))}); its row compares the "
+                  "per-prompt score averaged over the seeds (the seed mean). Per-seed diffs: each seed's policy alone "
+                  "vs the reference; sd: their standard deviation, the RL run-to-run variance.", ""]
+    seed_col = (" per-seed diffs (sd) |", "---|") if several else ("", "")
+    lines += [f"| policy | score | diff vs reference [95% CI] | p | win rate ± SE | W/T/L | verdict |{seed_col[0]} "
+              "degenerate answers |", f"|---|---|---|---|---|---|---|{seed_col[1]}---|",
+              f"| reference | {scores['reference']:.3f} | | | | | |{' |' if several else ''} "
+              f"{', '.join(deg.get('reference', {}).get('flags', [])) or 'none'} |"]
+    for route, r in stats["routes"].items():
+        c, d = r["vs_reference"], r["vs_reference"]["score_diff"]
+        lines.append(f"| {_route_name(route)} | {r['score']:.3f} | {_diff(d)} | {d['sign_p']:.2g} | "
+                     f"{pct(c['win_rate'], c['se'])} | {c['wins']}/{c['ties']}/{c['losses']} | {d['verdict']} |"
+                     f"{f' {_seed_diffs(r)} |' if several else ''} "
+                     f"{'; '.join(f if s is None else f'seed {s}: {f}' for s, f in _flagged(epol, r)) or 'none'} |")
+    if stats["pairs"]:
         lines += ["", "| policy | vs policy | diff [95% CI] | p | win rate ± SE | W/T/L |", "|---|---|---|---|---|---|"]
-        lines += [f"| {display_name(r['policy'])} | {display_name(r['versus'])} | {_diff(r['score_diff'])} | "
+        lines += [f"| {_route_name(r['route'])} | {_route_name(r['versus'])} | {_diff(r['score_diff'])} | "
                   f"{r['score_diff']['sign_p']:.2g} | {pct(r['win_rate'], r['se'])} | "
-                  f"{r['wins']}/{r['ties']}/{r['losses']} |" for r in pairs]
+                  f"{r['wins']}/{r['ties']}/{r['losses']} |" for r in stats["pairs"]]
+    if gap := several and _gap_line(stats):
+        lines += ["", gap[0].upper() + gap[1:] + "."]
     lines += ["", "![win rates](eval_policy/win_rates.png)", "",
               "Samples: `eval_policy/samples.jsonl`; preference accuracy and reward under each RM: "
               "`eval_policy/eval_policy.md`.", ""]
-    summary["policy"] = {"win_rates": epol["win_rates"], "judge_score_mean": scores, "degenerate": deg}
+    summary["policy"] = {"win_rates": epol["win_rates"], "judge_score_mean": scores, "degenerate": deg,
+                         "rl_seeds": list(seeds), "seed_mean": stats}
     return lines
 
 
@@ -112,30 +167,34 @@ def write_report(p: Pipeline) -> str:
     lines = ["# icm-rm pipeline report", ""]
     lines += _label_section(p, lab, summary) if lab else []
     lines += _rm_section(erm, summary) if erm else []
-    lines += _policy_section(epol, summary) if epol else []
+    stats = _policy_stats(p) if epol else None
+    if epol and not stats:
+        lines += ["## 3. Policies", "", STALE[0].upper() + STALE[1:] + ".", ""]
+    lines += _policy_section(p, epol, stats, summary) if stats else []
     if p.timings:
         lines += ["## Timings", "", "| stage | seconds | peak RSS MiB |", "|---|---|---|"]
         lines += [f"| {k} | {v:.0f} | {p.peak_rss_mib.get(k, float('nan')):.0f} |" for k, v in p.timings.items()]
-    headline = short_summary(p, lab, erm, epol)
+    headline = short_summary(p, lab, erm, epol, stats)
     summary["headline"] = headline
     atomic_write_text(p.out / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(p.out / "summary.json", summary)
     return "\n".join(["", "── icm-rm pipeline summary ──", *headline, f"report: {p.out / 'report.md'}"])
 
 
-def _control_line(epol: dict) -> str | None:
-    r = next((r for r in epol["win_rates"] if r["policy"] == policy_name("random") and r["versus"] == "reference"),
-             None)
+def _control_line(stats: dict) -> str | None:
+    r = stats["routes"].get("random")
     if r is None:
         return None
-    d = r["score_diff"]
+    d = r["vs_reference"]["score_diff"]
+    diff = ("seed mean " if len(r["seeds"]) > 1 else "") + _diff(d)
     if d["ci"][0] > 0:
-        return (f"control FAILED: the random-label RM's policy improves too ({_diff(d)}), so the gain above is not "
-                "(only) the reward model's labels")
-    return f"control: the random-label RM's policy does not improve ({_diff(d)}, CI includes 0 or lies below)"
+        return (f"control FAILED: the random-label RM's policy improves too ({diff}), so the gain above is not (only) "
+                "the reward model's labels")
+    return f"control: the random-label RM's policy does not improve ({diff}, CI includes 0 or lies below)"
 
 
-def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | None) -> list[str]:
+def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | None,
+                  stats: dict | None = None) -> list[str]:
     s = []
     if lab and lab.get("accuracy"):
         same = " — the gold labels are the same, so the gold-RM route is this route" if p.human_is_icm() else ""
@@ -146,20 +205,26 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")
-    if epol:
-        scores = epol["judge_score_mean"]
-        s.append(f"policies on {epol['n_prompts']} held-out prompts, judge: {epol['judge']} (score = mean judge score)")
-        s.append(f"  {'reference':<17} {scores['reference']:.3f}")
-        for r in epol["win_rates"]:
-            d = r["score_diff"]
-            if r["versus"] == "reference":
-                s.append(f"  {display_name(r['policy']):<17} {scores[r['policy']]:.3f}  diff {_diff(d)}, sign p "
-                         f"{d['sign_p']:.2g}, win rate {pct(r['win_rate'], r['se'])} — {d['verdict']}")
-        s += [f"  {display_name(r['policy'])} vs {display_name(r['versus'])}: diff {_diff(r['score_diff'])}, win rate "
-              f"{pct(r['win_rate'], r['se'])}" for r in epol["win_rates"] if r["versus"] != "reference"]
-        control = _control_line(epol)
-        s += [control] if control else []
-        flagged = [f"{display_name(n)}: {', '.join(v['flags'])}" for n, v in epol.get("degenerate", {}).items()
-                   if v.get("flags")]
+    if epol and stats:
+        seeds = p.cfg.rl_seeds
+        several = len(seeds) > 1
+        means = f"; each policy line is the mean over RL seeds {', '.join(map(str, seeds))}" if several else ""
+        s.append(f"policies on {epol['n_prompts']} held-out prompts, judge: {epol['judge']} (score = mean judge "
+                 f"score{means})")
+        s.append(f"  {'reference':<17} {epol['judge_score_mean']['reference']:.3f}")
+        for route, r in stats["routes"].items():
+            c, d = r["vs_reference"], r["vs_reference"]["score_diff"]
+            per_seed = f"; seeds: {_seed_diffs(r)}" if several else ""
+            s.append(f"  {_route_name(route):<17} {r['score']:.3f}  diff {_diff(d)}, sign p {d['sign_p']:.2g}, win "
+                     f"rate {pct(c['win_rate'], c['se'])} — {d['verdict']}{per_seed}")
+        s += [f"  {_route_name(r['route'])} vs {_route_name(r['versus'])}: diff {_diff(r['score_diff'])}, win rate "
+              f"{pct(r['win_rate'], r['se'])}" for r in stats["pairs"]]
+        s += [line for line in (several and _gap_line(stats), _control_line(stats)) if line]
+        ref = epol.get("degenerate", {}).get("reference", {}).get("flags")
+        flagged = [f"reference: {', '.join(ref)}"] if ref else []
+        flagged += [f"{_route_name(route)}{'' if seed is None else f' seed {seed}'}: {f}"
+                    for route, r in stats["routes"].items() for seed, f in _flagged(epol, r)]
         s.append("degenerate answers: " + ("; ".join(flagged) if flagged else "none"))
+    elif epol:
+        s.append(f"policies: {STALE}")
     return s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -14,16 +15,24 @@ from ..reward.data import load_pairs, split_spec
 ROUTE_NAMES = {"icm": "ICM-RM", "human": "gold-RM", "random": "random-RM"}
 
 
-def policy_name(route: str) -> str:
-    """eval-policy's name of a route's policy."""
-    return f"{route}_rm_policy"
+def seed_suffix(seed: int, seeds: list[int]) -> str:
+    """Folder/policy-name suffix of an RL seed: none for the first (the folders of a one-seed run), `_s3` for seed 3."""
+    return "" if seed == seeds[0] else f"_s{seed}"
+
+
+def policy_name(route: str, suffix: str = "") -> str:
+    """eval-policy's name of a route's policy (`suffix`: `seed_suffix`)."""
+    return f"{route}_rm_policy{suffix}"
 
 
 def display_name(name: str) -> str:
-    """`icm_rm_policy` → `ICM-RM policy`; `icm_rm` and `rm_icm` (eval-rm's name) → `ICM-RM`; others as they are."""
+    """`icm_rm_policy` → `ICM-RM policy`, `icm_rm_policy_s1` → `ICM-RM policy (seed 1)`; `icm_rm` and `rm_icm`
+    (eval-rm's name) → `ICM-RM`; others as they are."""
     for route, shown in ROUTE_NAMES.items():
         if name == policy_name(route):
             return f"{shown} policy"
+        if m := re.fullmatch(re.escape(policy_name(route)) + r"_s(\d+)", name):
+            return f"{shown} policy (seed {m.group(1)})"
         if name in (f"{route}_rm", f"rm_{route}"):
             return shown
     return name

@@ -28,7 +28,7 @@ from ..reward.config import RewardModelConfig
 from ..reward.trainer import rm_inputs, train_reward_model
 from .config import STAGES, PipelineConfig
 from .report import write_report
-from .routes import policy_name, same_labels, write_random_labels
+from .routes import policy_name, same_labels, seed_suffix, write_random_labels
 
 
 def _stage_cfg(cls, data: dict, prefix: str, **fixed: Any):
@@ -96,23 +96,36 @@ class Pipeline:
         return _stage_cfg(RewardModelConfig, self.cfg.rm, "rm", train_data=self.train_prefs(route),
                           output_dir=str(d), resume=resume, label_source=route)
 
-    def rl_cfg(self, route: str):
-        d = self.dir(self.cfg.rl_algo, route)
+    def rl_dir(self, route: str, seed: int | None = None) -> Path:
+        """A route's policy folder for an RL seed (default: the first, which keeps the one-seed name `ppo_icm`)."""
+        seed = self.cfg.rl_seeds[0] if seed is None else seed
+        return self.dir(self.cfg.rl_algo, route + seed_suffix(seed, self.cfg.rl_seeds))
+
+    def policies(self, route: str) -> list[tuple[int, str]]:
+        """(RL seed, eval-policy name) of each policy a route trains."""
+        return [(s, policy_name(route, seed_suffix(s, self.cfg.rl_seeds))) for s in self.cfg.rl_seeds]
+
+    def rl_cfg(self, route: str, seed: int | None = None):
+        seed = self.cfg.rl_seeds[0] if seed is None else seed
+        d = self.rl_dir(route, seed)
         rm_dir = str(self.dir("rm", route) / "model")
         if self.cfg.rl_algo == "ppo":
             resume = (d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir())
             return _stage_cfg(PPOConfig, self.cfg.ppo, "ppo", reward_model=rm_dir, reward=None, output_dir=str(d),
-                              resume=resume)
+                              resume=resume, seed=seed)
         resume = d.is_dir() and any(d.glob("checkpoint-*"))
         return _stage_cfg(GRPOConfig, self.cfg.grpo, "grpo", reward_model=rm_dir, reward=None, output_dir=str(d),
-                          resume=resume)
+                          resume=resume, seed=seed)
 
     def eval_policy_cfg(self):
         rl_cfg = self.rl_cfg("icm")
         base = {"reference": rl_cfg.model, "prompt_format": rl_cfg.prompt_format,
                 "pref_data": self.heldout_prefs()[:1], "prompts": rl_cfg.prompts}
+        if len(self.cfg.rl_seeds) > 1:
+            base["head_to_head"] = False  # one seed's policy vs another route's: the report compares seed means
         return _stage_cfg(EvalPolicyConfig, {**base, **self.cfg.eval_policy}, "eval_policy",
-                          policies=[f"{policy_name(r)}={self.dir(self.cfg.rl_algo, r) / 'policy'}" for r in self.routes()],
+                          policies=[f"{name}={self.rl_dir(r, s) / 'policy'}" for r in self.routes()
+                                    for s, name in self.policies(r)],
                           rms=[f"{r}_rm={self.dir('rm', r) / 'model'}" for r in self.routes()],
                           output_dir=str(self.dir("eval_policy")))
 
@@ -196,10 +209,12 @@ class Pipeline:
             self._timed(f"train-rm ({route})", _unchanged(cfg, rm_inputs(cfg)), lambda c=cfg: train_reward_model(c))
 
     def stage_rl(self) -> None:
+        train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
         for route in self.routes():
-            cfg = self.rl_cfg(route)
-            train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
-            self._timed(f"{self.cfg.rl_algo} ({route})", _unchanged(cfg, policy_inputs(cfg)), lambda c=cfg: train(c))
+            for seed in self.cfg.rl_seeds:
+                cfg = self.rl_cfg(route, seed)
+                name = route if seed == self.cfg.rl_seeds[0] else f"{route}, seed {seed}"
+                self._timed(f"{self.cfg.rl_algo} ({name})", _unchanged(cfg, policy_inputs(cfg)), lambda c=cfg: train(c))
 
     def stage_eval_rm(self) -> None:
         self.write_heldout_prefs()

@@ -1,0 +1,111 @@
+"""Seed means of RL policies from one `icm-rm eval-policy` run: per policy and per route (the mean per-prompt judge
+score over a route's seeds) the paired difference vs the reference (bootstrap CI, sign test) and the win rate, and
+route vs route on seed means. Statistics are rl.eval_stats'; this script only groups and averages.
+
+    python benchmarks/seed_means.py --samples EVAL_DIR/samples.jsonl --route icm=icm_s0,icm_s1,icm_s2 \
+        --route gold=gold_s0,gold_s1 --pair icm:gold [--name pipeline_e2e_seeds --settings extra.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from rl.eval_stats import format_diff, outcomes, paired_difference, win_rate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import md_table, write_result  # noqa: E402
+
+
+def read_scores(samples: list[Path]) -> dict[str, np.ndarray]:
+    """policy name (and `reference`) → per-prompt judge scores in the first file's prompt order; several files (eval
+    runs of other policies on the same prompts) are joined by prompt and must agree on the reference's scores."""
+    scores: dict[str, np.ndarray] = {}
+    order: list[str] = []
+    for path in samples:
+        rows = {}
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows[r["prompt"]] = r
+        order = order or list(rows)
+        if sorted(rows) != sorted(order):
+            sys.exit(f"{path}: not the same prompts as {samples[0]}")
+        for n in (k[: -len("_score")] for k in rows[order[0]] if k.endswith("_score")):
+            s = np.array([float(rows[p][f"{n}_score"]) for p in order])
+            if n in scores and not np.array_equal(scores[n], s):
+                sys.exit(f"{path}: {n} scores differ from an earlier file's")
+            scores[n] = s
+    return scores
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> dict:
+    """Paired difference a − b with CI and sign test, and a's win rate over b (ties count half)."""
+    return {**paired_difference(a, b), **win_rate(outcomes(a, b)), "score": float(a.mean())}
+
+
+def summarize(scores: dict[str, np.ndarray], routes: dict[str, list[str]], pairs: list[tuple[str, str]]) -> dict:
+    ref = scores["reference"]
+    per_policy = {p: compare(scores[p], ref) for ps in routes.values() for p in ps}
+    means = {r: np.mean([scores[p] for p in ps], axis=0) for r, ps in routes.items()}
+    per_route = {}
+    for r, ps in routes.items():
+        gains = [per_policy[p]["diff"] for p in ps]
+        per_route[r] = {**compare(means[r], ref), "seeds": ps, "seed_gains": gains,
+                        "seed_gain_spread": float(max(gains) - min(gains)),
+                        "mean_seed_win_rate": float(np.mean([per_policy[p]["win_rate"] for p in ps]))}
+    route_pairs = {f"{a} vs {b}": compare(means[a], means[b]) for a, b in pairs}
+    return {"reference_score": float(ref.mean()), "n_prompts": len(ref), "policies": per_policy,
+            "routes": per_route, "route_pairs": route_pairs}
+
+
+def wtl(d: dict) -> str:
+    return f"{d['wins']}/{d['ties']}/{d['losses']}"
+
+
+def print_tables(doc: dict) -> None:
+    print(f"reference score {doc['reference_score']:.3f} on {doc['n_prompts']} prompts")
+    rows = [[p, f"{d['score']:.3f}", format_diff(d), f"{d['sign_p']:.2g}", wtl(d), f"{100 * d['win_rate']:.1f}%"]
+            for p, d in doc["policies"].items()]
+    print(md_table(["policy", "score", "diff vs reference [95% CI]", "sign p", "W/T/L", "win rate"], rows))
+    rows = [[r, " / ".join(f"{g:+.3f}" for g in d["seed_gains"]), f"{d['score']:.3f}", format_diff(d),
+             f"{d['sign_p']:.2g}", wtl(d), f"{100 * d['win_rate']:.1f}%", f"{100 * d['mean_seed_win_rate']:.1f}%"]
+            for r, d in doc["routes"].items()]
+    print(md_table(["route (seed mean)", "per-seed diff", "score", "diff vs reference [95% CI]", "sign p", "W/T/L",
+                    "win rate", "mean per-seed win rate"], rows))
+    rows = [[k, format_diff(d), f"{d['sign_p']:.2g}", wtl(d), f"{100 * d['win_rate']:.1f}%"]
+            for k, d in doc["route_pairs"].items()]
+    if rows:
+        print(md_table(["seed means", "diff [95% CI]", "sign p", "W/T/L", "win rate"], rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=Path, nargs="+", required=True, help="eval-policy's samples.jsonl (one or more)")
+    ap.add_argument("--route", action="append", default=[], help="NAME=policy,policy,... (one policy per seed)")
+    ap.add_argument("--pair", action="append", default=[], help="A:B, two route names compared on seed means")
+    ap.add_argument("--name", help="write benchmarks/results/NAME.json")
+    ap.add_argument("--settings", type=Path, help="a JSON object merged into the results file (commands, timings)")
+    args = ap.parse_args(argv)
+    scores = read_scores(args.samples)
+    routes = {}
+    for spec in args.route:
+        name, _, pols = spec.partition("=")
+        routes[name] = pols.split(",")
+        missing = [p for p in routes[name] if p not in scores]
+        if missing:
+            ap.error(f"--route {name}: no scores for {missing} in {[str(p) for p in args.samples]}")
+    pairs = [tuple(p.split(":", 1)) for p in args.pair]
+    doc = summarize(scores, routes, pairs)
+    print_tables(doc)
+    if args.name:
+        extra = json.loads(args.settings.read_text()) if args.settings else {}
+        print(write_result(args.name, {**extra, "samples": [str(p) for p in args.samples], **doc}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,10 @@
 """Seed means of RL policies from one `icm-rm eval-policy` run: per policy and per route (the mean per-prompt judge
 score over a route's seeds) the paired difference vs the reference (bootstrap CI, sign test) and the win rate, and
-route vs route on seed means. Statistics are rl.eval_stats'; this script only groups and averages.
+every pair of routes on seed means: the pipeline's seed-mean report (icm_rm.pipeline.seed_means) over policies that
+several eval-policy runs judged (joined by prompt).
 
     python benchmarks/seed_means.py --samples EVAL_DIR/samples.jsonl --route icm=icm_s0,icm_s1,icm_s2 \
-        --route gold=gold_s0,gold_s1 --pair icm:gold [--name pipeline_e2e_seeds --settings extra.json]
+        --route human=human_s0,human_s1 [--name pipeline_e2e_seeds --settings extra.json]
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.eval_stats import format_diff, outcomes, paired_difference, win_rate
+from icm_rm.pipeline.seed_means import seed_means
+from rl.eval_stats import format_diff, paired_comparison
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import md_table, write_result  # noqa: E402
@@ -43,42 +45,33 @@ def read_scores(samples: list[Path]) -> dict[str, np.ndarray]:
     return scores
 
 
-def compare(a: np.ndarray, b: np.ndarray) -> dict:
-    """Paired difference a − b with CI and sign test, and a's win rate over b (ties count half)."""
-    return {**paired_difference(a, b), **win_rate(outcomes(a, b)), "score": float(a.mean())}
-
-
-def summarize(scores: dict[str, np.ndarray], routes: dict[str, list[str]], pairs: list[tuple[str, str]]) -> dict:
+def summarize(scores: dict[str, np.ndarray], routes: dict[str, list[str]]) -> dict:
+    """Each policy vs the reference, then the pipeline's own seed-mean report (icm_rm.pipeline.seed_means) per route
+    and for every pair of routes, plus the mean of each route's per-seed win rates."""
     ref = scores["reference"]
-    per_policy = {p: compare(scores[p], ref) for ps in routes.values() for p in ps}
-    means = {r: np.mean([scores[p] for p in ps], axis=0) for r, ps in routes.items()}
-    per_route = {}
+    per_policy = {p: {**paired_comparison(scores[p], ref), "score": float(scores[p].mean())}
+                  for ps in routes.values() for p in ps}
+    doc = seed_means(scores, {r: list(enumerate(ps)) for r, ps in routes.items()}, tie_margin=0.0, seed=0,
+                     head_to_head=True)
     for r, ps in routes.items():
-        gains = [per_policy[p]["diff"] for p in ps]
-        per_route[r] = {**compare(means[r], ref), "seeds": ps, "seed_gains": gains,
-                        "seed_gain_spread": float(max(gains) - min(gains)),
-                        "mean_seed_win_rate": float(np.mean([per_policy[p]["win_rate"] for p in ps]))}
-    route_pairs = {f"{a} vs {b}": compare(means[a], means[b]) for a, b in pairs}
-    return {"reference_score": float(ref.mean()), "n_prompts": len(ref), "policies": per_policy,
-            "routes": per_route, "route_pairs": route_pairs}
+        doc["routes"][r]["mean_seed_win_rate"] = float(np.mean([per_policy[p]["win_rate"] for p in ps]))
+    return {"reference_score": float(ref.mean()), "n_prompts": len(ref), "policies": per_policy, **doc}
 
 
-def wtl(d: dict) -> str:
-    return f"{d['wins']}/{d['ties']}/{d['losses']}"
+def row(d: dict) -> list[str]:
+    diff = d["score_diff"]
+    return [format_diff(diff), f"{diff['sign_p']:.2g}", f"{d['wins']}/{d['ties']}/{d['losses']}",
+            f"{100 * d['win_rate']:.1f}%"]
 
 
 def print_tables(doc: dict) -> None:
     print(f"reference score {doc['reference_score']:.3f} on {doc['n_prompts']} prompts")
-    rows = [[p, f"{d['score']:.3f}", format_diff(d), f"{d['sign_p']:.2g}", wtl(d), f"{100 * d['win_rate']:.1f}%"]
-            for p, d in doc["policies"].items()]
-    print(md_table(["policy", "score", "diff vs reference [95% CI]", "sign p", "W/T/L", "win rate"], rows))
-    rows = [[r, " / ".join(f"{g:+.3f}" for g in d["seed_gains"]), f"{d['score']:.3f}", format_diff(d),
-             f"{d['sign_p']:.2g}", wtl(d), f"{100 * d['win_rate']:.1f}%", f"{100 * d['mean_seed_win_rate']:.1f}%"]
-            for r, d in doc["routes"].items()]
-    print(md_table(["route (seed mean)", "per-seed diff", "score", "diff vs reference [95% CI]", "sign p", "W/T/L",
-                    "win rate", "mean per-seed win rate"], rows))
-    rows = [[k, format_diff(d), f"{d['sign_p']:.2g}", wtl(d), f"{100 * d['win_rate']:.1f}%"]
-            for k, d in doc["route_pairs"].items()]
+    head = ["diff vs reference [95% CI]", "sign p", "W/T/L", "win rate"]
+    print(md_table(["policy", "score", *head], [[p, f"{d['score']:.3f}", *row(d)] for p, d in doc["policies"].items()]))
+    rows = [[r, " / ".join(f"{g:+.3f}" for g in d["seed_diffs"]), f"{d['score']:.3f}", *row(d["vs_reference"]),
+             f"{100 * d['mean_seed_win_rate']:.1f}%"] for r, d in doc["routes"].items()]
+    print(md_table(["route (seed mean)", "per-seed diff", "score", *head, "mean per-seed win rate"], rows))
+    rows = [[f"{d['route']} vs {d['versus']}", *row(d)] for d in doc["pairs"]]
     if rows:
         print(md_table(["seed means", "diff [95% CI]", "sign p", "W/T/L", "win rate"], rows))
 
@@ -87,7 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=Path, nargs="+", required=True, help="eval-policy's samples.jsonl (one or more)")
     ap.add_argument("--route", action="append", default=[], help="NAME=policy,policy,... (one policy per seed)")
-    ap.add_argument("--pair", action="append", default=[], help="A:B, two route names compared on seed means")
     ap.add_argument("--name", help="write benchmarks/results/NAME.json")
     ap.add_argument("--settings", type=Path, help="a JSON object merged into the results file (commands, timings)")
     args = ap.parse_args(argv)
@@ -99,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         missing = [p for p in routes[name] if p not in scores]
         if missing:
             ap.error(f"--route {name}: no scores for {missing} in {[str(p) for p in args.samples]}")
-    pairs = [tuple(p.split(":", 1)) for p in args.pair]
-    doc = summarize(scores, routes, pairs)
+    doc = summarize(scores, routes)
     print_tables(doc)
     if args.name:
         extra = json.loads(args.settings.read_text()) if args.settings else {}

@@ -155,3 +155,19 @@ def test_a_bad_rl_seeds_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, fla
     assert len(err.splitlines()) == 1 and err.startswith("icm-rm: error: ")
     assert "key 'rl_seeds': " in err and says in err
     assert not (tmp_path / "run").exists()
+
+
+def test_one_seed_report_says_the_icm_gold_gap_mixes_in_rl_variance(tmp_path, tiny_model_dir):
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"]))
+    label = p.dir("label")
+    label.mkdir(parents=True)
+    _prefs(label / "preferences.jsonl")
+    _prefs(label / "preferences_gold.jsonl", flip={2})
+    _prefs(p.out / "data" / "preferences_random.jsonl", flip={0, 3})
+    _hand_made_eval(p, {"reference": [0, 0, 1, 0], "icm_rm_policy": [1, 0, 1, 1], "human_rm_policy": [0, 0, 0, 0],
+                        "random_rm_policy": [0, 0, 1, 0]})
+    headline = write_report(p)
+    assert "ICM-RM vs gold-RM policy: one RL run per route" in headline and "--rl_seeds [0,1,2]" in headline
+    assert "ICM-RM vs gold-RM policy: one RL run per route" in (p.out / "report.md").read_text()
+    _prefs(label / "preferences_gold.jsonl")  # gold = ICM labels: no gap to speak of
+    assert "one RL run per route" not in write_report(p)

@@ -109,10 +109,15 @@ def _flagged(epol: dict, r: dict) -> list[tuple[int | None, str]]:
 
 
 def _gap_line(stats: dict) -> str | None:
+    """How the ICM-vs-gold policy gap compares with RL run-to-run variance (one seed: that it cannot be told apart)."""
+    routes = stats["routes"]
+    if {"icm", "human"} <= set(routes) and len(routes["icm"]["seeds"]) == 1:
+        return ("ICM-RM vs gold-RM policy: one RL run per route, and a run's outcome varies between RL seeds, so this "
+                "gap mixes the label effect with run-to-run variance; `--rl_seeds [0,1,2]` compares seed means")
     g = stats.get("gold_gap")
     if g is None:
         return None
-    n = len(stats["routes"]["icm"]["seeds"])
+    n = len(routes["icm"]["seeds"])
     if g["within_seed_spread"]:
         return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} is within the RL seed spread (per-seed "
                 f"diff sd up to {g['seed_sd']:.3f}): over {n} seeds RL run-to-run variance is as large as the label "
@@ -147,7 +152,7 @@ def _policy_section(p: Pipeline, epol: dict, stats: dict, summary: dict) -> list
         lines += [f"| {_route_name(r['route'])} | {_route_name(r['versus'])} | {_diff(r['score_diff'])} | "
                   f"{r['score_diff']['sign_p']:.2g} | {pct(r['win_rate'], r['se'])} | "
                   f"{r['wins']}/{r['ties']}/{r['losses']} |" for r in stats["pairs"]]
-    if gap := several and _gap_line(stats):
+    if gap := _gap_line(stats):
         lines += ["", gap[0].upper() + gap[1:] + "."]
     lines += ["", "![win rates](eval_policy/win_rates.png)", "",
               "Samples: `eval_policy/samples.jsonl`; preference accuracy and reward under each RM: "
@@ -219,7 +224,7 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
                      f"rate {pct(c['win_rate'], c['se'])} — {d['verdict']}{per_seed}")
         s += [f"  {_route_name(r['route'])} vs {_route_name(r['versus'])}: diff {_diff(r['score_diff'])}, win rate "
               f"{pct(r['win_rate'], r['se'])}" for r in stats["pairs"]]
-        s += [line for line in (several and _gap_line(stats), _control_line(stats)) if line]
+        s += [line for line in (_gap_line(stats), _control_line(stats)) if line]
         ref = epol.get("degenerate", {}).get("reference", {}).get("flags")
         flagged = [f"reference: {', '.join(ref)}"] if ref else []
         flagged += [f"{_route_name(route)}{'' if seed is None else f' seed {seed}'}: {f}"

@@ -65,10 +65,15 @@ def test_ppo_raises_reward(tiny_model_dir, prompts_file, tmp_path):
 @pytest.mark.parametrize("lora", [False, True])
 def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path, lora):
     """Stop after 2 of 4 steps (as a kill right after a checkpoint would), resume: same losses as one straight run.
-    With LoRA the checkpoint holds the trainable weights only (adapters, value head), not the frozen base."""
+    With LoRA the checkpoint holds the trainable weights only (adapters, value head), not the frozen base (nor the
+    LM head tied to its frozen embeddings, as SmolLM2's is)."""
     from safetensors.torch import load_file
+    from testkit.tiny_models import save_tiny_model
 
     from rl.ppo import train_ppo
+
+    if lora:
+        tiny_model_dir = save_tiny_model(tmp_path / "tied", tie_word_embeddings=True)
 
     kw = dict(adaptive_kl=True, kl_target=0.5, kl_horizon=50, lr_scheduler="linear", num_mini_batches=2,
               micro_batch_size=2, lora=lora, lora_r=4)

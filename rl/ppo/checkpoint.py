@@ -122,7 +122,7 @@ def save_trainable_only(accelerator) -> None:
     which writes its own shards): they are the pretrained weights the run loads anyway."""
     def hook(models, weights, output_dir):
         for i, model in enumerate(models):
-            frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+            frozen = {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}  # + tied
             weights[i] = {k: v for k, v in weights[i].items() if k not in frozen}
 
     accelerator.register_save_state_pre_hook(hook)

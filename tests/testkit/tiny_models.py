@@ -49,7 +49,8 @@ def tiny_tokenizer(vocab_size: int = 384):
 
 
 def tiny_llama(tokenizer=None, *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4,
-               num_kv_heads: int = 2, seed: int = 0, max_position_embeddings: int = 4096):
+               num_kv_heads: int = 2, seed: int = 0, max_position_embeddings: int = 4096,
+               tie_word_embeddings: bool = False):
     """A random-weight LlamaForCausalLM sized for unit tests (fp32, CPU)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -59,7 +60,7 @@ def tiny_llama(tokenizer=None, *, hidden_size: int = 32, num_layers: int = 2, nu
                       num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
                       max_position_embeddings=max_position_embeddings, bos_token_id=tokenizer.bos_token_id,
                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                      tie_word_embeddings=False)
+                      tie_word_embeddings=tie_word_embeddings)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)
     # Larger init than the default 0.02 so random models give non-trivial, label-dependent log-odds.

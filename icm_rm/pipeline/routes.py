@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -26,13 +25,10 @@ def policy_name(route: str, suffix: str = "") -> str:
 
 
 def display_name(name: str) -> str:
-    """`icm_rm_policy` → `ICM-RM policy`, `icm_rm_policy_s1` → `ICM-RM policy (seed 1)`; `icm_rm` and `rm_icm`
-    (eval-rm's name) → `ICM-RM`; others as they are."""
+    """`icm_rm_policy` → `ICM-RM policy`; `icm_rm` and `rm_icm` (eval-rm's name) → `ICM-RM`; others as they are."""
     for route, shown in ROUTE_NAMES.items():
         if name == policy_name(route):
             return f"{shown} policy"
-        if m := re.fullmatch(re.escape(policy_name(route)) + r"_s(\d+)", name):
-            return f"{shown} policy (seed {m.group(1)})"
         if name in (f"{route}_rm", f"rm_{route}"):
             return shown
     return name

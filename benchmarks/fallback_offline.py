@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, md_table, write_result  # noqa: E402
 
 from icm_rm.label.diagnostics import DEPART  # noqa: E402
+from icm_rm.label.fallback import fallback_reasons  # noqa: E402
 
 UNSURE = {"seeds_disagree", "chains_disagree"}
 
@@ -35,9 +36,9 @@ def departure(run: dict) -> float:
 
 RULES: dict[str, Callable[[dict], bool]] = {
     "plain ICM": lambda r: False,
-    "departs (> 15%)": lambda r: departure(r) > DEPART,
+    "departs (> 15%)": lambda r: bool(fallback_reasons(r["diagnostics"], "departs")),
     "uncertain (departs, or replicas/chains disagree) [default]":
-        lambda r: departure(r) > DEPART or bool(UNSURE & set(r["warnings"])),
+        lambda r: bool(fallback_reasons(r["diagnostics"], "uncertain")),
     "departs and replicas/chains disagree": lambda r: departure(r) > DEPART and bool(UNSURE & set(r["warnings"])),
     "departs and < 95% replica agreement": lambda r: departure(r) > DEPART and r["seed_agreement"] < 0.95,
     "departs and < 40% of chains agree": lambda r: departure(r) > DEPART and r["chains_agreeing"] < 0.40,

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 from test_pipeline import _prefs, tiny_pipeline
@@ -96,13 +97,20 @@ def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]]) -> None:
         "degenerate": {"icm_rm_policy_s1": {"flags": ["empty answers"]}}, "win_rates": []})
 
 
-def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
-    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"], rl_seeds=[0, 1]))
+def _three_routes(p: Pipeline) -> Path:
+    """ICM, gold (one pair differs) and random label files as the label stage and the control write them; the label
+    folder."""
     label = p.dir("label")
     label.mkdir(parents=True)
     _prefs(label / "preferences.jsonl")
     _prefs(label / "preferences_gold.jsonl", flip={2})
     _prefs(p.out / "data" / "preferences_random.jsonl", flip={0, 3})
+    return label
+
+
+def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"], rl_seeds=[0, 1]))
+    label = _three_routes(p)
     assert p.routes() == list(ROUTES)
     ref = [0, 0, 1, 0]
     _hand_made_eval(p, {"reference": ref,
@@ -159,11 +167,7 @@ def test_a_bad_rl_seeds_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, fla
 
 def test_one_seed_report_says_the_icm_gold_gap_mixes_in_rl_variance(tmp_path, tiny_model_dir):
     p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"]))
-    label = p.dir("label")
-    label.mkdir(parents=True)
-    _prefs(label / "preferences.jsonl")
-    _prefs(label / "preferences_gold.jsonl", flip={2})
-    _prefs(p.out / "data" / "preferences_random.jsonl", flip={0, 3})
+    label = _three_routes(p)
     _hand_made_eval(p, {"reference": [0, 0, 1, 0], "icm_rm_policy": [1, 0, 1, 1], "human_rm_policy": [0, 0, 0, 0],
                         "random_rm_policy": [0, 0, 1, 0]})
     headline = write_report(p)

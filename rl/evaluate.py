@@ -27,7 +27,7 @@ from icm_rm.infra.config import cfg_field, parse_config, save_config
 from icm_rm.infra.device import resolve_device
 from icm_rm.infra.errors import ConfigError
 from icm_rm.infra.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_writable, write_run_json
-from icm_rm.infra.lm import load_causal_lm, right_pad
+from icm_rm.infra.lm import load_causal_lm, response_token_logprobs
 from icm_rm.infra.model_registry import REGISTRY
 from icm_rm.infra.models import resolve_model
 from icm_rm.infra.runner import run_main
@@ -134,7 +134,6 @@ def generate(model, tok, prompts: list, cfg: EvalPolicyConfig, desc: str) -> tup
 def response_logprobs(model, tok, prompts: list, responses: list, prompt_format: str,
                       batch_size: int = 8) -> np.ndarray:
     """Σ log π(response tokens | prompt) per example (response tokenised on its own, then EOS)."""
-    device = next(model.parameters()).device
     q_ids = tokenize_prompts(tok, prompts, prompt_format, 1024)
     out = np.empty(len(prompts))
     for s in range(0, len(prompts), batch_size):
@@ -144,11 +143,9 @@ def response_logprobs(model, tok, prompts: list, responses: list, prompt_format:
                                                                           is not None else [])
             rows.append(q + r_ids)
             starts.append(len(q))
-        x, mask = right_pad(rows, tok.pad_token_id if tok.pad_token_id is not None else 0)
-        logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:].to(device)[..., None])[..., 0]
-        for i, (row, st) in enumerate(zip(rows, starts)):
-            out[s + i] = float(logp[i, st - 1:len(row) - 1].sum())
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        for i, logp in enumerate(response_token_logprobs(model, rows, starts, pad)):
+            out[s + i] = float(logp.sum())
     return out
 
 

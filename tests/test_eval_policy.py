@@ -137,3 +137,4 @@ def test_a_judge_rm_the_policy_was_trained_against_is_refused(tmp_path):
     held_out = tmp_path / "held_out_rm"
     held_out.mkdir()
     refuse_judging_with_training_rm(str(held_out), named)
+

@@ -47,3 +47,16 @@ def right_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
         ids[r, :len(s)] = torch.tensor(list(s), dtype=torch.long)
         mask[r, :len(s)] = 1
     return ids, mask
+
+
+def response_token_logprobs(model, rows: Sequence[Sequence[int]], starts: Sequence[int],
+                            pad_id: int) -> list[torch.Tensor]:
+    """Per row, log π(row[t] | row[:t]) for t from starts[i] (≥ 1) to its end, from one right-padded forward. The LM
+    head runs only on the positions that predict those tokens (`logits_to_keep`), not on the prompts before them."""
+    device = next(model.parameters()).device
+    x, mask = right_pad(rows, pad_id)
+    first = max(min(starts) - 1, 0)  # the first position whose logits predict a response token
+    logits = model(input_ids=x.to(device), attention_mask=mask.to(device),
+                   logits_to_keep=x.shape[1] - first).logits.float()
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, x[:, first + 1:].to(device)[..., None])[..., 0]
+    return [logp[i, st - 1 - first:len(row) - 1 - first] for i, (row, st) in enumerate(zip(rows, starts))]

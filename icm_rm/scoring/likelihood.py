@@ -15,7 +15,7 @@ import torch
 
 from ..data.records import Claim, ClaimSet, PreferencePair
 from ..data.tasks import render_content
-from ..infra.lm import right_pad
+from ..infra.lm import response_token_logprobs
 from .tokens import prefix_ids
 
 
@@ -32,7 +32,6 @@ class ResponseLikelihood:
     @torch.inference_mode()
     def mean_logprobs(self, items: Sequence[tuple[str, str]]) -> list[float]:
         """Mean log π(response tokens | prompt + newline) for (prompt, response) texts."""
-        device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         pre = prefix_ids(self.tokenizer)
         encoded = {}  # (prompt, response) → (token ids, where the response starts)
@@ -53,12 +52,9 @@ class ResponseLikelihood:
                 stop += 1
             batch, rows, starts = todo[start:stop], [r for r, _ in ids[start:stop]], [s for _, s in ids[start:stop]]
             start = stop
-            x, mask = right_pad(rows, pad)
-            logits = self.model(input_ids=x.to(device), attention_mask=mask.to(device)).logits.float()
-            self.forward_tokens += int(mask.sum())
-            logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, x[:, 1:].to(device)[..., None])[..., 0]
-            for i, (row, st) in enumerate(zip(rows, starts)):
-                self._cache[batch[i]] = float(logp[i, st - 1:len(row) - 1].mean())
+            self.forward_tokens += sum(map(len, rows))
+            for item, logp in zip(batch, response_token_logprobs(self.model, rows, starts, pad)):
+                self._cache[item] = float(logp.mean())
         return [self._cache[it] for it in items]
 
     def claim_signal(self, claims: Sequence[Claim], pairs: Mapping[str, PreferencePair]) -> np.ndarray:

@@ -138,3 +138,18 @@ def test_a_judge_rm_the_policy_was_trained_against_is_refused(tmp_path):
     held_out.mkdir()
     refuse_judging_with_training_rm(str(held_out), named)
 
+
+def test_greedy_answers_do_not_depend_on_the_generation_batch(tmp_path):
+    """The demo generates its 56 questions in one batch (batch_size 64): left padding to a longer batch gives each
+    prompt the same greedy answer as the shipped batches of 16 did (prompts of different lengths, padded apart)."""
+    import dataclasses
+
+    from rl.evaluate import generate, load_policy
+    from testkit.tiny_models import save_tiny_model
+
+    model, tok = load_policy(str(save_tiny_model(tmp_path / "m", seed=3)), "cpu")
+    prompts = [f"What is {k} + {k * k}? Answer in one short sentence{'.' * (k % 4)}" for k in range(12)]
+    cfg = EvalPolicyConfig(max_new_tokens=8, device="cpu", prompt_format="raw")
+    small = generate(model, tok, prompts, dataclasses.replace(cfg, batch_size=4), "small")
+    whole = generate(model, tok, prompts, dataclasses.replace(cfg, batch_size=64), "whole")
+    assert small == whole and len(set(small[0])) > 1

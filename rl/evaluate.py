@@ -251,10 +251,13 @@ def _pref_accuracy(lc: np.ndarray, lr: np.ndarray, ref: tuple[np.ndarray, np.nda
 
 def _rm_means(cfg: EvalPolicyConfig, prompts: list, answers: dict[str, list[str]], device: str) -> dict:
     out: dict[str, dict] = {}
+    distinct = list(dict.fromkeys((i, a) for ans in answers.values() for i, a in enumerate(ans)))
     for rm_name, path in parse_named(cfg.rms) if cfg.rms else []:
         rm = RewardModel.from_pretrained(path, device=device)
+        # each distinct (prompt, answer) once: the policies often give the reference's answer
+        scored = dict(zip(distinct, rm.score([prompts[i] for i, _ in distinct], [a for _, a in distinct])))
         for pol, ans in answers.items():
-            r = rm.score(prompts, ans)
+            r = np.array([scored[(i, a)] for i, a in enumerate(ans)])
             if rm.reward_mean is not None and rm.reward_std:
                 r = rm.normalize(r)
             out.setdefault(pol, {})[rm_name] = {"mean": float(np.mean(r)),

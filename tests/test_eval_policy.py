@@ -139,6 +139,40 @@ def test_a_judge_rm_the_policy_was_trained_against_is_refused(tmp_path):
     refuse_judging_with_training_rm(str(held_out), named)
 
 
+def test_rm_means_score_each_distinct_answer_once_and_equal_scoring_every_policy(monkeypatch):
+    import rl.evaluate as ev
+
+    scored = []
+
+    class FakeRM:  # a reward that depends on prompt and answer; counts what it scores
+        reward_mean, reward_std = 1.0, 2.0
+
+        @classmethod
+        def from_pretrained(cls, path, device=None):
+            return cls()
+
+        def score(self, prompts, answers):
+            scored.extend(answers)
+            return np.array([len(p) * 0.1 + len(a) + a.count("a") for p, a in zip(prompts, answers)], dtype=float)
+
+        def normalize(self, r):
+            return (np.asarray(r) - self.reward_mean) / self.reward_std
+
+    monkeypatch.setattr(ev, "RewardModel", FakeRM)
+    prompts = ["Is a cat a mammal?", "Is a trout a fish?", "Is a frog a bird?"]
+    answers = {"reference": ["A cat is a mammal.", "A fish.", "No."], "p1": ["A cat is a mammal.", "A fish.", "Yes."],
+               "p2": ["A cat is a mammal.", "A trout is a fish.", "No."]}
+    cfg = EvalPolicyConfig(rms=["a=x", "b=y"], device="cpu")
+    got = ev._rm_means(cfg, prompts, answers, "cpu")
+    assert len(scored) == 2 * 5  # 5 distinct (prompt, answer) pairs among 9 answers, per RM
+    rm = FakeRM()
+    for pol, ans in answers.items():  # the naive way: every policy's answers scored in full
+        r = rm.normalize(rm.score(prompts, ans))
+        for name in ("a", "b"):
+            assert got[pol][name]["mean"] == float(np.mean(r))
+            assert got[pol][name]["se"] == float(np.std(r, ddof=1) / math.sqrt(len(r)))
+
+
 def test_greedy_answers_do_not_depend_on_the_generation_batch(tmp_path):
     """The demo generates its 56 questions in one batch (batch_size 64): left padding to a longer batch gives each
     prompt the same greedy answer as the shipped batches of 16 did (prompts of different lengths, padded apart)."""

@@ -3,6 +3,7 @@ one benchmark run on the same model, prompts and reward. Prints a table and writ
 
     python benchmarks/ppo_critic.py               # tiny Llama (as rl_throughput.py) and SmolLM2-135M, demo PPO section
     python benchmarks/ppo_critic.py --quick       # fewer steps, 1 repeat
+    python benchmarks/ppo_critic.py --real_repeats 1   # one SmolLM2 run per critic (~7 min on 2 cores)
 
 Two setups: the tiny random Llama of rl_throughput.py (h 64, 2 layers, 32 prompts × 32 tokens, 4 epochs, micro 8), and
 SmolLM2-135M (the cached registry model) with the `ppo:` section of configs/pipeline/default.yaml (the demo's: LoRA,
@@ -45,8 +46,8 @@ def worker(a: argparse.Namespace) -> dict:
     from rl.ppo.trainer import PPOTrainer
 
     spec = json.loads(a.spec)
-    cfg = PPOConfig(**spec, reward=REWARD, output_dir=a.out, num_steps=a.steps, save_steps=0, tensorboard=False,
-                    plot_steps=10_000, seed=0, value_model=CRITICS[a.worker])
+    cfg = PPOConfig(**{**spec, "reward": REWARD, "output_dir": a.out, "num_steps": a.steps, "save_steps": 0,
+                       "tensorboard": False, "plot_steps": 10_000, "seed": 0, "value_model": CRITICS[a.worker]})
     trainer = PPOTrainer(cfg)
     steps, updates = [], []
     for _ in range(a.steps):
@@ -70,15 +71,15 @@ def setups(work: Path, quick: bool) -> dict[str, tuple[dict, int]]:
     out = {"tiny_llama": (dict(model=tiny["policy"], prompts=tiny["prompts"], max_new_tokens=32, max_prompt_length=64,
                                temperature=0.7, rollout_batch_size=32, num_mini_batches=1, micro_batch_size=8,
                                ppo_epochs=4, learning_rate=3e-6, kl_coef=0.05), 4 if quick else 8)}
-    section = {k: v for k, v in demo_section().items() if k not in ("save_steps", "value_model")}
-    out["smollm2_135m_demo"] = ({**section, "prompts": "builtin:animal_quiz"}, 3 if quick else 5)
+    out["smollm2_135m_demo"] = (demo_section(), 3 if quick else 5)
     return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps, 1 repeat")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2, help="interleaved runs per critic (best counts)")
+    p.add_argument("--real_repeats", type=int, default=None, help="the same for SmolLM2-135M (default: --repeats)")
     p.add_argument("--only", choices=("tiny_llama", "smollm2_135m_demo"), help="run one setup")
     p.add_argument("--worker", choices=sorted(CRITICS))
     p.add_argument("--spec")
@@ -110,7 +111,8 @@ def main() -> int:
             if a.only and name != a.only:
                 continue
             runs: dict[str, list[dict]] = {c: [] for c in CRITICS}
-            for r in range(repeats):              # interleaved, so a busy moment hits both critics alike
+            n = (a.real_repeats or repeats) if name == "smollm2_135m_demo" else repeats
+            for r in range(n):                    # interleaved, so a busy moment hits both critics alike
                 for critic in CRITICS:
                     runs[critic].append(run_worker(critic, spec, work / f"{name}_{critic}_{r}", steps))
             best = {c: max((x for x in rs if "error" not in x), key=lambda x: x["samples_per_s"], default=None)
@@ -134,7 +136,8 @@ def main() -> int:
             print(f"{name}: shared/separate samples/s {r['samples_per_s_shared_over_separate']:.2f}×, update time "
                   f"separate/shared {r['update_time_separate_over_shared']:.2f}×")
     path = write_result("ppo_critic_quick" if a.quick else "ppo_critic",
-                        {"settings": {"repeats": repeats, "quick": a.quick}, "results": results, "table": table,
+                        {"settings": {"repeats": repeats, "real_repeats": a.real_repeats, "quick": a.quick},
+                         "results": results, "table": table,
                          "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
     print(f"wrote {path}")
     return 0

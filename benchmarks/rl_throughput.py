@@ -148,6 +148,12 @@ def run_worker(python: str, name: str, assets: dict, out: Path, a: argparse.Name
            assets["prompts"], "--out", str(out), "--steps", str(steps), "--batch", str(a.batch), "--micro",
            str(a.micro), "--epochs", str(a.epochs), "--length", str(a.length),
            "--precision", getattr(a, "precision", "no")]
+    return worker_result(cmd, pythonpath)
+
+
+def worker_result(cmd: list[str], pythonpath: str = "") -> dict:
+    """Run a worker command (one torch thread, offline) and return the JSON of its last `RESULT ` line, or
+    {"error": ...} with the tail of its output."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": os.pathsep.join(x for x in (pythonpath, str(ROOT), os.environ.get("PYTHONPATH", "")) if x)}

@@ -94,11 +94,11 @@ class PolicyTrainingConfig:
 
     def with_resolved_models(self):
         """A copy whose model fields hold local dirs: registry names (`smollm2-135m`, see `icm-rm models`) → the
-        cached HF dirs (fetched on first use); unset fields and `reward_model` (PPO's value init) stay."""
+        cached HF dirs (fetched on first use); unset fields and PPO's `value_model` keywords stay."""
         fields = {}
         for name in self.MODEL_FIELDS:
             value = getattr(self, name)
-            if value and value != "reward_model":
+            if value and value not in ("reward_model", "shared"):
                 try:  # each dir checked for what is read from it: the tokenizer dir needs no weights, a ref no tokenizer
                     fields[name] = resolve_model(value, weights=name != "tokenizer",
                                                  tokenizer=name in ("tokenizer", "value_model")

@@ -2,6 +2,7 @@
 curve, scores with an RM whose tokenizer differs from the policy's, trains LoRA, and exports a plain HF policy."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -62,11 +63,11 @@ def test_ppo_raises_reward(tiny_model_dir, prompts_file, tmp_path):
     assert all(m["rollout/cut_frac"] == pytest.approx(1 - m["rollout/eos_frac"]) for m in metrics(cfg.output_dir))
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path, lora):
+@pytest.mark.parametrize("lora,critic", [(False, None), (True, None), (False, "shared"), (True, "shared")])
+def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path, lora, critic):
     """Stop after 2 of 4 steps (as a kill right after a checkpoint would), resume: same losses as one straight run.
     With LoRA the checkpoint holds the trainable weights only (adapters, value head), not the frozen base (nor the
-    LM head tied to its frozen embeddings, as SmolLM2's is)."""
+    LM head tied to its frozen embeddings, as SmolLM2's is). Both critics: a separate value model, a shared head."""
     from safetensors.torch import load_file
     from testkit.tiny_models import save_tiny_model
 
@@ -76,15 +77,18 @@ def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path, lor
         tiny_model_dir = save_tiny_model(tmp_path / "tied", tie_word_embeddings=True)
 
     kw = dict(adaptive_kl=True, kl_target=0.5, kl_horizon=50, lr_scheduler="linear", num_mini_batches=2,
-              micro_batch_size=2, lora=lora, lora_r=4)
+              micro_batch_size=2, lora=lora, lora_r=4, value_model=critic)
     straight = train_ppo(tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "a", **kw))
     cfg_b = tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "b", max_steps_this_run=2, **kw)
     assert train_ppo(cfg_b) is None
     ckpt = tmp_path / "b" / "checkpoints" / "step-000002"
     saved = set(load_file(ckpt / "model.safetensors"))
     base = set(load_file(tiny_model_dir / "model.safetensors"))
+    assert ("value_head.summary.weight" in saved) == (critic == "shared")
+    assert any(k.startswith("value_model.") for k in saved) == (critic is None)
     if lora:
-        assert saved and all("lora_" in k or "modules_to_save" in k for k in saved), sorted(saved)
+        assert saved and all("lora_" in k or "modules_to_save" in k or k.startswith("value_head.") for k in saved), \
+            sorted(saved)
     else:
         assert len(saved) > len(base)                    # the whole policy is trained: all of it is saved
     with pytest.raises(Exception, match="resume"):
@@ -94,7 +98,7 @@ def test_resume_gives_the_same_curve(tiny_model_dir, prompts_file, tmp_path, lor
 
         shutil.copytree(tmp_path / "b", tmp_path / "c")
         weights = load_file(tmp_path / "c" / "checkpoints" / "step-000002" / "model.safetensors")
-        weights.pop(sorted(weights)[0])
+        weights.pop("value_head.summary.weight" if critic else sorted(weights)[0])
         save_file(weights, tmp_path / "c" / "checkpoints" / "step-000002" / "model.safetensors")
         with pytest.raises(UserError, match="lacks 1 trainable weight"):
             train_ppo(PPOConfig(**{**cfg_b.__dict__, "output_dir": str(tmp_path / "c"), "max_steps_this_run": None,
@@ -183,3 +187,84 @@ def test_micro_batch_size_changes_memory_not_the_update(tiny_model_dir, prompts_
     whole, split = one_update(8), one_update(2)
     for name, w in whole.items():
         torch.testing.assert_close(split[name], w, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_shared_critic_values_are_the_head_on_the_same_forward(tiny_model_dir, prompts_file, tmp_path):
+    """value_model: shared: one forward gives the logits and values = head(last hidden state) at the state before
+    each response token, as a naive separate computation (output_hidden_states, full logits, sliced) gives them."""
+    from rl.ppo.models import PolicyAndValue, ValueHead, position_ids_from
+    from rl.ppo.trainer import PPOTrainer
+
+    trainer = PPOTrainer(tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "run", value_model="shared", num_steps=1))
+    model = trainer.acc.unwrap_model(trainer.model)
+    assert isinstance(model, PolicyAndValue) and isinstance(model.value_head, ValueHead) and model.value_model is None
+    assert not model.value_head.summary.weight.any() and not model.value_head.summary.bias.any()   # zero init
+    torch.manual_seed(3)
+    with torch.no_grad():           # a non-zero head, so the comparison can fail
+        model.value_head.summary.weight.normal_()
+        model.value_head.summary.bias.fill_(0.5)
+    ids = torch.randint(3, 300, (3, 12))
+    attn = torch.ones_like(ids)
+    attn[0, :4] = 0                 # left padding
+    attn[1, :2] = 0
+    T = 5
+    logits, values = model(ids, attn, T)
+    out = model.policy(input_ids=ids, attention_mask=attn, position_ids=position_ids_from(attn),
+                       output_hidden_states=True, use_cache=False)
+    hidden = out.hidden_states[-1]
+    want_values = hidden[:, -T - 1:-1] @ model.value_head.summary.weight[0] + 0.5
+    torch.testing.assert_close(values, want_values, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits, out.logits[:, -T - 1:-1], rtol=1e-5, atol=1e-5)
+    assert values.shape == (3, T) and logits.shape[:2] == (3, T)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_shared_critic_step_trains_head_and_policy_and_exports_plain(tiny_model_dir, prompts_file, tmp_path, lora):
+    """One PPO step with the shared head changes the head and the adapters (or weights); the export is a plain
+    causal LM without value-head keys."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from rl.ppo.trainer import PPOTrainer
+
+    cfg = tiny_cfg(tiny_model_dir, prompts_file, tmp_path / "run", value_model="shared", lora=lora, lora_r=4,
+                   num_steps=1, save_steps=0, missing_eos_penalty=1.0)      # cut responses: returns ≠ 0
+    trainer = PPOTrainer(cfg)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert "value_head.summary.weight" in before
+    row = trainer.step()
+    assert math.isfinite(row["value/loss"]) and row["value/loss"] > 0
+    after = dict(trainer.model.named_parameters())
+    changed = {n for n, w in before.items() if not torch.equal(w, after[n])}
+    assert {"value_head.summary.weight", "value_head.summary.bias"} <= changed
+    policy_changed = [n for n in changed if n.startswith("policy.")]
+    assert policy_changed and (not lora or all("lora_" in n for n in policy_changed))
+    exported = trainer.export()
+    keys = set(load_file(exported / "model.safetensors"))
+    assert not any("value" in k or "lora" in k for k in keys)
+    assert keys <= set(load_file(tiny_model_dir / "model.safetensors"))
+    AutoModelForCausalLM.from_pretrained(exported)
+
+
+def test_vf_coef_trains_the_shared_backbone(tiny_model_dir, prompts_file, tmp_path):
+    """With the shared head the value loss reaches the policy's weights through vf_coef: once the head is non-zero,
+    the same micro-batch gives other policy gradients with vf_coef 0 and 1 (and the same head gradient direction)."""
+    from rl.ppo.trainer import PPOTrainer
+
+    def grads(vf_coef: float) -> dict[str, torch.Tensor]:
+        trainer = PPOTrainer(tiny_cfg(tiny_model_dir, prompts_file, tmp_path / f"vf{vf_coef}", value_model="shared",
+                                      vf_coef=vf_coef))
+        with torch.no_grad():
+            trainer.model.value_head.summary.weight.fill_(0.1)
+        torch.manual_seed(1)
+        exp = trainer.rollout(trainer._next_prompts())
+        exp.scores = torch.linspace(-1.0, 1.0, len(exp))
+        trainer.compute_advantages(exp)
+        trainer.model.zero_grad()
+        trainer._micro_step(exp.select(slice(0, 4)).trimmed())
+        return {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    g0, g1 = grads(0.0), grads(1.0)
+    assert not g0["value_head.summary.weight"].any()
+    assert g1["value_head.summary.weight"].abs().sum() > 0
+    assert any(not torch.allclose(g0[n], g1[n]) for n in g0 if n.startswith("policy."))

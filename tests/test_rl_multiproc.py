@@ -82,6 +82,28 @@ def test_ppo_deepspeed_two_processes(zero, tiny_model_dir, tmp_path):
 
 
 @pytest.mark.multiproc
+def test_ppo_deepspeed_shared_critic_lora(tiny_model_dir, tmp_path):
+    """value_model: shared + LoRA under ZeRO-2 on 2 processes: the head trains in the one engine beside the adapters,
+    a stopped run resumes from DeepSpeed's shards, and the export is a plain causal LM without the head."""
+    from safetensors.torch import load_file
+
+    cfg = accelerate_yaml(tmp_path, 2)
+    out = tmp_path / "run"
+    args = ["--value_model", "shared", "--lora", "true", "--lora_r", "4", "--num_steps", "3",
+            "--missing_eos_penalty", "1.0"]
+    _run(LAUNCH + ["--config_file", str(cfg), "--main_process_port", str(_free_port())]
+         + ppo_args(tiny_model_dir, out, *args, "--max_steps_this_run", "2"))
+    assert (out / "checkpoints" / "step-000002").is_dir() and not (out / "run.json").exists()
+    _run(LAUNCH + ["--config_file", str(cfg), "--main_process_port", str(_free_port())]
+         + ppo_args(tiny_model_dir, out, *args, "--resume"))
+    assert _world_size(out) == 2
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and all(r["value/loss"] > 0 for r in rows)
+    keys = set(load_file(out / "policy" / "model.safetensors"))
+    assert keys <= set(load_file(tiny_model_dir / "model.safetensors")) and not any("value" in k for k in keys)
+
+
+@pytest.mark.multiproc
 def test_ppo_two_machines(tiny_model_dir, tmp_path):
     """Two launches, --num_machines 2 --machine_rank 0/1 on 127.0.0.1, one process each: one world of size 2."""
     cfg = accelerate_yaml(tmp_path, 2, num_processes=2, num_machines=2)

@@ -12,6 +12,8 @@ from icm_rm.infra.errors import ConfigError
 
 from ..config import PolicyTrainingConfig
 
+SHARED = "shared"   # value_model: the critic is a head on the policy's own hidden states
+
 
 @dataclass
 class PPOConfig(PolicyTrainingConfig):
@@ -40,9 +42,13 @@ class PPOConfig(PolicyTrainingConfig):
     # ---------------------------------------------------------------- models
     ref_model: str | None = cfg_field(None, "Reference policy for the KL penalty; default: a frozen copy of `model` "
                                             "(with lora: the policy with its adapter disabled).")
-    value_model: str | None = cfg_field(None, "Value-model init: null = the policy backbone + a new scalar head; a "
-                                              "seq-cls directory (e.g. the RM dir) or 'reward_model' to start from the RM "
-                                              "(its tokenizer must match the policy's).")
+    value_model: str | None = cfg_field(None, "Critic: 'shared' = a zero-initialised scalar head on the policy's last "
+                                              "hidden states (one forward/backward for both; the value loss × vf_coef "
+                                              "also trains the policy's backbone or adapters); otherwise a separate "
+                                              "value model: null = a copy of the policy backbone + a new scalar head, a "
+                                              "seq-cls directory (e.g. the RM dir; ./shared for a directory of that "
+                                              "name) or 'reward_model' to start from the RM (its tokenizer must match "
+                                              "the policy's).")
     # ---------------------------------------------------------------- data and generation
     max_prompt_length: int = cfg_field(256, "Prompt tokens kept (the end is kept when longer).", ge=1)
     generation_batch_size: int | None = cfg_field(None, "Prompts per generate() call on each process; default: all of "
@@ -54,8 +60,8 @@ class PPOConfig(PolicyTrainingConfig):
     micro_batch_size: int = cfg_field(4, "Sequences per forward/backward on one process; gradients accumulate up to a "
                                          "mini-batch, whose loss is a token mean: memory only, not the update.", ge=1)
     ppo_epochs: int = cfg_field(4, "Passes over each rollout batch (TRL: num_ppo_epochs).", ge=1)
-    value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model; default: learning_rate.",
-                                                  gt=0)
+    value_learning_rate: float | None = cfg_field(None, "AdamW learning rate of the value model (with value_model: "
+                                                        "shared, of the value head); default: learning_rate.", gt=0)
     weight_decay: float = cfg_field(0.0, "AdamW weight decay.", ge=0)
     gamma: float = cfg_field(1.0, "Discount γ.", ge=0, le=1)
     gae_lambda: float = cfg_field(0.95, "GAE λ (TRL: lam, OpenRLHF: lambd).", ge=0, le=1)

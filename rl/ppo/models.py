@@ -1,9 +1,11 @@
-"""The trained module (policy + value model under one optimizer, as TRL's PolicyAndValueWrapper), the frozen
-reference, and the export of the final policy as a plain HF causal-LM directory.
+"""The trained module (policy + critic under one optimizer, as TRL's PolicyAndValueWrapper), the frozen reference,
+and the export of the final policy as a plain HF causal-LM directory.
 
-The value model is an `AutoModelForSequenceClassification` (num_labels=1): a copy of a backbone plus a scalar `score`
-head, applied to every position (not just the last) to give per-token values. Initialised from the policy (new head)
-or from a reward model whose tokenizer matches the policy's.
+The critic is either a separate value model, an `AutoModelForSequenceClassification` (num_labels=1): a copy of a
+backbone plus a scalar `score` head, applied to every position (not just the last) to give per-token values,
+initialised from the policy (new head) or from a reward model whose tokenizer matches the policy's; or
+(`value_model: shared`) a `ValueHead` on the policy's own last hidden states, as TRL's AutoModelForCausalLMWithValueHead
+(PPOv1): one forward gives logits and values, one backward trains both.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import atomic_write_text
 from icm_rm.infra.model_dir import TOKENIZER_FILES, loading
 
-from .config import PPOConfig
+from .config import SHARED, PPOConfig
 
 
 def position_ids_from(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -26,28 +28,58 @@ def position_ids_from(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+class ValueHead(nn.Module):
+    """The shared-backbone critic: a scalar linear head on the policy's last hidden states (TRL's `v_head` without its
+    0.1 dropout, which would make the update's values differ from the rollout's). Zero-initialised: values start at 0
+    and the value loss sends no gradient into the policy's backbone until the head has learned something."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.summary = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.summary.weight)
+        nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(hidden).squeeze(-1).float()
+
+
 class PolicyAndValue(nn.Module):
-    """Both trained models in one module so one DeepSpeed engine / one optimizer holds them."""
+    """Both trained parts in one module so one DeepSpeed engine / one optimizer holds them: the policy and either a
+    separate `value_model` or a `value_head` on the policy's hidden states."""
 
     is_gradient_checkpointing = False   # read by TRL's unwrap_model_for_generation
 
-    def __init__(self, policy: nn.Module, value_model: nn.Module):
+    def __init__(self, policy: nn.Module, critic: nn.Module):
         super().__init__()
         self.policy = policy
-        self.value_model = value_model
+        if isinstance(critic, ValueHead):
+            self.value_head, self.value_model = critic, None
+        else:
+            self.value_head, self.value_model = None, critic
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int,
-                with_policy: bool = True, with_value: bool = True):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int):
         """Logits [B, T, V] predicting each response token, and values [B, T] of the state before it."""
         position_ids = position_ids_from(attention_mask)
-        logits = values = None
-        if with_policy:
-            out = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              logits_to_keep=response_len + 1, use_cache=False)
-            logits = out.logits[:, :-1]
-        if with_value:
-            values = value_forward(self.value_model, input_ids, attention_mask, position_ids)[:, -response_len - 1:-1]
+        kw = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                  logits_to_keep=response_len + 1, use_cache=False)
+        if self.value_head is not None:
+            logits, hidden = forward_with_head_input(self.policy, **kw)
+            return logits[:, :-1], self.value_head(hidden[:, :-1])
+        logits = self.policy(**kw).logits[:, :-1]
+        values = value_forward(self.value_model, input_ids, attention_mask, position_ids)[:, -response_len - 1:-1]
         return logits, values
+
+
+def forward_with_head_input(policy: nn.Module, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's logits and the hidden states its LM head read to make them (the last layer's, after the final
+    norm, at the kept positions): one forward for both, whatever the architecture does around its head."""
+    captured = []
+    handle = policy.get_output_embeddings().register_forward_pre_hook(lambda _, args: captured.append(args[0]))
+    try:
+        logits = policy(**kw).logits
+    finally:
+        handle.remove()
+    return logits, captured[-1]
 
 
 def value_forward(value_model: nn.Module, input_ids, attention_mask, position_ids) -> torch.Tensor:
@@ -113,10 +145,13 @@ def load_policy(cfg: PPOConfig, path: str | None = None) -> nn.Module:
     return model
 
 
-def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None) -> nn.Module:
-    """A seq-cls model with a scalar head; from the policy (new head) or from the RM when tokenizers match."""
+def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None, policy: nn.Module) -> nn.Module:
+    """The critic: a `ValueHead` on `policy` (value_model: shared), else a seq-cls model with a scalar head, from the
+    policy (new head) or from the RM when tokenizers match."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if cfg.value_model == SHARED:
+        return ValueHead(policy.get_output_embeddings().in_features)
     source = cfg.value_model
     if source == "reward_model":
         if reward_path is None:

@@ -99,10 +99,10 @@ class PPOTrainer:
                                                    f"({cfg.max_new_tokens}) exceeds the policy's {positions} positions; "
                                                    "lower one of them")
         self.eos_ids = eos_ids_of(policy, self.tokenizer)
-        value_model = load_value_model(cfg, self.tokenizer, str(reward_path) if reward_path else None)
-        model = PolicyAndValue(policy, value_model)
+        critic = load_value_model(cfg, self.tokenizer, str(reward_path) if reward_path else None, policy)
+        model = PolicyAndValue(policy, critic)
         self.policy_params = [p for p in policy.parameters() if p.requires_grad]
-        value_params = [p for p in value_model.parameters() if p.requires_grad]
+        value_params = [p for p in critic.parameters() if p.requires_grad]
         self.base_lrs = [cfg.learning_rate, cfg.value_learning_rate or cfg.learning_rate]
         optimizer = torch.optim.AdamW([{"params": self.policy_params, "lr": self.base_lrs[0]},
                                        {"params": value_params, "lr": self.base_lrs[1]}],

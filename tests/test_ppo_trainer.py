@@ -248,7 +248,7 @@ def test_shared_critic_step_trains_head_and_policy_and_exports_plain(tiny_model_
 
 def test_vf_coef_trains_the_shared_backbone(tiny_model_dir, prompts_file, tmp_path):
     """With the shared head the value loss reaches the policy's weights through vf_coef: once the head is non-zero,
-    the same micro-batch gives other policy gradients with vf_coef 0 and 1 (and the same head gradient direction)."""
+    the same micro-batch gives other policy gradients with vf_coef 0 and 1, and the head a gradient only with 1."""
     from rl.ppo.trainer import PPOTrainer
 
     def grads(vf_coef: float) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ one benchmark run on the same model, prompts and reward. Prints a table and writ
 
 Two setups: the tiny random Llama of rl_throughput.py (h 64, 2 layers, 32 prompts × 32 tokens, 4 epochs, micro 8), and
 SmolLM2-135M (the cached registry model) with the `ppo:` section of configs/pipeline/default.yaml (the demo's: LoRA,
-8 prompts × 16 tokens, 2 epochs, micro 2) on the built-in animal_quiz prompts. The reward is the toy Python reward
+8 prompts × 16 tokens, 4 epochs, micro 2; each worker sets its own `value_model`) on the built-in animal_quiz prompts. The reward is the toy Python reward
 (counts " the") in both: an RM forward would cost both critics the same. Each critic runs in its own subprocess (peak
 RSS = its ru_maxrss; CPU-s = its user+sys), one torch thread, interleaved over `--repeats` (the machine is shared),
 best run counts. samples/s = prompts per second of steady-state step time (steps after the first); update s = the mean

@@ -135,6 +135,7 @@ def response_logprobs(model, tok, prompts: list, responses: list, prompt_format:
                       batch_size: int = 8) -> np.ndarray:
     """Σ log π(response tokens | prompt) per example (response tokenised on its own, then EOS)."""
     q_ids = tokenize_prompts(tok, prompts, prompt_format, 1024)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out = np.empty(len(prompts))
     for s in range(0, len(prompts), batch_size):
         rows, starts = [], []
@@ -143,7 +144,6 @@ def response_logprobs(model, tok, prompts: list, responses: list, prompt_format:
                                                                           is not None else [])
             rows.append(q + r_ids)
             starts.append(len(q))
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         for i, logp in enumerate(response_token_logprobs(model, rows, starts, pad)):
             out[s + i] = float(logp.sum())
     return out

@@ -50,6 +50,14 @@ def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
     gold = read_jsonl(out / "preferences_gold.jsonl")
     assert all("capital" in g["chosen"] for g in gold)
     assert sum(g["chosen"].split()[-1] in "Paris. Madrid. Rome. Tokyo. Cairo. Lima." for g in gold) == 12
+    # the pairs to read by eye: ceil(10% of 12) = 2 of smallest margin, least sure first; gold counts in the report
+    mine = read_jsonl(out / "preferences.jsonl")
+    review = read_jsonl(out / "least_confident.jsonl")
+    assert review == sorted(mine, key=lambda r: r["margin"])[:2]
+    wrong = [m["chosen"] != g["chosen"] for m, g in zip(mine, gold)]
+    lc = json.loads((out / "report.json").read_text())["least_confident"]
+    assert lc == {"file": "least_confident.jsonl", "n": 2, "of": 12, "max_margin": review[-1]["margin"],
+                  "wrong": sum(wrong[mine.index(r)] for r in review), "wrong_total": sum(wrong)}
 
     report = json.loads((out / "report.json").read_text())
     assert report["n_claims"] == 24 and report["n_batches"] == 2

@@ -61,8 +61,12 @@ def check_outputs(out, algo, routes):
 
 def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys):
     cfg = tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"])
+    cfg.rm["drop_least_confident"] = 0.3
     out = Pipeline(cfg).run()
     check_outputs(out, "ppo", ["icm", "human", "random"])
+    n_train = {r: json.loads((out / f"rm_{r}" / "run.json").read_text())["metrics"]["n_train"]
+               for r in ("icm", "human", "random")}
+    assert n_train == {"icm": 6, "human": 9, "random": 9}  # only the ICM labels carry a margin: 3 of 9 left out
     icm = [json.loads(x) for x in (out / "label" / "preferences.jsonl").read_text().splitlines()]
     rnd = [json.loads(x) for x in (out / "data" / "preferences_random.jsonl").read_text().splitlines()]
     assert [{r["chosen"], r["rejected"]} for r in rnd] == [{r["chosen"], r["rejected"]} for r in icm]  # same pairs
@@ -80,6 +84,11 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     assert sum(line.startswith("ICM labels vs gold: ICM ") and f"vs strongest baseline {strong} " in line
                for line in head) == 1
     assert sum(line.startswith("ICM labels without gold: ") for line in head) == 1
+    review = [line for line in head if line.startswith("check by eye: the 1 of 10 pairs the labeler was least sure of")]
+    assert len(review) == 1 and f"{out / 'label' / 'least_confident.jsonl'} (gold: " in review[0]
+    assert "Check by eye: the 1 of 10 pairs" in report and "label/least_confident.jsonl" in report
+    assert "RM training data: the ICM-RM trained on 6 of 9 pairs (rm.drop_least_confident 0.3 left out the 3 " \
+           "pairs with the smallest ICM margin)" in head
     assert f"**{strong}** (strongest baseline)" in report and "Without gold: " in report
     assert summary["label"]["diagnostics"] == label["diagnostics"]
     epol = json.loads((out / "eval_policy" / "eval_policy.json").read_text())

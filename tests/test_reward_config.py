@@ -82,6 +82,8 @@ def test_trainer_flags_pass_through_and_yaml_1_1_readings_are_undone():
     (["--trainer.learnin_rate", "1"], "key 'trainer.learnin_rate': not a TRL RewardConfig field (did you mean"),
     (["--trainer.seed", "1"], "key 'trainer.seed': set by icm-rm; use the top-level `seed` field instead"),
     (["--eval_split", "2"], "key 'eval_split': must be in [0, 1)"),
+    (["--drop_least_confident", "1"], "key 'drop_least_confident': must be in [0, 1)"),
+    (["--drop_least_confident", "nan"], "key 'drop_least_confident'"),
 ])
 def test_bad_flags_exit_2_with_one_line(argv, needle, capsys):
     from icm_rm.cli import main
@@ -164,6 +166,35 @@ def test_margin_column_is_scaled_and_required(tiny_tok):
     assert "margin" not in tokenize_pairs(ex, tiny_tok, max_length=200).columns
     with pytest.raises(InputError, match="pair 'c' has no margin"):
         tokenize_pairs([PreferenceExample("c", "Q?", "yes", "no")], tiny_tok, 20, margin_scale=1.0)
+
+
+def test_drop_least_confident_drops_the_smallest_margins_after_the_split(tmp_path):
+    from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
+    from icm_rm.infra.errors import InputError
+    from icm_rm.reward.data import drop_least_confident
+    from icm_rm.reward.trainer import load_data
+
+    margins = [0.5, 0.0, 2.0, 0.1, 0.1, 3.0, 0.7, 1.5, 0.2, 0.9]
+    ex = [PreferenceExample(f"p{i}", f"Q{i}?", "yes", "no", margin=m) for i, m in enumerate(margins)]
+    kept, n = drop_least_confident(ex, 0.3)  # round(3.0) = 3: margins 0.0, then the two 0.1s in file order
+    assert n == 3 and [e.id for e in kept] == ["p0", "p2", "p5", "p6", "p7", "p8", "p9"]
+    kept, n = drop_least_confident(ex, 0.25)  # round(2.5) = 2 (banker's): the tie at 0.1 goes by file order
+    assert n == 2 and {e.id for e in ex} - {e.id for e in kept} == {"p1", "p3"}
+    assert drop_least_confident(ex, 0.0) == (ex, 0)
+    assert drop_least_confident(ex[:1], 0.9) == (ex[:1], 0)  # round(0.9) = 1 would leave nothing: keep one
+    gold = [dataclasses.replace(e, margin=None) for e in ex]
+    assert drop_least_confident(gold, 0.3) == (gold, 0)  # gold / human files have no margin: all kept
+    with pytest.raises(InputError, match="pair 'p1' has no margin while others have one"):
+        drop_least_confident([ex[0], gold[1]], 0.5)
+    # in the stage: the held-out pairs are the unfiltered split's, the filter only thins the training side
+    f = tmp_path / "icm.jsonl"
+    write_preferences_jsonl(f, ex)
+    plain = load_data(RewardModelConfig(train_data=str(f), eval_split=0.2))
+    thin = load_data(RewardModelConfig(train_data=str(f), eval_split=0.2, drop_least_confident=0.25))
+    assert [e.id for e in thin.eval] == [e.id for e in plain.eval]
+    lowest = sorted(plain.train, key=lambda e: e.margin)[:2]
+    assert [e.id for e in thin.train] == [e.id for e in plain.train if e not in lowest]
+    assert thin.skipped["train_least_confident"] == 2 and plain.skipped["train_least_confident"] == 0
 
 
 def test_reward_config_gets_icm_rm_fields_and_cpu_defaults(monkeypatch, tmp_path):

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +112,12 @@ def detect_preference_format(path: str | Path) -> str:
         return "hh_rlhf" if hh else "trl"
     raise InputError(path, 1, None, f"cannot tell the preference format from the fields {sorted(keys)}; "
                                     f"pass format= one of: {', '.join(PREFERENCE_FORMATS)}")
+
+
+def least_confident(examples: Sequence[PreferenceExample], k: int) -> list[int]:
+    """Indices of the k pairs with the smallest `margin` (the labeler's confidence; ties in file order): where an
+    ICM labeling's errors gather. Every pair needs a margin."""
+    return sorted(range(len(examples)), key=lambda i: (float(examples[i].margin), i))[:max(0, k)]
 
 
 def write_preferences_jsonl(path: str | Path, examples: Iterable[PreferenceExample]) -> None:

@@ -4,6 +4,7 @@ reports."""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.preferences import PreferenceExample, write_preferences_jsonl
+from ..data.preferences import PreferenceExample, least_confident, write_preferences_jsonl
 from ..data.records import Claim, ClaimSet
 from ..infra.io import atomic_write_json, atomic_write_jsonl, save_figure
 from ..scoring.base import Scorer
@@ -20,7 +21,11 @@ from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decis
 from .search_state import decode_labels
 from .diagnostics import merge as merge_diagnostics
 from .diagnostics import warnings
-from .summary import accuracy_line, diagnostics_line
+from .summary import accuracy_line, diagnostics_line, review_line
+
+
+REVIEW_FILE = "least_confident.jsonl"  # the pairs a person should read before training on the labels
+REVIEW_SHARE = 0.1  # of the pairs; on the dev tasks they held 31 of 68 errors (BENCHMARKS §2d)
 
 
 def label_rows(pool: ClaimSet, outcomes) -> list[dict]:
@@ -206,15 +211,37 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
             report["strongest_baseline"] = strongest_baseline(report["baselines"])
     else:
         report["consistency"] = consistency_rate(claims, labels, rules)
+    prefs = preference_examples(pool, rows) if pool.is_pairwise else []
+    gold = preference_examples(pool, rows, gold=True) if pool.is_pairwise and pool.has_gold else None
+    review = review_pairs(prefs, gold)
+    if review:
+        report["least_confident"] = {k: v for k, v in review.items() if k != "indices"}
     atomic_write_json(out / "report.json", report)
     plot_progress(out / "progress.png", pool, outcomes, pool.has_gold)
     # The files the next stage reads go last, so they appear only moments before the `.complete` marker.
     atomic_write_jsonl(out / "labels.jsonl", rows)
     if pool.is_pairwise:
-        write_preferences_jsonl(out / "preferences.jsonl", preference_examples(pool, rows))
-        if pool.has_gold:
-            write_preferences_jsonl(out / "preferences_gold.jsonl", preference_examples(pool, rows, gold=True))
+        if review:
+            write_preferences_jsonl(out / REVIEW_FILE, [prefs[i] for i in review["indices"]])
+        write_preferences_jsonl(out / "preferences.jsonl", prefs)
+        if gold is not None:
+            write_preferences_jsonl(out / "preferences_gold.jsonl", gold)
     return report
+
+
+def review_pairs(prefs: list[PreferenceExample], gold: list[PreferenceExample] | None) -> dict | None:
+    """The ceil(REVIEW_SHARE · n) pairs of smallest margin, least sure first: a person reads these before training on
+    the labels (on the dev tasks 16% of them were wrong vs 3.6% of all pairs; BENCHMARKS §2d). With gold (reports
+    only): how many of them, and of all pairs, are wrong."""
+    if not prefs:
+        return None
+    idx = least_confident(prefs, math.ceil(REVIEW_SHARE * len(prefs)))
+    out = {"file": REVIEW_FILE, "n": len(idx), "of": len(prefs), "max_margin": float(prefs[idx[-1]].margin),
+           "indices": idx}
+    if gold is not None:
+        wrong = [p.chosen != g.chosen for p, g in zip(prefs, gold)]
+        out.update(wrong=int(sum(wrong[i] for i in idx)), wrong_total=int(sum(wrong)))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- progress
@@ -249,5 +276,7 @@ def print_summary(report: dict, out: Path) -> None:
     if diag := diagnostics_line(report):
         lines.append("without gold: " + diag)
     lines += [f"WARNING: {w['message']}" for w in report.get("warnings", [])]
+    if review := review_line(report, f"{out}/"):
+        lines.append(review)
     lines.append(f"outputs in {out}/ (labels.jsonl, report.json, progress.png)")
     print("\n".join(lines), file=sys.stderr)

@@ -42,3 +42,13 @@ def diagnostics_line(report: dict) -> str | None:
         parts.append(f"True {pct(bal['true_share'])}")
     parts.append(f"groups breaking a rule {d['groups_broken']}")
     return "; ".join(parts)
+
+
+def review_line(report: dict, where: str = "") -> str | None:
+    """Which pairs to read by eye before training on the labels (`least_confident` of report.json); None without."""
+    r = report.get("least_confident")
+    if not r:
+        return None
+    gold = f" (gold: {r['wrong']} of these are wrong, {r['wrong_total']} of all {r['of']})" if "wrong" in r else ""
+    return (f"check by eye: the {r['n']} of {r['of']} pairs the labeler was least sure of (margin ≤ "
+            f"{r['max_margin']:.3g}), where its errors gather, are in {where}{r['file']}{gold}")

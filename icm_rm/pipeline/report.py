@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ..infra.fmt import pct
 from ..infra.io import atomic_write_json, atomic_write_text
-from ..label.summary import accuracy_line, diagnostics_line
+from ..label.summary import accuracy_line, diagnostics_line, review_line
 from .config import PipelineConfig
 from .routes import agreement, display_name, policy_name
 from .seed_means import read_scores, seed_means
@@ -44,7 +44,7 @@ def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
     and the routes' relation to the ICM labels."""
     acc = lab.get("accuracy") or {}
     summary["label"] = {k: lab.get(k) for k in ("accuracy", "baselines", "n_pairs", "strongest_baseline",
-                                                "diagnostics", "warnings")}
+                                                "diagnostics", "warnings", "least_confident")}
     lines = ["## 1. Labels", "", f"{lab['n_claims']} claims ({lab['n_pairs']} pairs), scorer `{lab['scorer']}`, "
              f"model `{lab['model']}`, {lab['time_s']:.0f} s.", ""]
     if acc:
@@ -57,6 +57,8 @@ def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
     if diag := diagnostics_line(lab):
         lines += [f"Without gold: {diag}.", ""]
     lines += [f"> **Warning:** {w['message']}" for w in lab.get("warnings", [])] + ([""] if lab.get("warnings") else [])
+    if review := review_line(lab, "label/"):
+        lines += [review[0].upper() + review[1:] + ".", ""]
     if p.human_is_icm():
         lines += ["The gold labels equal the ICM labels on every pair, so the gold-RM route *is* the ICM-RM route: "
                   "it is trained once and reported once.", ""]
@@ -68,14 +70,27 @@ def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
     return lines
 
 
-def _rm_section(erm: dict, summary: dict) -> list[str]:
+def _dropped_line(p: Pipeline) -> str | None:
+    """Which RM left out its least-confident training pairs (`rm.drop_least_confident`), from the RM runs."""
+    parts = []
+    for route in p.routes():
+        m = (_read(p.dir("rm", route) / "run.json") or {}).get("metrics", {})
+        if k := m.get("skipped", {}).get("train_least_confident"):
+            parts.append(f"the {display_name(f'rm_{route}')} trained on {m['n_train']} of {m['n_train'] + k} pairs "
+                         f"(rm.drop_least_confident {p.cfg.rm.get('drop_least_confident', 0):g} left out the {k} "
+                         "pairs with the smallest ICM margin)")
+    return ("RM training data: " + "; ".join(parts)) if parts else None
+
+
+def _rm_section(p: Pipeline, erm: dict, summary: dict) -> list[str]:
     lines = ["## 2. Reward models on held-out pairs", "", "| RM | data | accuracy [95% CI] | n |", "|---|---|---|---|"]
     summary["rm"] = []
     for r in erm["results"]:
         lines.append(f"| {display_name(r['model_name'].split('/')[0])} | {r['data_name']} | {pct(r['accuracy'])} "
                      f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['n']} |")
         summary["rm"].append({k: r[k] for k in ("model", "data_name", "accuracy", "ci_low", "ci_high", "n")})
-    return lines + [""]
+    dropped = _dropped_line(p)
+    return lines + ([""] + [dropped[0].upper() + dropped[1:] + "."] if dropped else []) + [""]
 
 
 STALE = "eval_policy/ judged other policies than this config trains: run the eval_policy stage again"
@@ -171,7 +186,7 @@ def write_report(p: Pipeline) -> str:
                                "gold_route_is_icm_route": p.human_is_icm()}
     lines = ["# icm-rm pipeline report", ""]
     lines += _label_section(p, lab, summary) if lab else []
-    lines += _rm_section(erm, summary) if erm else []
+    lines += _rm_section(p, erm, summary) if erm else []
     stats = _policy_stats(p) if epol else None
     if epol and not stats:
         lines += ["## 3. Policies", "", STALE[0].upper() + STALE[1:] + ".", ""]
@@ -207,6 +222,10 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     if diag := lab and diagnostics_line(lab):
         s.append(f"ICM labels without gold: {diag}")
     s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
+    if review := lab and review_line(lab, f"{p.dir('label')}/"):
+        s.append(review)
+    if erm and (dropped := _dropped_line(p)):
+        s.append(dropped)
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")

@@ -52,6 +52,9 @@ class RewardModelConfig:
     use_margin: bool = cfg_field(False, help="use each pair's `margin` (ICM confidence) in the Bradley-Terry loss: "
                                              "-log σ(r_c − r_r − margin_scale·margin)")
     margin_scale: float = cfg_field(1.0, help="multiplier on the margin column when use_margin is true", ge=0)
+    drop_least_confident: float = cfg_field(0.0, help="before training, drop this fraction of the training pairs "
+                                                      "with the smallest `margin` (the labeler's confidence); a file "
+                                                      "without margins (gold, human) keeps every pair", ge=0, lt=1)
     center_rewards_coefficient: float | None = cfg_field(None, help="weight of the mean-zero reward penalty "
                                                                     "(TRL; 0.01 is typical); null = off", ge=0)
     use_lora: bool = cfg_field(False, help="train a LoRA adapter (peft, task SEQ_CLS, the score head fully "

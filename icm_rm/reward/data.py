@@ -16,7 +16,7 @@ from .format import encode_for_rm
 logger = logging.getLogger(__name__)
 
 from ..data.preferences import PREFERENCE_FORMATS
-from ..data.preferences import load_preferences
+from ..data.preferences import least_confident, load_preferences
 
 FORMATS = ("auto", *PREFERENCE_FORMATS)
 _HUMAN_FORMATS = tuple(f for f in PREFERENCE_FORMATS if f != "trl")
@@ -88,6 +88,21 @@ def holdout_split(examples: Sequence, fraction: float, seed: int) -> tuple[list,
         held = {i for i in sorted(range(n), key=lambda i: h(examples[i].id))[:target]}
     train = [ex for i, ex in enumerate(examples) if i not in held]
     return train, [ex for i, ex in enumerate(examples) if i in held]
+
+
+def drop_least_confident(examples: Sequence, fraction: float, source: str | None = None) -> tuple[list, int]:
+    """(kept, n dropped): without the round(fraction · n) pairs of smallest margin (ties: file order). Labels an
+    ICM search was least sure of are where its errors gather; every pair is kept when none has a margin."""
+    examples = list(examples)
+    k = round(fraction * len(examples)) if fraction > 0 else 0
+    if not k or all(ex.margin is None for ex in examples):
+        return examples, 0
+    missing = next((ex for ex in examples if ex.margin is None), None)
+    if missing is not None:
+        raise InputError(source, None, "margin", f"pair '{missing.id}' has no margin while others have one; "
+                                                 "drop_least_confident needs a margin on every pair or none")
+    dropped = set(least_confident(examples, min(k, len(examples) - 1)))
+    return [ex for i, ex in enumerate(examples) if i not in dropped], k
 
 
 @dataclass

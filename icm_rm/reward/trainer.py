@@ -24,7 +24,8 @@ from ..infra.quiet import bar_only_progress
 from ..infra.runs import (aside_dir, check_resume, finish_overwrite, last_complete_checkpoint, recover_swap,
                           resume_forced, start_overwrite)
 from .config import RewardModelConfig
-from .data import Tokenized, holdout_split, load_pairs, split_spec, to_dataset, tokenize_pairs
+from .data import (Tokenized, drop_least_confident, holdout_split, load_pairs, split_spec, to_dataset,
+                   tokenize_pairs)
 from .export import finalize_export, merge_lora
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def load_data(cfg: RewardModelConfig) -> RMData:
         train = train[:cfg.train_limit] if cfg.train_limit else train
         held = held[:cfg.eval_limit] if cfg.eval_limit else held
         source = f"{cfg.train_data} (held-out {cfg.eval_split:g} split, seed {cfg.seed})"
+    train, skipped["train_least_confident"] = drop_least_confident(train, cfg.drop_least_confident, cfg.train_data)
     if not train or not held:
         raise UserError(f"{cfg.train_data}: {len(train)} training and {len(held)} held-out pairs; need at least one "
                         "of each (add data, or change eval_split / eval_data)")
@@ -344,6 +346,8 @@ def _card_info(cfg: RewardModelConfig, base: str, data: RMData, metrics: dict, m
     method = f"LoRA r={cfg.lora_r} α={cfg.lora_alpha} (merged)" if cfg.use_lora else "full fine-tuning"
     if cfg.use_margin:
         method += f", margin × {cfg.margin_scale:g}"
+    if data.skipped.get("train_least_confident"):
+        method += f", {data.skipped['train_least_confident']} least-confident pairs dropped"
     if cfg.center_rewards_coefficient:
         method += f", centring {cfg.center_rewards_coefficient:g}"
     base_model = cfg.model if cfg.model == base else f"{cfg.model} ({base})"

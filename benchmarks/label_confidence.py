@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -41,8 +42,6 @@ def pair_outcomes(out: Path) -> list[tuple[float, bool]]:
 
 def drop_table(outcomes: list[tuple[float, bool]]) -> dict[str, dict]:
     """Per fraction: pairs kept, errors kept and removed, correct pairs removed (the RM stage's own rule)."""
-    from types import SimpleNamespace
-
     exs = [SimpleNamespace(margin=m, ok=ok, id=str(i)) for i, (m, ok) in enumerate(outcomes)]
     rows = {}
     for q in FRACTIONS:

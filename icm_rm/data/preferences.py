@@ -115,8 +115,8 @@ def detect_preference_format(path: str | Path) -> str:
 
 
 def least_confident(examples: Sequence[PreferenceExample], k: int) -> list[int]:
-    """Indices of the k pairs with the smallest `margin` (the labeler's confidence; ties in file order): where an
-    ICM labeling's errors gather. Every pair needs a margin."""
+    """Indices of the k pairs with the smallest `margin` (the labeler's confidence), least sure first, ties in file
+    order. Every pair needs a margin."""
     return sorted(range(len(examples)), key=lambda i: (float(examples[i].margin), i))[:max(0, k)]
 
 

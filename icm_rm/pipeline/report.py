@@ -222,8 +222,8 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     if diag := lab and diagnostics_line(lab):
         s.append(f"ICM labels without gold: {diag}")
     s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
-    if review := lab and review_line(lab, f"{p.dir('label')}/"):
-        s.append(review)
+    if lab and lab.get("least_confident"):
+        s.append(review_line(lab, f"{p.dir('label')}/"))
     if erm and (dropped := _dropped_line(p)):
         s.append(dropped)
     for r in (erm or {}).get("results", []):

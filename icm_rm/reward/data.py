@@ -91,17 +91,18 @@ def holdout_split(examples: Sequence, fraction: float, seed: int) -> tuple[list,
 
 
 def drop_least_confident(examples: Sequence, fraction: float, source: str | None = None) -> tuple[list, int]:
-    """(kept, n dropped): without the round(fraction · n) pairs of smallest margin (ties: file order). Labels an
-    ICM search was least sure of are where its errors gather; every pair is kept when none has a margin."""
+    """(kept, n dropped): without the round(fraction · n) pairs of smallest margin (ties: file order; at least one
+    pair kept), where a mostly-right ICM labeling's errors gather (BENCHMARKS §2c); every pair is kept when none has
+    a margin."""
     examples = list(examples)
-    k = round(fraction * len(examples)) if fraction > 0 else 0
+    k = min(round(fraction * len(examples)), len(examples) - 1) if fraction > 0 else 0  # never every pair
     if not k or all(ex.margin is None for ex in examples):
         return examples, 0
     missing = next((ex for ex in examples if ex.margin is None), None)
     if missing is not None:
         raise InputError(source, None, "margin", f"pair '{missing.id}' has no margin while others have one; "
                                                  "drop_least_confident needs a margin on every pair or none")
-    dropped = set(least_confident(examples, min(k, len(examples) - 1)))
+    dropped = set(least_confident(examples, k))
     return [ex for i, ex in enumerate(examples) if i not in dropped], k
 
 

@@ -74,22 +74,22 @@ def _dropped_line(p: Pipeline) -> str | None:
     """Which RM left out its least-confident training pairs (`rm.drop_least_confident`), from the RM runs."""
     parts = []
     for route in p.routes():
-        m = (_read(p.dir("rm", route) / "run.json") or {}).get("metrics", {})
+        run = _read(p.dir("rm", route) / "run.json") or {}
+        m = run.get("metrics", {})
         if k := m.get("skipped", {}).get("train_least_confident"):
             parts.append(f"the {display_name(f'rm_{route}')} trained on {m['n_train']} of {m['n_train'] + k} pairs "
-                         f"(rm.drop_least_confident {p.cfg.rm.get('drop_least_confident', 0):g} left out the {k} "
+                         f"(rm.drop_least_confident {run['config']['drop_least_confident']:g} left out the {k} "
                          "pairs with the smallest ICM margin)")
     return ("RM training data: " + "; ".join(parts)) if parts else None
 
 
-def _rm_section(p: Pipeline, erm: dict, summary: dict) -> list[str]:
+def _rm_section(erm: dict, summary: dict, dropped: str | None) -> list[str]:
     lines = ["## 2. Reward models on held-out pairs", "", "| RM | data | accuracy [95% CI] | n |", "|---|---|---|---|"]
     summary["rm"] = []
     for r in erm["results"]:
         lines.append(f"| {display_name(r['model_name'].split('/')[0])} | {r['data_name']} | {pct(r['accuracy'])} "
                      f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['n']} |")
         summary["rm"].append({k: r[k] for k in ("model", "data_name", "accuracy", "ci_low", "ci_high", "n")})
-    dropped = _dropped_line(p)
     return lines + ([""] + [dropped[0].upper() + dropped[1:] + "."] if dropped else []) + [""]
 
 
@@ -186,7 +186,8 @@ def write_report(p: Pipeline) -> str:
                                "gold_route_is_icm_route": p.human_is_icm()}
     lines = ["# icm-rm pipeline report", ""]
     lines += _label_section(p, lab, summary) if lab else []
-    lines += _rm_section(p, erm, summary) if erm else []
+    dropped = _dropped_line(p) if erm else None
+    lines += _rm_section(erm, summary, dropped) if erm else []
     stats = _policy_stats(p) if epol else None
     if epol and not stats:
         lines += ["## 3. Policies", "", STALE[0].upper() + STALE[1:] + ".", ""]
@@ -194,7 +195,7 @@ def write_report(p: Pipeline) -> str:
     if p.timings:
         lines += ["## Timings", "", "| stage | seconds | peak RSS MiB |", "|---|---|---|"]
         lines += [f"| {k} | {v:.0f} | {p.peak_rss_mib.get(k, float('nan')):.0f} |" for k, v in p.timings.items()]
-    headline = short_summary(p, lab, erm, epol, stats)
+    headline = short_summary(p, lab, erm, epol, stats, dropped)
     summary["headline"] = headline
     atomic_write_text(p.out / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(p.out / "summary.json", summary)
@@ -214,7 +215,8 @@ def _control_line(stats: dict) -> str | None:
 
 
 def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | None,
-                  stats: dict | None = None) -> list[str]:
+                  stats: dict | None = None, dropped: str | None = None) -> list[str]:
+    """The terminal summary's lines; `dropped` is the RM training-data line write_report read once (`_dropped_line`)."""
     s = []
     if lab and lab.get("accuracy"):
         same = " — the gold labels are the same, so the gold-RM route is this route" if p.human_is_icm() else ""
@@ -224,7 +226,7 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
     if lab and lab.get("least_confident"):
         s.append(review_line(lab, f"{p.dir('label')}/"))
-    if erm and (dropped := _dropped_line(p)):
+    if dropped:
         s.append(dropped)
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "

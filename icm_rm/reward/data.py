@@ -96,11 +96,11 @@ def drop_least_confident(examples: Sequence, fraction: float, source: str | None
     a margin."""
     examples = list(examples)
     k = min(round(fraction * len(examples)), len(examples) - 1) if fraction > 0 else 0  # never every pair
-    if not k or all(ex.margin is None for ex in examples):
+    missing = [ex for ex in examples if ex.margin is None]
+    if not k or len(missing) == len(examples):
         return examples, 0
-    missing = next((ex for ex in examples if ex.margin is None), None)
-    if missing is not None:
-        raise InputError(source, None, "margin", f"pair '{missing.id}' has no margin while others have one; "
+    if missing:
+        raise InputError(source, None, "margin", f"pair '{missing[0].id}' has no margin while others have one; "
                                                  "drop_least_confident needs a margin on every pair or none")
     dropped = set(least_confident(examples, k))
     return [ex for i, ex in enumerate(examples) if i not in dropped], k

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ppo": ("rl.ppo.run", "train a policy with PPO against a reward source"),
     "grpo": ("rl.grpo", "train a policy with GRPO (TRL) against a reward source"),
     "eval-policy": ("rl.evaluate", "win rate and preference accuracy of trained policies"),
+    "best-of-n": ("rl.best_of_n", "which RM would move the policy: best-of-n on its own answers, judged, before RL"),
     "pipeline": ("icm_rm.pipeline", "label → train-rm → ppo/grpo → eval, resumable"),
     "serve-rm": ("rl.serve", "serve a reward model over HTTP"),
     "models": ("icm_rm.infra.models", "fetch / list the offline default models"),

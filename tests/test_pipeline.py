@@ -60,7 +60,7 @@ def check_outputs(out, algo, routes):
 
 
 def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys):
-    cfg = tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"])
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"], best_of_n={"n": 2, "max_prompts": 3})
     cfg.rm["drop_least_confident"] = 0.3
     out = Pipeline(cfg).run()
     check_outputs(out, "ppo", ["icm", "human", "random"])
@@ -76,7 +76,7 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
                  "random labels (seed 0)", "Reward models", "Policies"):
         assert text in report
     summary = json.loads((out / "summary.json").read_text())  # every stage timed, with its own peak RSS
-    assert set(summary["peak_rss_mib"]) == set(summary["timings_s"]) and len(summary["timings_s"]) == 9
+    assert set(summary["peak_rss_mib"]) == set(summary["timings_s"]) and len(summary["timings_s"]) == 10
     assert all(50 < v < 16_000 for v in summary["peak_rss_mib"].values())
     head = summary["headline"]
     label = json.loads((out / "label" / "report.json").read_text())
@@ -102,6 +102,11 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
         mine = {k: v for k, v in x.items() if k not in ("route", "versus")}
         assert mine == {k: row[k] for k in mine}
     assert sum(line.startswith("control") for line in head) == 1
+    bon = json.loads((out / "best_of_n" / "best_of_n.json").read_text())  # the RL policy's answers, judged as eval's
+    assert bon["policy"] == str(tiny_model_dir) and bon["n_prompts"] == 3 and bon["judge"] == epol["judge"]
+    assert set(bon["results"]) == {"icm_rm", "human_rm", "random_rm"} and "2b. Reward models on the ref" in report
+    assert sum(line.startswith("RMs on the reference policy's own answers (best-of-2 gain, 3 prompts): ICM-RM ")
+               and "; gold-RM " in line and "; random-RM " in line for line in head) == 1
     assert sum(line.startswith("degenerate answers: ") for line in head) == 1
     assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)
     vs_ref = [line for line in head if line.startswith(("  ICM-RM policy ", "  gold-RM policy ", "  random-RM policy "))
@@ -114,7 +119,7 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     Pipeline(cfg).run()  # everything done: every stage is skipped
     err = capsys.readouterr().err
     for stage in ("label", "train-rm (icm)", "train-rm (human)", "train-rm (random)", "ppo (icm)", "ppo (human)",
-                  "ppo (random)", "eval-rm", "eval-policy"):
+                  "ppo (random)", "eval-rm", "best-of-n", "eval-policy"):
         assert f"pipeline: {stage}: complete, skipped" in err
 
 

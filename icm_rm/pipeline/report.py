@@ -93,6 +93,28 @@ def _rm_section(erm: dict, summary: dict, dropped: str | None) -> list[str]:
     return lines + ([""] + [dropped[0].upper() + dropped[1:] + "."] if dropped else []) + [""]
 
 
+def _best_of_n_section(bon: dict, summary: dict) -> list[str]:
+    lines = [f"## 2b. Reward models on the reference policy's own answers (best-of-{bon['n']}, "
+             f"{bon['n_prompts']} prompts, judge: {bon['judge']})", "",
+             "RL only compares the policy's own answers: the RM that lifts best-of-n most is the one RL is likeliest "
+             f"to move the policy with (BENCHMARKS §5). One answer at random scores {bon['mean_judged']:.3f}.", "",
+             "| RM | best-of-n gain [95% CI] | on-policy pair accuracy [95% CI] | pairs |", "|---|---|---|---|"]
+    for name, r in bon["results"].items():
+        lo, hi = r["pair_accuracy_ci"]
+        lines.append(f"| {display_name(name)} | {_diff(r['gain'])} | {pct(r['pair_accuracy'])} "
+                     f"[{100 * lo:.1f}, {100 * hi:.1f}] | {r['pairs']} |")
+    summary["best_of_n"] = {name: {k: r[k] for k in ("best_of_n", "gain", "pair_accuracy", "pair_accuracy_ci")}
+                            for name, r in bon["results"].items()}
+    return lines + [""]
+
+
+def _best_of_n_line(bon: dict) -> str:
+    parts = [f"{display_name(name)} {_diff(r['gain'])}, pair accuracy {pct(r['pair_accuracy'])}"
+             for name, r in bon["results"].items()]
+    return (f"RMs on the reference policy's own answers (best-of-{bon['n']} gain, {bon['n_prompts']} prompts): "
+            + "; ".join(parts))
+
+
 STALE = "eval_policy/ judged other policies than this config trains: run the eval_policy stage again"
 
 
@@ -188,6 +210,8 @@ def write_report(p: Pipeline) -> str:
     lines += _label_section(p, lab, summary) if lab else []
     dropped = _dropped_line(p) if erm else None
     lines += _rm_section(erm, summary, dropped) if erm else []
+    bon = _read(p.dir("best_of_n") / "best_of_n.json") if p.cfg.best_of_n else None
+    lines += _best_of_n_section(bon, summary) if bon else []
     stats = _policy_stats(p) if epol else None
     if epol and not stats:
         lines += ["## 3. Policies", "", STALE[0].upper() + STALE[1:] + ".", ""]
@@ -195,7 +219,7 @@ def write_report(p: Pipeline) -> str:
     if p.timings:
         lines += ["## Timings", "", "| stage | seconds | peak RSS MiB |", "|---|---|---|"]
         lines += [f"| {k} | {v:.0f} | {p.peak_rss_mib.get(k, float('nan')):.0f} |" for k, v in p.timings.items()]
-    headline = short_summary(p, lab, erm, epol, stats, dropped)
+    headline = short_summary(p, lab, erm, epol, stats, dropped, bon)
     summary["headline"] = headline
     atomic_write_text(p.out / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(p.out / "summary.json", summary)
@@ -215,8 +239,9 @@ def _control_line(stats: dict) -> str | None:
 
 
 def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | None,
-                  stats: dict | None = None, dropped: str | None = None) -> list[str]:
-    """The terminal summary's lines; `dropped` is the RM training-data line write_report read once (`_dropped_line`)."""
+                  stats: dict | None = None, dropped: str | None = None, bon: dict | None = None) -> list[str]:
+    """The terminal summary's lines; `dropped` is the RM training-data line write_report read once (`_dropped_line`),
+    `bon` the best-of-n stage's document."""
     s = []
     if lab and lab.get("accuracy"):
         same = " — the gold labels are the same, so the gold-RM route is this route" if p.human_is_icm() else ""
@@ -231,6 +256,8 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "
                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")
+    if bon:
+        s.append(_best_of_n_line(bon))
     if epol and stats:
         seeds = p.cfg.rl_seeds
         several = len(seeds) > 1

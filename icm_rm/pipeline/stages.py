@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rl.best_of_n import BestOfNConfig, run_best_of_n
 from rl.evaluate import EvalPolicyConfig, run_eval_policy
 from rl.grpo import GRPOConfig, train_grpo
 from rl.launch import policy_inputs
@@ -129,6 +130,19 @@ class Pipeline:
                           rms=[f"{r}_rm={self.dir('rm', r) / 'model'}" for r in self.routes()],
                           output_dir=str(self.dir("eval_policy")))
 
+    def best_of_n_cfg(self) -> BestOfNConfig | None:
+        """Every route's RM ranking the RL policy's own answers to the eval prompts, judged as the policies are
+        (the `best_of_n:` section; None when it is empty)."""
+        if not self.cfg.best_of_n:
+            return None
+        rl_cfg, ev = self.rl_cfg("icm"), self.eval_policy_cfg()
+        base = {"policy": rl_cfg.model, "prompts": ev.prompts, "prompt_split": ev.prompt_split, "judge": ev.judge,
+                "prompt_format": ev.prompt_format, "max_prompts": ev.max_prompts,
+                "max_new_tokens": rl_cfg.max_new_tokens, "temperature": rl_cfg.temperature}
+        return _stage_cfg(BestOfNConfig, {**base, **self.cfg.best_of_n}, "best_of_n",
+                          rms=[f"{r}_rm={self.dir('rm', r) / 'model'}" for r in self.routes()],
+                          output_dir=str(self.dir("best_of_n")))
+
     def heldout_prefs(self) -> list[str]:
         """Held-out preference sets for eval-rm and eval-policy: the built-in task's test split (written by
         `write_heldout_prefs`, if the labels came from a built-in task) and `eval_rm_data`."""
@@ -227,6 +241,8 @@ class Pipeline:
             eval_rm.write_report(eval_rm.run_eval(cfg, progress=True), d)
 
         self._evaluation("eval_rm", cfg, {f"rm:{k}": m for k, m in enumerate(models)}, run)
+        if (bon := self.best_of_n_cfg()) is not None:
+            self._evaluation("best_of_n", bon, _named_dirs(bon.rms, "rm"), lambda: run_best_of_n(bon))
 
     def stage_eval_policy(self) -> None:
         self.write_heldout_prefs()
@@ -249,7 +265,7 @@ class Pipeline:
         self._timed(stage.replace("_", "-"), done, run)
 
     def run(self) -> Path:
-        self.label_cfg(), self.rm_cfg("icm"), self.rl_cfg("icm")  # validate every stage's config up front
+        self.label_cfg(), self.rm_cfg("icm"), self.rl_cfg("icm"), self.best_of_n_cfg()  # validate every stage up front
         self.check_judge()
         self.check_heldout(self.eval_policy_cfg())
         check_writable(self.out)

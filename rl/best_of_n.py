@@ -157,8 +157,8 @@ def run_best_of_n(cfg: BestOfNConfig) -> dict:
                                                         results[b]["per_prompt_best_of_n"], seed=cfg.seed)}
               for i, a in enumerate(names) for b in names[i + 1:]]
     doc = {"judge": judge_desc, "policy": cfg.policy, "prompts": cfg.prompts, "split": cfg.prompt_split,
-           "n_prompts": len(prompts), "n": cfg.n, "distinct_answers": len(distinct), "mean_judged": float(judged.mean()), "rms": dict(named),
-           "results": results, "versus": versus}
+           "n_prompts": len(prompts), "n": cfg.n, "distinct_answers": len(distinct),
+           "mean_judged": float(judged.mean()), "rms": dict(named), "results": results, "versus": versus}
     atomic_write_jsonl(out / "best_of_n_samples.jsonl",
                        [{"prompt": p, "answers": answers[j], "judged": judged[j].tolist(),
                          **{f"{n}_reward": rewards[n][j].tolist() for n in names}} for j, p in enumerate(prompts)])

@@ -26,9 +26,9 @@ class PipelineConfig:
                                                                    "for eval-rm (the built-in test split is added)")
     eval_rm_limit: int | None = cfg_field(200, "pairs per extra eval-rm set (null = all)", ge=1)
     best_of_n: dict = cfg_field(default_factory=dict, help="BestOfNConfig fields (icm-rm best-of-n --help), e.g. "
-                                                           "{n: 8}: the eval_rm stage also ranks the RL policy's own "
-                                                           "answers to the eval prompts with every RM, judged "
-                                                           "(a predictor of the RL gain); empty = skip")
+                                                           "{n: 8}: the eval_rm stage also ranks the starting "
+                                                           "policy's own answers to the eval prompts with every RM, "
+                                                           "judged (a predictor of the RL gain); empty = skip")
     compare_human: bool = cfg_field(True, "also run the RM and RL stages on gold/human labels and compare (trained "
                                           "once, as the ICM route, where the labels are the same)")
     human_labels: str | None = cfg_field(None, "preference file with human labels (null = the label stage's "

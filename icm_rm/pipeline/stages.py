@@ -131,8 +131,8 @@ class Pipeline:
                           output_dir=str(self.dir("eval_policy")))
 
     def best_of_n_cfg(self) -> BestOfNConfig | None:
-        """Every route's RM ranking the RL policy's own answers to the eval prompts, judged as the policies are
-        (the `best_of_n:` section; None when it is empty)."""
+        """Every route's RM ranking the starting policy's own answers to the eval prompts, judged as the policies
+        are (the `best_of_n:` section; None when it is empty)."""
         if not self.cfg.best_of_n:
             return None
         rl_cfg, ev = self.rl_cfg("icm"), self.eval_policy_cfg()

@@ -32,7 +32,7 @@ from icm_rm.infra.runner import run_main
 from icm_rm.reward.scoring import RewardModel, check_rm_dir
 
 from .eval_stats import format_diff, paired_difference
-from .evaluate import generate, load_policy, parse_named
+from .evaluate import generate, load_policy, parse_named, score_distinct
 from .judges import make_judge
 from .ppo.data import load_prompts
 
@@ -137,19 +137,17 @@ def run_best_of_n(cfg: BestOfNConfig) -> dict:
               for i in range(cfg.n)]
     del model
     answers = [[rounds[i][j] for i in range(cfg.n)] for j in range(len(prompts))]
-    # each distinct (prompt, answer) judged and scored once: a small policy often repeats an answer
-    distinct = list(dict.fromkeys((j, a) for j, ans in enumerate(answers) for a in ans))
-    d_prompts, d_answers = [prompts[j] for j, _ in distinct], [a for _, a in distinct]
+    keys = [(j, a) for j, ans in enumerate(answers) for a in ans]
 
-    def per_sample(values) -> np.ndarray:
-        by = dict(zip(distinct, values))
+    def per_sample(score) -> np.ndarray:
+        by = score_distinct(score, prompts, keys)
         return np.array([[by[(j, a)] for a in ans] for j, ans in enumerate(answers)], dtype=float)
 
-    judged = per_sample(judge(d_prompts, d_answers))
+    judged = per_sample(judge)
     rewards: dict[str, np.ndarray] = {}
     for name, path in named:
         rm = RewardModel.from_pretrained(path, device=device)
-        rewards[name] = per_sample(rm.score(d_prompts, d_answers, batch_size=cfg.score_batch_size, progress=True))
+        rewards[name] = per_sample(lambda p, a: rm.score(p, a, batch_size=cfg.score_batch_size, progress=True))
         del rm
     results = {name: rm_metrics(r, judged, seed=cfg.seed) for name, r in rewards.items()}
     names = list(results)
@@ -157,7 +155,7 @@ def run_best_of_n(cfg: BestOfNConfig) -> dict:
                                                         results[b]["per_prompt_best_of_n"], seed=cfg.seed)}
               for i, a in enumerate(names) for b in names[i + 1:]]
     doc = {"judge": judge_desc, "policy": cfg.policy, "prompts": cfg.prompts, "split": cfg.prompt_split,
-           "n_prompts": len(prompts), "n": cfg.n, "distinct_answers": len(distinct),
+           "n_prompts": len(prompts), "n": cfg.n, "distinct_answers": len(set(keys)),
            "mean_judged": float(judged.mean()), "rms": dict(named), "results": results, "versus": versus}
     atomic_write_jsonl(out / "best_of_n_samples.jsonl",
                        [{"prompt": p, "answers": answers[j], "judged": judged[j].tolist(),

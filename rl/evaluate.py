@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,13 +249,20 @@ def _pref_accuracy(lc: np.ndarray, lr: np.ndarray, ref: tuple[np.ndarray, np.nda
     return d
 
 
+def score_distinct(score: Callable[[list, list], Sequence[float]], prompts: list,
+                   keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], float]:
+    """{(prompt index, answer): score(prompt, answer)}, each distinct pair scored once: small policies repeat answers
+    (across samples, and the policies often give the reference's answer)."""
+    distinct = list(dict.fromkeys(keys))
+    return dict(zip(distinct, score([prompts[i] for i, _ in distinct], [a for _, a in distinct])))
+
+
 def _rm_means(cfg: EvalPolicyConfig, prompts: list, answers: dict[str, list[str]], device: str) -> dict:
     out: dict[str, dict] = {}
-    distinct = list(dict.fromkeys((i, a) for ans in answers.values() for i, a in enumerate(ans)))
+    keys = [(i, a) for ans in answers.values() for i, a in enumerate(ans)]
     for rm_name, path in parse_named(cfg.rms) if cfg.rms else []:
         rm = RewardModel.from_pretrained(path, device=device)
-        # each distinct (prompt, answer) once: the policies often give the reference's answer
-        scored = dict(zip(distinct, rm.score([prompts[i] for i, _ in distinct], [a for _, a in distinct])))
+        scored = score_distinct(rm.score, prompts, keys)
         for pol, ans in answers.items():
             r = np.array([scored[(i, a)] for i, a in enumerate(ans)])
             if rm.reward_mean is not None and rm.reward_std:

@@ -7,13 +7,15 @@
     python benchmarks/pipeline_e2e.py --reuse_upstream      # later routes start from the first one's labels and RMs
     python benchmarks/pipeline_e2e.py --rl_algo grpo --upstream runs/bench_pipeline/ppo --tag grpo   # from a run's
     python benchmarks/pipeline_e2e.py --rl_algo ppo --rl_seeds 0 1 2   # three RL seeds per RM: seed means + spread
+    python benchmarks/pipeline_e2e.py --rl_algo ppo --rm_seeds 42 1 2 --controls '[]'   # three RMs per route; any
+                                                                        # other --key value goes to the pipeline
 
 Each route runs the pipeline in its own process (every stage inside it); peak RSS is that process's largest resident
 set and CPU time its user + system time (wait4 rusage): on a shared machine CPU s / cores estimates the wall time of an
 idle one. With --reuse_upstream the later routes copy the first route's label, data and RM folders (the pipeline skips
 complete stages), and their `upstream_s` is the first route's time for those stages; --upstream DIR does the same from
-another run's folder (its summary.json, if any, gives `upstream_s`). --rl_seeds sets the pipeline's `rl_seeds`;
-each route's `policies` records its per-seed and seed-mean diffs vs the reference. Results go to
+another run's folder (its summary.json, if any, gives `upstream_s`). --rl_seeds / --rm_seeds set the pipeline's
+`rl_seeds` / `rm_seeds`; each route's `policies` records its per-seed and seed-mean diffs vs the reference. Results go to
 benchmarks/results/pipeline_e2e[_quick|_TAG].json.
 """
 
@@ -93,8 +95,11 @@ def main(argv=None) -> int:
     ap.add_argument("--upstream", default=None, help="every route reuses the label and RM stages of this run folder")
     ap.add_argument("--rl_seeds", nargs="+", type=int, default=None,
                     help="RL seeds per reward model (the pipeline's rl_seeds; default: the config's)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--rm_seeds", nargs="+", type=int, default=None,
+                    help="RM training seeds per route (the pipeline's rm_seeds; default: the config's)")
+    args, passed = ap.parse_known_args(argv)
     extra = (QUICK if args.quick else []) + [x for s in args.rl_seeds or [] for x in ("--rl_seeds", str(s))]
+    extra += [x for s in args.rm_seeds or [] for x in ("--rm_seeds", str(s))] + passed
     tag = args.tag or ("quick" if args.quick else None)
     base = Path(args.output_dir or REPO / "runs" / ("bench_pipeline" + (f"_{tag}" if tag else "")))
     routes, first = {}, None
@@ -123,6 +128,7 @@ def main(argv=None) -> int:
         for line in r["summary"].get("headline", []):
             print(f"[{algo}] {line}")
     write_result("pipeline_e2e" + (f"_{tag}" if tag else ""), {"config": args.config, "rl_seeds": args.rl_seeds,
+                                                               "rm_seeds": args.rm_seeds, "pipeline_args": passed,
                                                                "routes": routes})
     return max((r["exit_code"] for r in routes.values()), default=0)
 

@@ -1,6 +1,7 @@
-"""Several RL seeds per reward model (`rl_seeds`): one seed keeps today's folders and names; several train one policy
-per route and seed, each a resumable stage; the report compares seed means (exact values from a hand-made eval
-result); a bad `rl_seeds` is one line naming the key, exit 2, before anything is written."""
+"""Several RL seeds per reward model (`rl_seeds`) and several RMs per route (`rm_seeds`): one seed keeps today's
+folders and names; several train one RM per route and RM seed (one held-out split) and one policy per RM and RL seed,
+each a resumable stage; the report compares seed means (exact values from a hand-made eval result); a bad seed list
+is one line naming the key, exit 2, before anything is written."""
 
 import hashlib
 import json
@@ -86,7 +87,7 @@ def test_two_seeds_train_two_policies_per_route_and_resume(tmp_path, tiny_model_
     assert "pipeline: eval-policy: complete, skipped" in err  # the same policies by content: nothing to re-judge
 
 
-def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]]) -> None:
+def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]], flagged: str = "icm_rm_policy_s1") -> None:
     """eval_policy.json + samples.jsonl as eval-policy writes them (the report reads only these fields)."""
     d = p.dir("eval_policy")
     n = len(scores["reference"])
@@ -94,7 +95,7 @@ def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]]) -> None:
     atomic_write_jsonl(d / "samples.jsonl", rows)
     atomic_write_json(d / "eval_policy.json", {
         "judge": "gold checker", "n_prompts": n, "judge_score_mean": {k: sum(v) / n for k, v in scores.items()},
-        "degenerate": {"icm_rm_policy_s1": {"flags": ["empty answers"]}}, "win_rates": []})
+        "degenerate": {flagged: {"flags": ["empty answers"]}}, "win_rates": []})
 
 
 def _three_routes(p: Pipeline) -> Path:
@@ -151,7 +152,7 @@ def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
     assert "seed_mean" not in json.loads((p.out / "summary.json").read_text()).get("policy", {})
 
 
-@pytest.mark.parametrize("flag, says", [(["--rl_seeds", "[]"], "at least one RL seed"),
+@pytest.mark.parametrize("flag, says", [(["--rl_seeds", "[]"], "at least one seed"),
                                         (["--rl_seeds", "[0, 1, 0]"], "must be unique, got [0, 1, 0]"),
                                         (["--rl_seeds", "-1"], "integers ≥ 0, got [-1]"),
                                         (["--rl_seeds", "[1, 2]", "--ppo.seed", "2"], "ppo.seed 2 disagrees")])
@@ -171,7 +172,119 @@ def test_one_seed_report_says_the_icm_gold_gap_mixes_in_rl_variance(tmp_path, ti
     _hand_made_eval(p, {"reference": [0, 0, 1, 0], "icm_rm_policy": [1, 0, 1, 1], "human_rm_policy": [0, 0, 0, 0],
                         "random_rm_policy": [0, 0, 1, 0]})
     headline = write_report(p)
-    assert "ICM-RM vs gold-RM policy: one RL run per route" in headline and "--rl_seeds [0,1,2]" in headline
-    assert "ICM-RM vs gold-RM policy: one RL run per route" in (p.out / "report.md").read_text()
+    said = "ICM-RM vs gold-RM policy: one RM and one RL run per route"
+    assert said in headline and "--rl_seeds [0,1,2]" in headline and "--rm_seeds [42,1,2]" in headline
+    assert said in (p.out / "report.md").read_text()
     _prefs(label / "preferences_gold.jsonl")  # gold = ICM labels: no gap to speak of
     assert "one RL run per route" not in write_report(p)
+
+
+def test_rm_seeds_name_one_rm_per_seed_on_one_split_and_policies_against_each(tmp_path, tiny_model_dir):
+    from icm_rm.infra.errors import ConfigError
+    from icm_rm.pipeline.routes import display_name
+
+    out = tmp_path / "run"
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir))  # rm_seeds null: one RM per route, as before
+    assert p.rm_seeds() == [None] and p.rm_dir("icm") == out / "rm_icm"
+    assert (p.rm_cfg("icm").seed, p.rm_cfg("icm").split_seed) == (42, None) and p.policies("icm") == [(0, "icm_rm_policy")]
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, rm_seeds=[42, 7], rl_seeds=[0, 1]))
+    assert [p.rm_dir("icm", s) for s in (42, 7)] == [out / "rm_icm", out / "rm_icm_r7"]
+    first, other = p.rm_cfg("human", 42), p.rm_cfg("human", 7)
+    assert (first.seed, first.split_seed, other.seed, other.split_seed) == (42, None, 7, 42)  # one held-out split
+    assert other.output_dir == str(out / "rm_human_r7") and other.train_data.endswith("preferences_gold.jsonl")
+    assert p.runs("icm") == [(42, 0), (42, 1), (7, 0), (7, 1)]
+    assert p.policies("human") == [("RM seed 42, RL seed 0", "human_rm_policy"),
+                                   ("RM seed 42, RL seed 1", "human_rm_policy_s1"),
+                                   ("RM seed 7, RL seed 0", "human_rm_policy_r7"),
+                                   ("RM seed 7, RL seed 1", "human_rm_policy_r7_s1")]
+    rl = p.rl_cfg("icm", 1, 7)
+    assert (rl.output_dir, rl.reward_model, rl.seed) == (str(out / "ppo_icm_r7_s1"), str(out / "rm_icm_r7" / "model"), 1)
+    ev = p.eval_policy_cfg()
+    assert ev.policies[-1] == f"human_rm_policy_r7_s1={out / 'ppo_human_r7_s1' / 'policy'}" and len(ev.policies) == 8
+    assert ev.rms == [f"{r}_rm{s}={out / f'rm_{r}{s}' / 'model'}" for r in ("icm", "human") for s in ("", "_r7")]
+    assert not ev.head_to_head
+    assert [display_name(n) for n in ("rm_icm_r7", "human_rm_r7", "rm_random", "icm_rm_policy_r7")] == \
+        ["ICM-RM (seed 7)", "gold-RM (seed 7)", "random-RM", "icm_rm_policy_r7"]
+    judged = tiny_pipeline(tmp_path, tiny_model_dir, rm_seeds=[42, 7])
+    judged.eval_policy["judge"] = str(out / "rm_human_r7" / "model")
+    with pytest.raises(ConfigError, match="is the RM human_rm_r7, which a policy is trained against"):
+        Pipeline(judged).check_judge()  # every seed's RM is a training target, not only the first
+
+
+def test_two_rm_seeds_train_two_rms_and_policies_per_route_and_resume(tmp_path, tiny_model_dir, capsys):
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, rm_seeds=[42, 7])
+    out = Pipeline(cfg).run()
+    routes = Pipeline(cfg).routes()
+    assert routes[0] == "icm"
+    for route in routes:
+        rms = [out / f"rm_{route}", out / f"rm_{route}_r7"]
+        runs = [json.loads((d / "run.json").read_text()) for d in rms]
+        assert [r["seed"] for r in runs] == [42, 7] and runs[1]["config"]["split_seed"] == 42
+        assert runs[0]["metrics"]["n_train"] == runs[1]["metrics"]["n_train"]
+        assert _digest(rms[0] / "model") != _digest(rms[1] / "model")  # the seed changed the RM
+        pol = json.loads((out / f"ppo_{route}_r7" / "run.json").read_text())["config"]
+        assert pol["reward_model"] == str(rms[1] / "model") and pol["seed"] == 0
+    erm = json.loads((out / "eval_rm" / "eval_rm.json").read_text())
+    assert len({r["model"] for r in erm["results"]}) == 2 * len(routes)
+    summary = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(x) for x in (out / "eval_policy" / "samples.jsonl").read_text().splitlines()]
+    icm = summary["policy"]["seed_mean"]["routes"]["icm"]
+    by_hand = sum((r["icm_rm_policy_score"] + r["icm_rm_policy_r7_score"]) / 2 - r["reference_score"]
+                  for r in rows) / len(rows)
+    assert icm["vs_reference"]["score_diff"]["diff"] == pytest.approx(by_hand, abs=1e-12)
+    assert icm["seeds"] == ["RM seed 42, RL seed 0", "RM seed 7, RL seed 0"]
+    assert summary["policy"]["rm_seeds"] == [42, 7]
+    assert "train-rm (icm, seed 7)" in summary["timings_s"] and "ppo (icm, RM seed 7)" in summary["timings_s"]
+    assert any("each policy line is the mean over RM seeds 42, 7 × RL seed 0" in x for x in summary["headline"])
+    assert "| ICM-RM (seed 7) |" in (out / "report.md").read_text()
+    capsys.readouterr()
+
+    kept = _digest(out / "rm_icm_r7" / "model")
+    shutil.rmtree(out / "rm_icm_r7")  # a run stopped before its last RM: only that RM trains again
+    Pipeline(cfg).run()
+    err = capsys.readouterr().err
+    assert "pipeline: train-rm (icm, seed 7) …" in err and "pipeline: train-rm (icm): complete, skipped" in err
+    assert _digest(out / "rm_icm_r7" / "model") == kept  # seeded: the same RM, so its policy stands
+    assert "pipeline: ppo (icm, RM seed 7): complete, skipped" in err
+
+
+def test_report_over_rm_seeds_says_what_the_seed_mean_averages(tmp_path, tiny_model_dir):
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"], rm_seeds=[42, 7]))
+    _three_routes(p)
+    ref = [0, 0, 1, 0]
+    _hand_made_eval(p, {"reference": ref, "icm_rm_policy": [1, 0, 1, 1], "icm_rm_policy_r7": [1, 1, 0, 0],
+                        "human_rm_policy": [0, 0, 0, 0], "human_rm_policy_r7": [1, 1, 1, 1],
+                        "random_rm_policy": ref, "random_rm_policy_r7": ref}, flagged="icm_rm_policy_r7")
+    headline = write_report(p)
+    icm = json.loads((p.out / "summary.json").read_text())["policy"]["seed_mean"]["routes"]["icm"]
+    assert icm["vs_reference"]["score_diff"]["diff"] == 0.375 and icm["seed_diffs"] == [0.5, 0.25]
+    assert "the seed-mean gap +0.125 is within the RM and RL seed spread (per-seed diff sd up to 0.707)" in headline
+    assert "each policy line is the mean over RM seeds 42, 7 × RL seed 0" in headline
+    assert "degenerate answers: ICM-RM policy RM seed 7, RL seed 0: empty answers" in headline
+    report = (p.out / "report.md").read_text()
+    assert "one RM per RM seed and one policy per RL seed against each (RM seeds 42, 7 × RL seed 0)" in report
+    assert "| +0.500, +0.250 (sd 0.177) | RM seed 7, RL seed 0: empty answers |" in report
+
+
+@pytest.mark.parametrize("flag, says", [(["--rm_seeds", "[]"], "at least one seed"),
+                                        (["--rm_seeds", "[1, 1]"], "must be unique, got [1, 1]"),
+                                        (["--rm_seeds", "[1, 2]", "--rm.seed", "2"], "rm.seed 2 disagrees")])
+def test_a_bad_rm_seeds_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, flag, says):
+    save_config(tiny_pipeline(tmp_path, tiny_model_dir), tmp_path / "pipeline.yaml")
+    capsys.readouterr()
+    assert run_main(main, ["--config", str(tmp_path / "pipeline.yaml"), *flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "key 'rm_seeds': " in err and says in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_rm_seeds_flags_repeat_or_take_a_list_and_null_means_one_rm():
+    from icm_rm.infra.config import parse_config
+    from icm_rm.pipeline import PipelineConfig
+
+    def seeds(*flags: str):
+        demo = Path(__file__).resolve().parents[1] / "configs" / "pipeline" / "default.yaml"
+        return parse_config(PipelineConfig, ["--config", str(demo), *flags])[0].rm_seeds
+
+    assert seeds("--rm_seeds", "42", "--rm_seeds", "1") == seeds("--rm_seeds", "[42, 1]") == [42, 1]
+    assert seeds("--rm_seeds", "3") == [3] and seeds("--rm_seeds", "null") is None and seeds() is None

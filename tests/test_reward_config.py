@@ -235,3 +235,18 @@ def test_zero3_without_16bit_gather_is_refused():
     _check_deepspeed(args(3, True))
     _check_deepspeed(args(2, False))
     _check_deepspeed(SimpleNamespace(deepspeed_plugin=None))
+
+
+def test_split_seed_fixes_the_held_out_pairs_while_the_seed_changes(tmp_path):
+    from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
+    from icm_rm.reward.trainer import load_data
+
+    f = tmp_path / "prefs.jsonl"
+    write_preferences_jsonl(f, [PreferenceExample(f"p{i}", f"Q{i}?", "yes", "no") for i in range(40)])
+
+    def held(**kw) -> list[str]:
+        return [e.id for e in load_data(RewardModelConfig(train_data=str(f), eval_split=0.25, **kw)).eval]
+
+    assert held(seed=1) != held(seed=42)  # the seed alone moves the split …
+    assert held(seed=1, split_seed=42) == held(seed=42) == held(seed=7, split_seed=42)  # … split_seed pins it
+    assert load_data(RewardModelConfig(train_data=str(f), seed=1, split_seed=42)).eval_source.endswith("seed 42)")

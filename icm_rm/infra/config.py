@@ -280,7 +280,7 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
         raw = getattr(ns, name)
         if _is_list_field(cls, name):
             values = [_parse_cli_value(v, name) for v in raw]
-            overrides[name] = values[0] if len(values) == 1 and isinstance(values[0], list) else [
+            overrides[name] = values[0] if len(values) == 1 and (values[0] is None or isinstance(values[0], list)) else [
                 x for v in values for x in (v if isinstance(v, list) else [v])]
         elif _is_scalar_str_field(cls, name):
             overrides[name] = raw
@@ -325,7 +325,10 @@ def _glue_negative_values(argv: list[str]) -> list[str]:
 
 
 def _is_list_field(cls: type, name: str) -> bool:
+    """A `list[...]` field, or an optional one (`list[int] | None`): its flag may repeat."""
     tp = _hints(cls)[name]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
     return tp is list or typing.get_origin(tp) is list
 
 

@@ -131,6 +131,8 @@ def _differences(old: Mapping, new: Mapping) -> list[str]:
     out = []
     oc, nc = old.get("config", {}), new.get("config", {})
     for key in sorted(set(oc) | set(nc)):
+        if key not in oc and nc[key] is None:
+            continue  # a field added after the run started, left at null: the behaviour the run had
         if oc.get(key, "<unset>") != nc.get(key, "<unset>"):
             out.append(f"config key '{key}' changed ({_short(oc.get(key, '<unset>'))} → "
                        f"{_short(nc.get(key, '<unset>'))})")

@@ -41,6 +41,10 @@ class PipelineConfig:
                                     help="RL seeds: every route trains one policy per seed and the report gives the "
                                          "seed mean (overrides the ppo:/grpo: seed, which may only repeat the first)",
                                     ge=0)
+    rm_seeds: list[int] | None = cfg_field(None, help="RM training seeds: every route trains one RM per seed (all on "
+                                                      "the first seed's held-out split) and policies against each; "
+                                                      "the report gives the mean over them (null = one RM per route, "
+                                                      "the rm: section's seed)", ge=0)
     stages: list[str] = cfg_field(default_factory=lambda: list(STAGES),
                                   help="stages to run, in order (later stages need earlier outputs)")
 
@@ -53,20 +57,21 @@ class PipelineConfig:
         bad = [c for c in self.controls if c not in CONTROLS]
         if bad:
             raise ConfigError("controls", f"unknown control(s) {bad}; known: {', '.join(CONTROLS)}")
-        self._check_rl_seeds()
+        _check_seeds("rl_seeds", self.rl_seeds, {s: getattr(self, s).get("seed") for s in ("ppo", "grpo")})
+        if self.rm_seeds is not None:
+            _check_seeds("rm_seeds", self.rm_seeds, {"rm": self.rm.get("seed")})
 
-    def _check_rl_seeds(self) -> None:
-        """Non-empty, unique, ≥ 0; a `seed` in the ppo:/grpo: section must equal the first RL seed (the one whose
-        policy keeps the unsuffixed folder), so no config says two different things about the seed."""
-        seeds = self.rl_seeds
-        if not seeds:
-            raise ConfigError("rl_seeds", "give at least one RL seed, e.g. [0]")
-        if bad := [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]:
-            raise ConfigError("rl_seeds", f"seeds must be integers ≥ 0, got {bad}")
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError("rl_seeds", f"seeds must be unique, got {seeds}")
-        for section in ("ppo", "grpo"):
-            seed = getattr(self, section).get("seed")
-            if seed is not None and seed != seeds[0]:
-                raise ConfigError("rl_seeds", f"{section}.seed {seed} disagrees with rl_seeds {seeds}; set the RL "
-                                              f"seeds with rl_seeds only (rl_seeds: [{seed}] for that one seed)")
+
+def _check_seeds(key: str, seeds: list, sections: dict[str, int | None]) -> None:
+    """Non-empty, unique, ≥ 0; a `seed` in a stage section must equal the first seed (the one whose run keeps the
+    unsuffixed folder), so no config says two different things about the seed."""
+    if not seeds:
+        raise ConfigError(key, "give at least one seed, e.g. [0]")
+    if bad := [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]:
+        raise ConfigError(key, f"seeds must be integers ≥ 0, got {bad}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(key, f"seeds must be unique, got {seeds}")
+    for section, seed in sections.items():
+        if seed is not None and seed != seeds[0]:
+            raise ConfigError(key, f"{section}.seed {seed} disagrees with {key} {seeds}; set the seeds with {key} "
+                                   f"only ({key}: [{seed}] for that one seed)")

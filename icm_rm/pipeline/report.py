@@ -25,7 +25,8 @@ class Pipeline(Protocol):
 
     def dir(self, stage: str, route: str | None = None) -> Path: ...
     def routes(self) -> list[str]: ...
-    def policies(self, route: str) -> list[tuple[int, str]]: ...
+    def policies(self, route: str) -> list[tuple[int | str, str]]: ...
+    def rm_seeds(self) -> list[int | None]: ...
     def eval_policy_cfg(self) -> Any: ...
     def human_is_icm(self) -> bool: ...
     def train_prefs(self, route: str) -> str: ...
@@ -138,41 +139,65 @@ def _seed_diffs(r: dict) -> str:
     return f"{', '.join(f'{d:+.3f}' for d in r['seed_diffs'])} (sd {r['seed_sd']:.3f})"
 
 
-def _flagged(epol: dict, r: dict) -> list[tuple[int | None, str]]:
-    """(RL seed, its degenerate-answer flags) of a route's flagged policies (seed None: the only one)."""
+def _seed_label(seed: int | str) -> str:
+    """`seed 1` for an RL seed; `RM seed 1, RL seed 0` as it is."""
+    return f"seed {seed}" if isinstance(seed, int) else seed
+
+
+def _flagged(epol: dict, r: dict) -> list[tuple[str | None, str]]:
+    """(seed label, its degenerate-answer flags) of a route's flagged policies (label None: the only one)."""
     deg, several = epol.get("degenerate", {}), len(r["seeds"]) > 1
-    return [(s if several else None, ", ".join(f)) for s, n in zip(r["seeds"], r["policies"])
+    return [(_seed_label(s) if several else None, ", ".join(f)) for s, n in zip(r["seeds"], r["policies"])
             if (f := deg.get(n, {}).get("flags", []))]
 
 
-def _gap_line(stats: dict) -> str | None:
-    """How the ICM-vs-gold policy gap compares with RL run-to-run variance (one seed: that it cannot be told apart)."""
+def _spread(p: Pipeline) -> str:
+    """What the per-policy spread of a route measures: RL seeds alone, or RM training and RL together."""
+    return "RL seed" if len(p.rm_seeds()) == 1 else "RM and RL seed"
+
+
+def _gap_line(stats: dict, spread: str = "RL seed") -> str | None:
+    """How the ICM-vs-gold policy gap compares with run-to-run variance (one run: that it cannot be told apart);
+    `spread` names what the policies of a route vary in (`_spread`)."""
     routes = stats["routes"]
     if {"icm", "human"} <= set(routes) and len(routes["icm"]["seeds"]) == 1:
-        return ("ICM-RM vs gold-RM policy: one RL run per route, and a run's outcome varies between RL seeds, so this "
-                "gap mixes the label effect with run-to-run variance; `--rl_seeds [0,1,2]` compares seed means")
+        return ("ICM-RM vs gold-RM policy: one RM and one RL run per route, and a run's outcome varies between RL "
+                "seeds and between RM training seeds, so this gap mixes the label effect with run-to-run variance; "
+                "`--rl_seeds [0,1,2]` (and `--rm_seeds [42,1,2]`) compares seed means")
     g = stats.get("gold_gap")
     if g is None:
         return None
     n = len(routes["icm"]["seeds"])
     if g["within_seed_spread"]:
-        return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} is within the RL seed spread (per-seed "
-                f"diff sd up to {g['seed_sd']:.3f}): over {n} seeds RL run-to-run variance is as large as the label "
-                "effect")
-    return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} exceeds the RL seed spread (per-seed "
+        return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} is within the {spread} spread "
+                f"(per-seed diff sd up to {g['seed_sd']:.3f}): over {n} seeds run-to-run variance is as large as the "
+                "label effect")
+    return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} exceeds the {spread} spread (per-seed "
             f"diff sd up to {g['seed_sd']:.3f}, {n} seeds)")
 
 
+def _seeds_said(p: Pipeline) -> str:
+    """`RL seeds 0, 1, 2` or `RM seeds 42, 1 × RL seed 0`: the seeds a route's seed mean averages over."""
+    rl = f"RL seed{'s' if len(p.cfg.rl_seeds) > 1 else ''} {', '.join(map(str, p.cfg.rl_seeds))}"
+    rm = p.rm_seeds()
+    return rl if len(rm) == 1 else f"RM seeds {', '.join(map(str, rm))} × {rl}"
+
+
 def _policy_section(p: Pipeline, epol: dict, stats: dict, summary: dict) -> list[str]:
-    scores, deg, seeds = epol["judge_score_mean"], epol.get("degenerate", {}), p.cfg.rl_seeds
-    several = len(seeds) > 1
+    scores, deg = epol["judge_score_mean"], epol.get("degenerate", {})
+    several = len(p.policies("icm")) > 1
     lines = ["## 3. Policies", "", f"Judge: {epol['judge']}, {epol['n_prompts']} held-out prompts (none of them an RL "
              "prompt). Score = mean judge score; diff = mean per-prompt score difference with its paired-bootstrap "
              "95% CI; p = two-sided sign test over prompts; ties count half in the win rate.", ""]
-    if several:
-        lines += [f"Every route trained one policy per RL seed ({', '.join(map(str, seeds))}); its row compares the "
-                  "per-prompt score averaged over the seeds (the seed mean). Per-seed diffs: each seed's policy alone "
-                  "vs the reference; sd: their standard deviation, the RL run-to-run variance.", ""]
+    if several and len(p.rm_seeds()) > 1:
+        lines += [f"Every route trained one RM per RM seed and one policy per RL seed against each ({_seeds_said(p)});"
+                  " its row compares the per-prompt score averaged over those policies (the seed mean). Per-seed "
+                  "diffs: each policy alone vs the reference, RM seed by RM seed; sd: their standard deviation, the "
+                  "run-to-run variance of RM training and RL together.", ""]
+    elif several:
+        lines += [f"Every route trained one policy per RL seed ({', '.join(map(str, p.cfg.rl_seeds))}); its row "
+                  "compares the per-prompt score averaged over the seeds (the seed mean). Per-seed diffs: each seed's "
+                  "policy alone vs the reference; sd: their standard deviation, the RL run-to-run variance.", ""]
     seed_col = (" per-seed diffs (sd) |", "---|") if several else ("", "")
     lines += [f"| policy | score | diff vs reference [95% CI] | p | win rate ± SE | W/T/L | verdict |{seed_col[0]} "
               "degenerate answers |", f"|---|---|---|---|---|---|---|{seed_col[1]}---|",
@@ -183,19 +208,19 @@ def _policy_section(p: Pipeline, epol: dict, stats: dict, summary: dict) -> list
         lines.append(f"| {_route_name(route)} | {r['score']:.3f} | {_diff(d)} | {d['sign_p']:.2g} | "
                      f"{pct(c['win_rate'], c['se'])} | {c['wins']}/{c['ties']}/{c['losses']} | {d['verdict']} |"
                      f"{f' {_seed_diffs(r)} |' if several else ''} "
-                     f"{'; '.join(f if s is None else f'seed {s}: {f}' for s, f in _flagged(epol, r)) or 'none'} |")
+                     f"{'; '.join(f if s is None else f'{s}: {f}' for s, f in _flagged(epol, r)) or 'none'} |")
     if stats["pairs"]:
         lines += ["", "| policy | vs policy | diff [95% CI] | p | win rate ± SE | W/T/L |", "|---|---|---|---|---|---|"]
         lines += [f"| {_route_name(r['route'])} | {_route_name(r['versus'])} | {_diff(r['score_diff'])} | "
                   f"{r['score_diff']['sign_p']:.2g} | {pct(r['win_rate'], r['se'])} | "
                   f"{r['wins']}/{r['ties']}/{r['losses']} |" for r in stats["pairs"]]
-    if gap := _gap_line(stats):
+    if gap := _gap_line(stats, _spread(p)):
         lines += ["", gap[0].upper() + gap[1:] + "."]
     lines += ["", "![win rates](eval_policy/win_rates.png)", "",
               "Samples: `eval_policy/samples.jsonl`; preference accuracy and reward under each RM: "
               "`eval_policy/eval_policy.md`.", ""]
     summary["policy"] = {"win_rates": epol["win_rates"], "judge_score_mean": scores, "degenerate": deg,
-                         "rl_seeds": list(seeds), "seed_mean": stats}
+                         "rl_seeds": list(p.cfg.rl_seeds), "rm_seeds": p.cfg.rm_seeds, "seed_mean": stats}
     return lines
 
 
@@ -259,9 +284,8 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     if bon:
         s.append(_best_of_n_line(bon))
     if epol and stats:
-        seeds = p.cfg.rl_seeds
-        several = len(seeds) > 1
-        means = f"; each policy line is the mean over RL seeds {', '.join(map(str, seeds))}" if several else ""
+        several = len(p.policies("icm")) > 1
+        means = f"; each policy line is the mean over {_seeds_said(p)}" if several else ""
         s.append(f"policies on {epol['n_prompts']} held-out prompts, judge: {epol['judge']} (score = mean judge "
                  f"score{means})")
         s.append(f"  {'reference':<17} {epol['judge_score_mean']['reference']:.3f}")
@@ -272,10 +296,10 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
                      f"rate {pct(c['win_rate'], c['se'])} — {d['verdict']}{per_seed}")
         s += [f"  {_route_name(r['route'])} vs {_route_name(r['versus'])}: diff {_diff(r['score_diff'])}, win rate "
               f"{pct(r['win_rate'], r['se'])}" for r in stats["pairs"]]
-        s += [line for line in (_gap_line(stats), _control_line(stats)) if line]
+        s += [line for line in (_gap_line(stats, _spread(p)), _control_line(stats)) if line]
         ref = epol.get("degenerate", {}).get("reference", {}).get("flags")
         flagged = [f"reference: {', '.join(ref)}"] if ref else []
-        flagged += [f"{_route_name(route)}{'' if seed is None else f' seed {seed}'}: {f}"
+        flagged += [f"{_route_name(route)}{'' if seed is None else f' {seed}'}: {f}"
                     for route, r in stats["routes"].items() for seed, f in _flagged(epol, r)]
         s.append("degenerate answers: " + ("; ".join(flagged) if flagged else "none"))
     elif epol:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from ..reward.data import load_pairs, split_spec
 ROUTE_NAMES = {"icm": "ICM-RM", "human": "gold-RM", "random": "random-RM"}
 
 
-def seed_suffix(seed: int, seeds: list[int]) -> str:
-    """Folder/policy-name suffix of an RL seed: none for the first (the folders of a one-seed run), `_s3` for seed 3."""
-    return "" if seed == seeds[0] else f"_s{seed}"
+def seed_suffix(seed: int | None, seeds: list, tag: str = "s") -> str:
+    """Folder/policy-name suffix of a seed: none for the first (the folders of a one-seed run), `_s3` for RL seed 3
+    (`tag` r: `_r3` for RM seed 3)."""
+    return "" if seed == seeds[0] else f"_{tag}{seed}"
 
 
 def policy_name(route: str, suffix: str = "") -> str:
@@ -25,12 +27,15 @@ def policy_name(route: str, suffix: str = "") -> str:
 
 
 def display_name(name: str) -> str:
-    """`icm_rm_policy` → `ICM-RM policy`; `icm_rm` and `rm_icm` (eval-rm's name) → `ICM-RM`; others as they are."""
+    """`icm_rm_policy` → `ICM-RM policy`; `icm_rm` and `rm_icm` (eval-rm's name) → `ICM-RM`, `icm_rm_r1` and
+    `rm_icm_r1` → `ICM-RM (seed 1)`; others as they are."""
+    rm_seed = re.fullmatch(r"(.+)_r(\d+)", name)
+    base = rm_seed.group(1) if rm_seed else name
     for route, shown in ROUTE_NAMES.items():
         if name == policy_name(route):
             return f"{shown} policy"
-        if name in (f"{route}_rm", f"rm_{route}"):
-            return shown
+        if base in (f"{route}_rm", f"rm_{route}"):
+            return shown + (f" (seed {rm_seed.group(2)})" if rm_seed else "")
     return name
 
 

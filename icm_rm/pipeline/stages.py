@@ -91,25 +91,54 @@ class Pipeline:
     def label_cfg(self):
         return _stage_cfg(LabelConfig, self.cfg.label, "label", output_dir=str(self.dir("label")), resume=True)
 
-    def rm_cfg(self, route: str):
-        d = self.dir("rm", route)
+    def rm_seeds(self) -> list[int | None]:
+        """Each route's RM training seeds (None: one RM, with the rm: section's own seed)."""
+        return list(self.cfg.rm_seeds or [None])
+
+    def _rm_suffix(self, rm_seed: int | None) -> str:
+        return seed_suffix(rm_seed, self.rm_seeds(), "r")
+
+    def rm_dir(self, route: str, rm_seed: int | None = None) -> Path:
+        """A route's RM folder for an RM seed (default: the first, which keeps the one-RM name `rm_icm`)."""
+        return self.dir("rm", route + self._rm_suffix(rm_seed))
+
+    def rm_models(self, routes: list[str] | None = None) -> list[str]:
+        """`name=dir` of every RM the routes train (eval-rm, eval-policy and best-of-n score with each)."""
+        return [f"{r}_rm{self._rm_suffix(rs)}={self.rm_dir(r, rs) / 'model'}"
+                for r in (self.routes() if routes is None else routes) for rs in self.rm_seeds()]
+
+    def rm_cfg(self, route: str, rm_seed: int | None = None):
+        d = self.rm_dir(route, rm_seed)
         resume = d.exists() and any(d.glob("checkpoint-*"))
+        seeds = self.rm_seeds()
+        seeded = {} if rm_seed is None else {"seed": rm_seed}
+        if rm_seed is not None and rm_seed != seeds[0]:
+            seeded["split_seed"] = seeds[0]  # every RM of a route holds out the same pairs
         return _stage_cfg(RewardModelConfig, self.cfg.rm, "rm", train_data=self.train_prefs(route),
-                          output_dir=str(d), resume=resume, label_source=route)
+                          output_dir=str(d), resume=resume, label_source=route, **seeded)
 
-    def rl_dir(self, route: str, seed: int | None = None) -> Path:
-        """A route's policy folder for an RL seed (default: the first, which keeps the one-seed name `ppo_icm`)."""
+    def rl_dir(self, route: str, seed: int | None = None, rm_seed: int | None = None) -> Path:
+        """A route's policy folder for an RL seed against one of its RMs (default: the first of each, which keeps
+        the one-seed name `ppo_icm`)."""
         seed = self.cfg.rl_seeds[0] if seed is None else seed
-        return self.dir(self.cfg.rl_algo, route + seed_suffix(seed, self.cfg.rl_seeds))
+        return self.dir(self.cfg.rl_algo, route + self._rm_suffix(rm_seed) + seed_suffix(seed, self.cfg.rl_seeds))
 
-    def policies(self, route: str) -> list[tuple[int, str]]:
-        """(RL seed, eval-policy name) of each policy a route trains."""
-        return [(s, policy_name(route, seed_suffix(s, self.cfg.rl_seeds))) for s in self.cfg.rl_seeds]
+    def runs(self, route: str) -> list[tuple[int | None, int]]:
+        """(RM seed, RL seed) of each policy a route trains: one per RL seed against each of its RMs."""
+        return [(rs, s) for rs in self.rm_seeds() for s in self.cfg.rl_seeds]
 
-    def rl_cfg(self, route: str, seed: int | None = None):
+    def policies(self, route: str) -> list[tuple[int | str, str]]:
+        """(seed label, eval-policy name) of each policy a route trains; the label is the RL seed, or with several
+        RM seeds `RM seed 1, RL seed 0`."""
+        several = len(self.rm_seeds()) > 1
+        return [(f"RM seed {rs}, RL seed {s}" if several else s,
+                 policy_name(route, self._rm_suffix(rs) + seed_suffix(s, self.cfg.rl_seeds)))
+                for rs, s in self.runs(route)]
+
+    def rl_cfg(self, route: str, seed: int | None = None, rm_seed: int | None = None):
         seed = self.cfg.rl_seeds[0] if seed is None else seed
-        d = self.rl_dir(route, seed)
-        rm_dir = str(self.dir("rm", route) / "model")
+        d = self.rl_dir(route, seed, rm_seed)
+        rm_dir = str(self.rm_dir(route, rm_seed) / "model")
         if self.cfg.rl_algo == "ppo":
             resume = (d / "checkpoints").is_dir() and any((d / "checkpoints").iterdir())
             return _stage_cfg(PPOConfig, self.cfg.ppo, "ppo", reward_model=rm_dir, reward=None, output_dir=str(d),
@@ -122,13 +151,12 @@ class Pipeline:
         rl_cfg = self.rl_cfg("icm")
         base = {"reference": rl_cfg.model, "prompt_format": rl_cfg.prompt_format,
                 "pref_data": self.heldout_prefs()[:1], "prompts": rl_cfg.prompts}
-        if len(self.cfg.rl_seeds) > 1:
+        if len(self.runs("icm")) > 1:
             base["head_to_head"] = False  # one seed's policy vs another route's: the report compares seed means
         return _stage_cfg(EvalPolicyConfig, {**base, **self.cfg.eval_policy}, "eval_policy",
-                          policies=[f"{name}={self.rl_dir(r, s) / 'policy'}" for r in self.routes()
-                                    for s, name in self.policies(r)],
-                          rms=[f"{r}_rm={self.dir('rm', r) / 'model'}" for r in self.routes()],
-                          output_dir=str(self.dir("eval_policy")))
+                          policies=[f"{name}={self.rl_dir(r, s, rs) / 'policy'}" for r in self.routes()
+                                    for (rs, s), (_, name) in zip(self.runs(r), self.policies(r))],
+                          rms=self.rm_models(), output_dir=str(self.dir("eval_policy")))
 
     def best_of_n_cfg(self) -> BestOfNConfig | None:
         """Every route's RM ranking the starting policy's own answers to the eval prompts, judged as the policies
@@ -140,8 +168,7 @@ class Pipeline:
                 "prompt_format": ev.prompt_format, "max_prompts": ev.max_prompts,
                 "max_new_tokens": rl_cfg.max_new_tokens, "temperature": rl_cfg.temperature}
         return _stage_cfg(BestOfNConfig, {**base, **self.cfg.best_of_n}, "best_of_n",
-                          rms=[f"{r}_rm={self.dir('rm', r) / 'model'}" for r in self.routes()],
-                          output_dir=str(self.dir("best_of_n")))
+                          rms=self.rm_models(), output_dir=str(self.dir("best_of_n")))
 
     def heldout_prefs(self) -> list[str]:
         """Held-out preference sets for eval-rm and eval-policy: the built-in task's test split (written by
@@ -168,10 +195,11 @@ class Pipeline:
         judge = self.cfg.eval_policy.get("judge")
         if not judge or str(judge).startswith("gold:"):
             return
-        for route in ("icm", "human", "random"):
-            if Path(judge).resolve() == (self.dir("rm", route) / "model").resolve():
-                raise ConfigError("eval_policy.judge", f"{judge} is the {route} route's RM, which its policy is "
-                                                       "trained against; judge with gold:<task> or a held-out RM")
+        for spec in self.rm_models(["icm", "human", "random"]):
+            name, model = spec.split("=", 1)
+            if Path(judge).resolve() == Path(model).resolve():
+                raise ConfigError("eval_policy.judge", f"{judge} is the RM {name}, which a policy is trained "
+                                                       "against; judge with gold:<task> or a held-out RM")
 
     def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
         """The eval prompts share none with the RL prompts of any route; returns how many there are."""
@@ -215,25 +243,29 @@ class Pipeline:
         for route in self.routes():
             if route == "random" and not Path(self.train_prefs("random")).exists():
                 write_random_labels(self.train_prefs("icm"), Path(self.train_prefs("random")), self.cfg.control_seed)
-            cfg = self.rm_cfg(route)
             if not Path(self.train_prefs(route)).exists():
-                raise UserError(f"{cfg.train_data}: no {route} preference labels (the label stage writes "
+                raise UserError(f"{self.train_prefs(route)}: no {route} preference labels (the label stage writes "
                                 "preferences_gold.jsonl only where the data has gold; set human_labels or "
                                 "compare_human: false)")
-            self._timed(f"train-rm ({route})", _unchanged(cfg, rm_inputs(cfg)), lambda c=cfg: train_reward_model(c))
+            for rs in self.rm_seeds():
+                cfg = self.rm_cfg(route, rs)
+                name = route if rs == self.rm_seeds()[0] else f"{route}, seed {rs}"
+                self._timed(f"train-rm ({name})", _unchanged(cfg, rm_inputs(cfg)),
+                            lambda c=cfg: train_reward_model(c))
 
     def stage_rl(self) -> None:
         train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
         for route in self.routes():
-            for seed in self.cfg.rl_seeds:
-                cfg = self.rl_cfg(route, seed)
-                name = route if seed == self.cfg.rl_seeds[0] else f"{route}, seed {seed}"
+            for rs, seed in self.runs(route):
+                cfg = self.rl_cfg(route, seed, rs)
+                name = route + ("" if rs == self.rm_seeds()[0] else f", RM seed {rs}") + \
+                    ("" if seed == self.cfg.rl_seeds[0] else f", seed {seed}")
                 self._timed(f"{self.cfg.rl_algo} ({name})", _unchanged(cfg, policy_inputs(cfg)), lambda c=cfg: train(c))
 
     def stage_eval_rm(self) -> None:
         self.write_heldout_prefs()
         d = self.dir("eval_rm")
-        models = [str(self.dir("rm", r) / "model") for r in self.routes()]
+        models = [spec.split("=", 1)[1] for spec in self.rm_models()]
         cfg = eval_rm.EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d),
                                    limit=self.cfg.eval_rm_limit)
 
@@ -265,7 +297,9 @@ class Pipeline:
         self._timed(stage.replace("_", "-"), done, run)
 
     def run(self) -> Path:
-        self.label_cfg(), self.rm_cfg("icm"), self.rl_cfg("icm"), self.best_of_n_cfg()  # validate every stage up front
+        self.label_cfg(), self.best_of_n_cfg()  # validate every stage up front
+        for rs in self.rm_seeds():
+            self.rm_cfg("icm", rs), self.rl_cfg("icm", rm_seed=rs)
         self.check_judge()
         self.check_heldout(self.eval_policy_cfg())
         check_writable(self.out)

@@ -47,6 +47,8 @@ class RewardModelConfig:
                                                   "the RM goes to <output_dir>/model); null = runs/rm/<label_source>",
                                                   resume_safe=True)
     seed: int = cfg_field(42, help="seed for the held-out split, the new reward head and training", ge=0)
+    split_seed: int | None = cfg_field(None, help="seed of the held-out split alone (null = seed): RMs trained with "
+                                                  "different seeds on the same held-out pairs", ge=0)
     max_length: int = cfg_field(1024, help="pairs whose chosen or rejected text exceeds this many tokens are "
                                            "dropped (and counted)", ge=1)
     use_margin: bool = cfg_field(False, help="use each pair's `margin` (ICM confidence) in the Bradley-Terry loss: "

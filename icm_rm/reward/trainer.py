@@ -78,10 +78,11 @@ def load_data(cfg: RewardModelConfig) -> RMData:
         skipped.update(eval_ties=eval_set.skipped_ties, eval_invalid=eval_set.skipped_invalid)
         train, held, source = list(train_set.examples), list(eval_set.examples), cfg.eval_data
     else:
-        train, held = holdout_split(train_set.examples, cfg.eval_split, cfg.seed)
+        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        train, held = holdout_split(train_set.examples, cfg.eval_split, split_seed)
         train = train[:cfg.train_limit] if cfg.train_limit else train
         held = held[:cfg.eval_limit] if cfg.eval_limit else held
-        source = f"{cfg.train_data} (held-out {cfg.eval_split:g} split, seed {cfg.seed})"
+        source = f"{cfg.train_data} (held-out {cfg.eval_split:g} split, seed {split_seed})"
     train, skipped["train_least_confident"] = drop_least_confident(train, cfg.drop_least_confident, cfg.train_data)
     if not train or not held:
         raise UserError(f"{cfg.train_data}: {len(train)} training and {len(held)} held-out pairs; need at least one "

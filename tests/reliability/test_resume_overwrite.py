@@ -350,3 +350,20 @@ def test_a_run_folder_moved_with_its_inputs_still_resumes_and_a_changed_rm_is_re
     (b / "rm" / "model" / "weights.bin").write_bytes(b"rm-2")
     with pytest.raises(UserError, match="the data of 'reward_model'"):
         check_resume(ppo_b.output_dir, ppo_b, policy_inputs(ppo_b))
+
+
+def test_a_field_added_after_the_run_started_blocks_resume_only_when_set(tmp_path):
+    """A config field a newer version added, left at null, is the behaviour the run had: resume goes on; set to a
+    value, it is a change like any other."""
+    from icm_rm.infra.errors import UserError
+    from icm_rm.infra.runs import FINGERPRINT, check_resume
+    from icm_rm.reward.config import RewardModelConfig
+
+    cfg = RewardModelConfig(train_data="x.jsonl")
+    check_resume(tmp_path, cfg, {})
+    fp = json.loads((tmp_path / FINGERPRINT).read_text())
+    del fp["config"]["split_seed"]  # as a run from before the field existed stored it
+    (tmp_path / FINGERPRINT).write_text(json.dumps(fp))
+    check_resume(tmp_path, cfg, {}, write=False)
+    with pytest.raises(UserError, match=r"config key 'split_seed' changed \(\"<unset>\" → 42\)"):
+        check_resume(tmp_path, RewardModelConfig(train_data="x.jsonl", split_seed=42), {}, write=False)

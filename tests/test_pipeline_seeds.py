@@ -155,14 +155,17 @@ def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
 @pytest.mark.parametrize("flag, says", [(["--rl_seeds", "[]"], "at least one seed"),
                                         (["--rl_seeds", "[0, 1, 0]"], "must be unique, got [0, 1, 0]"),
                                         (["--rl_seeds", "-1"], "integers ≥ 0, got [-1]"),
-                                        (["--rl_seeds", "[1, 2]", "--ppo.seed", "2"], "ppo.seed 2 disagrees")])
-def test_a_bad_rl_seeds_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, flag, says):
+                                        (["--rl_seeds", "[1, 2]", "--ppo.seed", "2"], "ppo.seed 2 disagrees"),
+                                        (["--rm_seeds", "[]"], "at least one seed"),
+                                        (["--rm_seeds", "[1, 1]"], "must be unique, got [1, 1]"),
+                                        (["--rm_seeds", "[1, 2]", "--rm.seed", "2"], "rm.seed 2 disagrees")])
+def test_a_bad_seed_list_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, flag, says):
     save_config(tiny_pipeline(tmp_path, tiny_model_dir), tmp_path / "pipeline.yaml")
     capsys.readouterr()
     assert run_main(main, ["--config", str(tmp_path / "pipeline.yaml"), *flag]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("icm-rm: error: ")
-    assert "key 'rl_seeds': " in err and says in err
+    assert f"key '{flag[0][2:]}': " in err and says in err
     assert not (tmp_path / "run").exists()
 
 
@@ -264,18 +267,6 @@ def test_report_over_rm_seeds_says_what_the_seed_mean_averages(tmp_path, tiny_mo
     report = (p.out / "report.md").read_text()
     assert "one RM per RM seed and one policy per RL seed against each (RM seeds 42, 7 × RL seed 0)" in report
     assert "| +0.500, +0.250 (sd 0.177) | RM seed 7, RL seed 0: empty answers |" in report
-
-
-@pytest.mark.parametrize("flag, says", [(["--rm_seeds", "[]"], "at least one seed"),
-                                        (["--rm_seeds", "[1, 1]"], "must be unique, got [1, 1]"),
-                                        (["--rm_seeds", "[1, 2]", "--rm.seed", "2"], "rm.seed 2 disagrees")])
-def test_a_bad_rm_seeds_is_one_line_exit_2(tmp_path, tiny_model_dir, capsys, flag, says):
-    save_config(tiny_pipeline(tmp_path, tiny_model_dir), tmp_path / "pipeline.yaml")
-    capsys.readouterr()
-    assert run_main(main, ["--config", str(tmp_path / "pipeline.yaml"), *flag]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "key 'rm_seeds': " in err and says in err
-    assert not (tmp_path / "run").exists()
 
 
 def test_rm_seeds_flags_repeat_or_take_a_list_and_null_means_one_rm():

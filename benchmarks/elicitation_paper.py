@@ -129,7 +129,7 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
             r = search.run()
             labels, _ = anchor_sign(claims, r.labels, anchor_z, lambda ls: search.evaluate(ls).u)
             res[name].append(accuracy(pool, claims, labels, search.evaluate(labels).scores))
-        if seed >= icl_seeds or not icl:
+        if seed - seeds[0] >= icl_seeds or not icl:
             continue
         scorer = HFScorer(model, tok, max_demos=max_demos or None)
         t_icl = time.time()
@@ -192,6 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="*", default=None)
     ap.add_argument("--tasks", nargs="*", default=None)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed … first-seed + seeds − 1 (one "
+                                                              "process per seed on a multi-core box)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--dtype", default="float32", help="model dtype (bfloat16: 2.5× faster at 1.5B on AVX512-BF16)")
     ap.add_argument("--real-groups", type=int, default=None, help="groups per real set (default: 80/60/80; quick 20)")
@@ -222,10 +224,11 @@ def main(argv=None) -> int:
               max_demos=(6 if args.quick else 8) if args.max_demos is None else args.max_demos,
               real_groups=args.real_groups or (20 if args.quick else None))
     icl_tasks = tasks if args.icl_tasks is None else args.icl_tasks
-    settings = {**kw, "seeds": args.seeds, "models": models, "tasks": tasks, "icl_tasks": icl_tasks,
-                "dtype": args.dtype}
-    same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds", "dtype")
-    results = {} if args.fresh else finished_tasks(name, settings, same, {"dtype": "float32"})  # (older runs: fp32)
+    settings = {**kw, "seeds": args.seeds, "first_seed": args.first_seed, "models": models, "tasks": tasks,
+                "icl_tasks": icl_tasks, "dtype": args.dtype}
+    same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds", "first_seed", "dtype")
+    old_defaults = {"dtype": "float32", "first_seed": 0}  # what runs from before these settings used
+    results = {} if args.fresh else finished_tasks(name, settings, same, old_defaults)
     for m in models:
         todo = [t for t in tasks if t not in results.get(m, {})]
         if not todo:
@@ -233,7 +236,8 @@ def main(argv=None) -> int:
         model, tok = load_causal_lm(m, dtype=args.dtype)
         for task in todo:
             print(f"[elicitation] {m} / {task} …", file=sys.stderr, flush=True)
-            results.setdefault(m, {})[task] = run_task(task, m, model, tok, list(range(args.seeds)),
+            seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+            results.setdefault(m, {})[task] = run_task(task, m, model, tok, seeds,
                                                        icl=task in icl_tasks, **kw)
             save(name, settings, results, complete=False)  # a cut-short run keeps its finished tasks
         del model

@@ -189,7 +189,8 @@ def test_rm_seeds_name_one_rm_per_seed_on_one_split_and_policies_against_each(tm
     out = tmp_path / "run"
     p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir))  # rm_seeds null: one RM per route, as before
     assert p.rm_seeds() == [None] and p.rm_dir("icm") == out / "rm_icm"
-    assert (p.rm_cfg("icm").seed, p.rm_cfg("icm").split_seed) == (42, None) and p.policies("icm") == [(0, "icm_rm_policy")]
+    assert (p.rm_cfg("icm").seed, p.rm_cfg("icm").split_seed) == (42, None)
+    assert p.policies("icm") == [(0, "icm_rm_policy")]
     p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, rm_seeds=[42, 7], rl_seeds=[0, 1]))
     assert [p.rm_dir("icm", s) for s in (42, 7)] == [out / "rm_icm", out / "rm_icm_r7"]
     first, other = p.rm_cfg("human", 42), p.rm_cfg("human", 7)
@@ -201,7 +202,8 @@ def test_rm_seeds_name_one_rm_per_seed_on_one_split_and_policies_against_each(tm
                                    ("RM seed 7, RL seed 0", "human_rm_policy_r7"),
                                    ("RM seed 7, RL seed 1", "human_rm_policy_r7_s1")]
     rl = p.rl_cfg("icm", 1, 7)
-    assert (rl.output_dir, rl.reward_model, rl.seed) == (str(out / "ppo_icm_r7_s1"), str(out / "rm_icm_r7" / "model"), 1)
+    assert (rl.output_dir, rl.reward_model, rl.seed) == (str(out / "ppo_icm_r7_s1"), str(out / "rm_icm_r7" / "model"),
+                                                         1)
     ev = p.eval_policy_cfg()
     assert ev.policies[-1] == f"human_rm_policy_r7_s1={out / 'ppo_human_r7_s1' / 'policy'}" and len(ev.policies) == 8
     assert ev.rms == [f"{r}_rm{s}={out / f'rm_{r}{s}' / 'model'}" for r in ("icm", "human") for s in ("", "_r7")]

@@ -280,8 +280,8 @@ def parse_config(cls: type[T], argv: Sequence[str] | None = None, prog: str | No
         raw = getattr(ns, name)
         if _is_list_field(cls, name):
             values = [_parse_cli_value(v, name) for v in raw]
-            overrides[name] = values[0] if len(values) == 1 and (values[0] is None or isinstance(values[0], list)) else [
-                x for v in values for x in (v if isinstance(v, list) else [v])]
+            whole = len(values) == 1 and (values[0] is None or isinstance(values[0], list))
+            overrides[name] = values[0] if whole else [x for v in values for x in (v if isinstance(v, list) else [v])]
         elif _is_scalar_str_field(cls, name):
             overrides[name] = raw
         else:

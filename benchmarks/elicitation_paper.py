@@ -229,6 +229,7 @@ def main(argv=None) -> int:
     same = ("icl_groups", "icl_iters", "icl_seeds", "iters", "max_demos", "real_groups", "seeds", "first_seed", "dtype")
     old_defaults = {"dtype": "float32", "first_seed": 0}  # what runs from before these settings used
     results = {} if args.fresh else finished_tasks(name, settings, same, old_defaults)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for m in models:
         todo = [t for t in tasks if t not in results.get(m, {})]
         if not todo:
@@ -236,7 +237,6 @@ def main(argv=None) -> int:
         model, tok = load_causal_lm(m, dtype=args.dtype)
         for task in todo:
             print(f"[elicitation] {m} / {task} …", file=sys.stderr, flush=True)
-            seeds = list(range(args.first_seed, args.first_seed + args.seeds))
             results.setdefault(m, {})[task] = run_task(task, m, model, tok, seeds,
                                                        icl=task in icl_tasks, **kw)
             save(name, settings, results, complete=False)  # a cut-short run keeps its finished tasks

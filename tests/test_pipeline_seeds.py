@@ -196,7 +196,7 @@ def test_rm_seeds_name_one_rm_per_seed_on_one_split_and_policies_against_each(tm
     first, other = p.rm_cfg("human", 42), p.rm_cfg("human", 7)
     assert (first.seed, first.split_seed, other.seed, other.split_seed) == (42, None, 7, 42)  # one held-out split
     assert other.output_dir == str(out / "rm_human_r7") and other.train_data.endswith("preferences_gold.jsonl")
-    assert p.runs("icm") == [(42, 0), (42, 1), (7, 0), (7, 1)]
+    assert p.runs() == [(42, 0), (42, 1), (7, 0), (7, 1)]
     assert p.policies("human") == [("RM seed 42, RL seed 0", "human_rm_policy"),
                                    ("RM seed 42, RL seed 1", "human_rm_policy_s1"),
                                    ("RM seed 7, RL seed 0", "human_rm_policy_r7"),

@@ -102,10 +102,14 @@ class Pipeline:
         """A route's RM folder for an RM seed (default: the first, which keeps the one-RM name `rm_icm`)."""
         return self.dir("rm", route + self._rm_suffix(rm_seed))
 
-    def rm_models(self, routes: list[str] | None = None) -> list[str]:
-        """`name=dir` of every RM the routes train (eval-rm, eval-policy and best-of-n score with each)."""
-        return [f"{r}_rm{self._rm_suffix(rs)}={self.rm_dir(r, rs) / 'model'}"
+    def rm_models(self, routes: list[str] | None = None) -> list[tuple[str, Path]]:
+        """(name, model dir) of every RM the routes train (eval-rm, eval-policy and best-of-n score with each)."""
+        return [(f"{r}_rm{self._rm_suffix(rs)}", self.rm_dir(r, rs) / "model")
                 for r in (self.routes() if routes is None else routes) for rs in self.rm_seeds()]
+
+    def rm_specs(self) -> list[str]:
+        """`name=dir` of every RM, as eval-policy's and best-of-n's `rms` take them."""
+        return [f"{name}={d}" for name, d in self.rm_models()]
 
     def rm_cfg(self, route: str, rm_seed: int | None = None):
         d = self.rm_dir(route, rm_seed)
@@ -117,13 +121,17 @@ class Pipeline:
         return _stage_cfg(RewardModelConfig, self.cfg.rm, "rm", train_data=self.train_prefs(route),
                           output_dir=str(d), resume=resume, label_source=route, **seeded)
 
+    def _run_suffix(self, seed: int, rm_seed: int | None) -> str:
+        """`_r1_s2`: a policy's RM seed and RL seed suffix (none for the first of each)."""
+        return self._rm_suffix(rm_seed) + seed_suffix(seed, self.cfg.rl_seeds)
+
     def rl_dir(self, route: str, seed: int | None = None, rm_seed: int | None = None) -> Path:
         """A route's policy folder for an RL seed against one of its RMs (default: the first of each, which keeps
         the one-seed name `ppo_icm`)."""
         seed = self.cfg.rl_seeds[0] if seed is None else seed
-        return self.dir(self.cfg.rl_algo, route + self._rm_suffix(rm_seed) + seed_suffix(seed, self.cfg.rl_seeds))
+        return self.dir(self.cfg.rl_algo, route + self._run_suffix(seed, rm_seed))
 
-    def runs(self, route: str) -> list[tuple[int | None, int]]:
+    def runs(self) -> list[tuple[int | None, int]]:
         """(RM seed, RL seed) of each policy a route trains: one per RL seed against each of its RMs."""
         return [(rs, s) for rs in self.rm_seeds() for s in self.cfg.rl_seeds]
 
@@ -131,9 +139,8 @@ class Pipeline:
         """(seed label, eval-policy name) of each policy a route trains; the label is the RL seed, or with several
         RM seeds `RM seed 1, RL seed 0`."""
         several = len(self.rm_seeds()) > 1
-        return [(f"RM seed {rs}, RL seed {s}" if several else s,
-                 policy_name(route, self._rm_suffix(rs) + seed_suffix(s, self.cfg.rl_seeds)))
-                for rs, s in self.runs(route)]
+        return [(f"RM seed {rs}, RL seed {s}" if several else s, policy_name(route, self._run_suffix(s, rs)))
+                for rs, s in self.runs()]
 
     def rl_cfg(self, route: str, seed: int | None = None, rm_seed: int | None = None):
         seed = self.cfg.rl_seeds[0] if seed is None else seed
@@ -151,12 +158,12 @@ class Pipeline:
         rl_cfg = self.rl_cfg("icm")
         base = {"reference": rl_cfg.model, "prompt_format": rl_cfg.prompt_format,
                 "pref_data": self.heldout_prefs()[:1], "prompts": rl_cfg.prompts}
-        if len(self.runs("icm")) > 1:
+        if len(self.runs()) > 1:
             base["head_to_head"] = False  # one seed's policy vs another route's: the report compares seed means
         return _stage_cfg(EvalPolicyConfig, {**base, **self.cfg.eval_policy}, "eval_policy",
-                          policies=[f"{name}={self.rl_dir(r, s, rs) / 'policy'}" for r in self.routes()
-                                    for (rs, s), (_, name) in zip(self.runs(r), self.policies(r))],
-                          rms=self.rm_models(), output_dir=str(self.dir("eval_policy")))
+                          policies=[f"{policy_name(r, self._run_suffix(s, rs))}={self.rl_dir(r, s, rs) / 'policy'}"
+                                    for r in self.routes() for rs, s in self.runs()],
+                          rms=self.rm_specs(), output_dir=str(self.dir("eval_policy")))
 
     def best_of_n_cfg(self) -> BestOfNConfig | None:
         """Every route's RM ranking the starting policy's own answers to the eval prompts, judged as the policies
@@ -168,7 +175,7 @@ class Pipeline:
                 "prompt_format": ev.prompt_format, "max_prompts": ev.max_prompts,
                 "max_new_tokens": rl_cfg.max_new_tokens, "temperature": rl_cfg.temperature}
         return _stage_cfg(BestOfNConfig, {**base, **self.cfg.best_of_n}, "best_of_n",
-                          rms=self.rm_models(), output_dir=str(self.dir("best_of_n")))
+                          rms=self.rm_specs(), output_dir=str(self.dir("best_of_n")))
 
     def heldout_prefs(self) -> list[str]:
         """Held-out preference sets for eval-rm and eval-policy: the built-in task's test split (written by
@@ -195,9 +202,8 @@ class Pipeline:
         judge = self.cfg.eval_policy.get("judge")
         if not judge or str(judge).startswith("gold:"):
             return
-        for spec in self.rm_models(["icm", "human", "random"]):
-            name, model = spec.split("=", 1)
-            if Path(judge).resolve() == Path(model).resolve():
+        for name, model in self.rm_models(["icm", "human", "random"]):
+            if Path(judge).resolve() == model.resolve():
                 raise ConfigError("eval_policy.judge", f"{judge} is the RM {name}, which a policy is trained "
                                                        "against; judge with gold:<task> or a held-out RM")
 
@@ -256,7 +262,7 @@ class Pipeline:
     def stage_rl(self) -> None:
         train = train_ppo if self.cfg.rl_algo == "ppo" else train_grpo
         for route in self.routes():
-            for rs, seed in self.runs(route):
+            for rs, seed in self.runs():
                 cfg = self.rl_cfg(route, seed, rs)
                 name = route + ("" if rs == self.rm_seeds()[0] else f", RM seed {rs}") + \
                     ("" if seed == self.cfg.rl_seeds[0] else f", seed {seed}")
@@ -265,7 +271,7 @@ class Pipeline:
     def stage_eval_rm(self) -> None:
         self.write_heldout_prefs()
         d = self.dir("eval_rm")
-        models = [spec.split("=", 1)[1] for spec in self.rm_models()]
+        models = [str(d) for _, d in self.rm_models()]
         cfg = eval_rm.EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d),
                                    limit=self.cfg.eval_rm_limit)
 

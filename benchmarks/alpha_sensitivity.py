@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     claims, gold = pool.claims, [bool(pool.gold[c.id]) for c in pool.claims]
     ex = FeatureExtractor(model, tok, cache_dir=icm_rm_home() / "features", show_progress=False)
     layer = round(2 * model.config.num_hidden_layers / 3)
-    lik = ResponseLikelihood(model, tok)
+    lik = ResponseLikelihood(model, tok, show_progress=False)
     prior = lambda cl: lik.claim_signal(cl, pool.pairs)  # noqa: E731
     cfg = ProbeConfig(zero_shot_weight=0.0) if args.scorer == "pure" else ProbeConfig()
     scorer = ProbeScorer(lambda t: (ex.get(t)[0][:, layer], ex.get(t)[1]), cfg, prior=prior)

@@ -93,7 +93,7 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
     layer = round(2 * n_layers / 3)
     states, z = ex.get([c.text for c in claims])
     src = lambda texts: (ex.get(texts)[0][:, layer], ex.get(texts)[1])  # noqa: E731
-    lik = ResponseLikelihood(model, tok)
+    lik = ResponseLikelihood(model, tok, show_progress=False)
     prior = (lambda cl: lik.claim_signal(cl, pool.pairs)) if pool.is_pairwise else None
     pure = ProbeScorer(src, ProbeConfig(zero_shot_weight=0.0), prior=prior)
     hybrid = ProbeScorer(src, ProbeConfig(), prior=prior)

@@ -5,11 +5,12 @@ labels of the same pairs, on held-out sets.
 
 Given a label-stage run dir (`preferences.jsonl` = ICM labels, `preferences_gold.jsonl` = gold labels of the same
 pairs), it holds out a seeded `test_fraction` of the pairs (whole prompts), trains three RMs (LoRA by default) on the
-rest — (a) ICM labels, (b) gold labels, (c) random labels — and evaluates each on: the held-out pairs with gold labels,
-the built-in task's test split when the label run used a built-in task (or the ICM paper's test file for its
-formats), and the shared human-preference sets (`--eval_limit` pairs each). Prints the accuracy table with 95% Wilson
-CIs, next to what the label run itself reported (its labels' accuracy vs gold, baselines and warnings), and writes
-benchmarks/results/rm_quality.json.
+rest — (a) ICM labels, (b) gold labels, (c) random labels — and evaluates each on: the held-out pairs with gold
+labels, the built-in task's test split when the label run used a built-in task (or the ICM paper's test file for its
+formats), the labeled file's own unlabeled pairs when it has no separate test file (HH-RLHF, ICM Alpaca: the shared
+copies are test splits, so they replace that file among the shared sets), and the shared human-preference sets
+(`--eval_limit` pairs each). Prints the accuracy table with 95% Wilson CIs, next to what the label run itself
+reported (its labels' accuracy vs gold, baselines and warnings), and writes benchmarks/results/rm_quality.json.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from icm_rm.data.preferences import PreferenceExample, load_preferences, write_preferences_jsonl
+from icm_rm.data.preferences import (PREFERENCE_FORMATS, PreferenceExample, load_preferences,
+                                     write_preferences_jsonl)
 from icm_rm.infra.config import cfg_field, parse_config
 from icm_rm.infra.errors import InputError, UserError
 from icm_rm.infra.io import atomic_write_json, package_versions
@@ -124,10 +126,33 @@ def label_report(run: Path) -> dict | None:
     return {k: rep[k] for k in keep if k in rep}
 
 
-def format_test_file(run: Path, shared: Path) -> str | None:
+def label_source(run: Path) -> tuple[str | None, Path | None]:
+    """The label run's data format and its source file (resolved; None where it has none, e.g. built-in tasks)."""
     cfg_path = run / "config.yaml"
-    fmt = (yaml.safe_load(cfg_path.read_text()) or {}).get("data_format") if cfg_path.exists() else None
-    return str(shared / FORMAT_TEST_FILES[fmt]) if fmt in FORMAT_TEST_FILES else None
+    label_cfg = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.exists() else {}
+    path = label_cfg.get("data_path")
+    return label_cfg.get("data_format"), Path(path).resolve() if path else None
+
+
+def format_test_file(run: Path, shared: Path) -> str | None:
+    """The shared held-out file of the label run's format, unless that file is what the run labeled."""
+    fmt, source = label_source(run)
+    if fmt not in FORMAT_TEST_FILES or (shared / FORMAT_TEST_FILES[fmt]).resolve() == source:
+        return None
+    return str(shared / FORMAT_TEST_FILES[fmt])
+
+
+def unlabeled_source_set(run: Path, labeled: list[PreferenceExample], shared: Path, limit: int | None
+                         ) -> list[PreferenceExample] | None:
+    """For a label run over a file with no separate held-out file (the shared HH-RLHF and ICM Alpaca copies are test
+    splits): that file's pairs whose prompt the labeler never saw, the first `limit` of them (None: not such a run)."""
+    fmt, source = label_source(run)
+    if (source is None or fmt not in PREFERENCE_FORMATS or not source.exists()
+            or format_test_file(run, shared) is not None):
+        return None
+    seen = {_key(e.prompt) for e in labeled}
+    rest = [e for e in load_preferences(source, fmt).examples if _key(e.prompt) not in seen]
+    return rest[:limit] if limit is not None else rest
 
 
 def agreement(a: list[PreferenceExample], b: list[PreferenceExample]) -> float:
@@ -171,8 +196,19 @@ def eval_sets(cfg: RMQualityConfig, test: Path, out: Path) -> list[str]:
         path = out / "data" / "builtin_test.jsonl"
         write_preferences_jsonl(path, builtin)
         sets.append(f"{path}:trl")
-    task_file = format_test_file(run, shared)
     shared_paths = [str(shared / s) for s in cfg.shared_sets]
+    unlabeled = unlabeled_source_set(run, read_label_run(run)[1], shared, cfg.eval_limit)
+    if unlabeled is not None:
+        path = out / "data" / "source_unlabeled.jsonl"
+        write_preferences_jsonl(path, unlabeled)
+        sets.append(f"{path}:trl")
+        source = label_source(run)[1]
+        labeled_from = [p for p in shared_paths if Path(p.rsplit(":", 1)[0]).resolve() == source]
+        if labeled_from:  # its first pairs include the labeled ones: the unlabeled rest replaces it
+            print(f"rm_quality: {labeled_from[0]} is the label run's source; evaluating on its {len(unlabeled)} "
+                  "unlabeled pairs instead", file=sys.stderr)
+            shared_paths = [p for p in shared_paths if p not in labeled_from]
+    task_file = format_test_file(run, shared)
     if task_file and task_file not in shared_paths:
         sets.append(task_file)
     missing = [p for p in shared_paths if not Path(p.rsplit(":", 1)[0]).exists()]

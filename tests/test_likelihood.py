@@ -28,3 +28,13 @@ def test_mean_logprobs_equal_alone_and_batched():
     for (prompt, response), a, b in zip(ITEMS, batched, one_by_one):
         ref = reference(model, tok, prompt, response)
         assert abs(a - ref) < 1e-5 and abs(b - ref) < 1e-5
+
+
+def test_progress_bar_only_for_more_than_one_batch(capsys):
+    tok = tiny_tokenizer()
+    model = tiny_llama(tok)
+    ResponseLikelihood(model, tok, batch_size=2).mean_logprobs(ITEMS)
+    assert "likelihood" in capsys.readouterr().err
+    ResponseLikelihood(model, tok, batch_size=2, show_progress=False).mean_logprobs(ITEMS)
+    ResponseLikelihood(model, tok, batch_size=4).mean_logprobs(ITEMS)
+    assert "likelihood" not in capsys.readouterr().err

@@ -69,3 +69,52 @@ def test_rm_quality_runs_end_to_end_on_tiny_inputs(label_run, tiny_model_dir, sh
     assert "| ICM labels | gold labels | random labels |" in out
     assert "label run (tiny, probe): ICM 80.0% vs strongest baseline zero_shot 30.0%" in out
     assert "label run WARNING: labels disagree with the zero-shot verdicts" in out
+
+
+def test_rm_quality_evaluates_a_test_split_source_on_its_unlabeled_pairs_only(tmp_path, capsys):
+    """A label run over a file with no test file of its own (HH-RLHF's shared copy is its test split): the RMs are
+    scored on that file's pairs whose prompt the labeler never saw, and the file itself is dropped from the shared
+    sets, whose first pairs would include the labeled ones."""
+    from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import rm_quality
+
+    shared = tmp_path / "shared"
+    source = shared / "prefs" / "test.jsonl"
+    pairs = [PreferenceExample(f"p{i}", f"question {i}", f"good {i}", f"bad {i}") for i in range(6)]
+    write_preferences_jsonl(source, pairs)
+    run = tmp_path / "label"
+    write_preferences_jsonl(run / "preferences_gold.jsonl", [pairs[1], pairs[4]])
+    write_preferences_jsonl(run / "preferences.jsonl", [pairs[1], pairs[4]])
+    (run / "config.yaml").write_text(f"data_format: trl\ndata_path: {source}\n")
+    rest = rm_quality.unlabeled_source_set(run, [pairs[1], pairs[4]], shared, None)
+    assert [e.prompt for e in rest] == ["question 0", "question 2", "question 3", "question 5"]
+    first_two = rm_quality.unlabeled_source_set(run, [pairs[1]], shared, 2)
+    assert [e.prompt for e in first_two] == ["question 0", "question 2"]
+    cfg = rm_quality.RMQualityConfig(label_run=str(run), shared_data=str(shared),
+                                     shared_sets=["prefs/test.jsonl", "missing.jsonl"], eval_limit=None)
+    sets = rm_quality.eval_sets(cfg, tmp_path / "test_gold.jsonl", tmp_path / "out")
+    rest = tmp_path / "out" / "data" / "source_unlabeled.jsonl"
+    assert sets == [f"{tmp_path / 'test_gold.jsonl'}:trl", f"{rest}:trl"]
+    assert "is the label run's source; evaluating on its 4 unlabeled pairs instead" in capsys.readouterr().err
+    (run / "config.yaml").write_text("data_format: builtin\ntask: capitals\n")
+    assert rm_quality.unlabeled_source_set(run, [pairs[1]], shared, None) is None
+
+
+def test_rm_quality_never_scores_on_the_file_it_labeled(tmp_path):
+    """ICM Alpaca's held-out file is the shared test_alpaca.json: a label run over that file gets its unlabeled rest,
+    not the file itself; a run over the TruthfulQA preference train file keeps the separate test file."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import rm_quality
+
+    shared, run = tmp_path / "shared", tmp_path / "label"
+    run.mkdir()
+    alpaca = shared / rm_quality.FORMAT_TEST_FILES["icm_alpaca"]
+    (run / "config.yaml").write_text(f"data_format: icm_alpaca\ndata_path: {alpaca}\n")
+    assert rm_quality.format_test_file(run, shared) is None
+    train = shared / "icm_unsupervised_elicitation" / "train_truthfulqa_preference.json"
+    (run / "config.yaml").write_text(f"data_format: icm_truthfulqa_preference\ndata_path: {train}\n")
+    assert rm_quality.format_test_file(run, shared) == str(shared / rm_quality.FORMAT_TEST_FILES[
+        "icm_truthfulqa_preference"])
+    assert rm_quality.unlabeled_source_set(run, [], shared, None) is None

@@ -12,6 +12,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..data.records import Claim, ClaimSet, PreferencePair
 from ..data.tasks import render_content
@@ -22,10 +23,11 @@ from .tokens import prefix_ids
 class ResponseLikelihood:
     """`claim_signal(claims, pairs)` → per claim: mean log-prob of the response that claim says is better."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16, max_logits_mb: float = 1024):
-        """batch_size caps rows per forward; max_logits_mb caps its logits (rows × tokens × vocab × 4 bytes)."""
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_logits_mb: float = 1024, show_progress: bool = True):
+        """batch_size caps rows per forward; max_logits_mb caps its logits (rows × tokens × vocab × 4 bytes);
+        show_progress: a bar when a call scores more than one batch (long dialogues take minutes at 1.5B)."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.max_logits_mb = max_logits_mb
+        self.max_logits_mb, self.show_progress = max_logits_mb, show_progress
         self._cache: dict[tuple[str, str], float] = {}
         self.forward_tokens = 0
 
@@ -45,6 +47,8 @@ class ResponseLikelihood:
         vocab = self.model.get_output_embeddings().weight.shape[0]
         max_cells = max(1, int(self.max_logits_mb * 2**20 / (4 * 3 * vocab)))
         start = 0
+        bar = tqdm(total=len(todo), desc="likelihood", unit="text", leave=False,
+                   disable=not self.show_progress or len(todo) <= self.batch_size)
         while start < len(todo):
             stop = start + 1
             while (stop < len(todo) and stop - start < self.batch_size
@@ -55,6 +59,8 @@ class ResponseLikelihood:
             self.forward_tokens += sum(map(len, rows))
             for item, logp in zip(batch, response_token_logprobs(self.model, rows, starts, pad)):
                 self._cache[item] = float(logp.mean())
+            bar.update(len(batch))
+        bar.close()
         return [self._cache[it] for it in items]
 
     def claim_signal(self, claims: Sequence[Claim], pairs: Mapping[str, PreferencePair]) -> np.ndarray:

@@ -24,16 +24,21 @@ from pathlib import Path
 
 import yaml
 
-from icm_rm.data.preferences import (PREFERENCE_FORMATS, PreferenceExample, load_preferences,
+from icm_rm.infra.quiet import quiet_third_party
+
+if __name__ == "__main__":  # the table, not pages of third-party warnings (ICM_RM_DEBUG=1 keeps them); before
+    quiet_third_party()     # transformers is imported, which reads its verbosity once
+
+from icm_rm.data.preferences import (PREFERENCE_FORMATS, PreferenceExample, load_preferences,  # noqa: E402
                                      write_preferences_jsonl)
-from icm_rm.infra.config import cfg_field, parse_config
-from icm_rm.infra.errors import InputError, UserError
-from icm_rm.infra.io import atomic_write_json, package_versions
-from icm_rm.infra.runner import run_main
-from icm_rm.label.summary import accuracy_line
-from icm_rm.reward.config import RewardModelConfig
-from icm_rm.reward.data import holdout_split
-from icm_rm.reward.evaluate import EvalRMConfig, markdown_report, run_eval
+from icm_rm.infra.config import cfg_field, parse_config  # noqa: E402
+from icm_rm.infra.errors import InputError, UserError  # noqa: E402
+from icm_rm.infra.io import atomic_write_json, package_versions  # noqa: E402
+from icm_rm.infra.runner import run_main  # noqa: E402
+from icm_rm.label.summary import accuracy_line  # noqa: E402
+from icm_rm.reward.config import RewardModelConfig  # noqa: E402
+from icm_rm.reward.data import holdout_split  # noqa: E402
+from icm_rm.reward.evaluate import EvalRMConfig, markdown_report, run_eval  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

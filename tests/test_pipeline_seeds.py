@@ -9,6 +9,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_pipeline import _prefs, tiny_pipeline
 
@@ -130,12 +131,15 @@ def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):
     assert rnd["vs_reference"]["score_diff"]["diff"] == 0 and rnd["vs_reference"]["score_diff"]["ci"] == [0, 0]
     pair = next(x for x in stats["pairs"] if (x["route"], x["versus"]) == ("icm", "human"))
     assert pair["score_diff"]["diff"] == 0.125 and (pair["wins"], pair["ties"], pair["losses"]) == (1, 3, 0)
-    # the ICM–gold gap 0.125 lies within gold-RM's per-seed sd 1/√2
-    assert stats["gold_gap"] == {"diff": 0.125, "seed_sd": pytest.approx(1 / math.sqrt(2)), "within_seed_spread": True}
+    # the ICM–gold gap 0.125 lies within two standard errors √((0.177² + 0.707²) / 2) = 0.515 of the seed means
+    se = math.sqrt((0.25 ** 2 / 2 + 0.5) / 2)
+    assert stats["gold_gap"] == {"diff": 0.125, "seed_sd": pytest.approx(1 / math.sqrt(2)),
+                                 "seed_se": pytest.approx(se), "within_seed_spread": True}
     report = (p.out / "report.md").read_text()
     assert "| ICM-RM policy | 0.625 | +0.375 [" in report
     assert "| +0.500, +0.250 (sd 0.177) | seed 1: empty answers |" in report
-    assert "the seed-mean gap +0.125 is within the RL seed spread (per-seed diff sd up to 0.707)" in headline
+    assert ("the seed-mean gap +0.125 is within two standard errors of run-to-run variance (±1.031 over 2 runs per "
+            "route, RL seeds; per-run diff sd up to 0.707): these runs cannot tell the label effect from it") in headline
     assert "control: the random-label RM's policy does not improve (seed mean +0.000 [+0.000, +0.000], CI" in headline
     assert "degenerate answers: ICM-RM policy seed 1: empty answers" in headline
     assert "  ICM-RM policy     0.625  diff +0.375 [" in headline and "; seeds: +0.500, +0.250 (sd 0.177)" in headline
@@ -263,7 +267,8 @@ def test_report_over_rm_seeds_says_what_the_seed_mean_averages(tmp_path, tiny_mo
     headline = write_report(p)
     icm = json.loads((p.out / "summary.json").read_text())["policy"]["seed_mean"]["routes"]["icm"]
     assert icm["vs_reference"]["score_diff"]["diff"] == 0.375 and icm["seed_diffs"] == [0.5, 0.25]
-    assert "the seed-mean gap +0.125 is within the RM and RL seed spread (per-seed diff sd up to 0.707)" in headline
+    assert ("the seed-mean gap +0.125 is within two standard errors of run-to-run variance (±1.031 over 2 runs per "
+            "route, RM and RL seeds; per-run diff sd up to 0.707)") in headline
     assert "each policy line is the mean over RM seeds 42, 7 × RL seed 0" in headline
     assert "degenerate answers: ICM-RM policy RM seed 7, RL seed 0: empty answers" in headline
     report = (p.out / "report.md").read_text()
@@ -281,3 +286,25 @@ def test_rm_seeds_flags_repeat_or_take_a_list_and_null_means_one_rm():
 
     assert seeds("--rm_seeds", "42", "--rm_seeds", "1") == seeds("--rm_seeds", "[42, 1]") == [42, 1]
     assert seeds("--rm_seeds", "3") == [3] and seeds("--rm_seeds", "null") is None and seeds() is None
+
+
+def test_gold_gap_is_judged_by_the_standard_error_of_the_seed_means():
+    """16 runs per route, each ±0.1 around its route's mean (sd 0.103): a gap of 0.09 is below one run's sd, but the
+    seed means are known to ±2·√(2 · 0.0107 / 16) = ±0.073, so it is resolved; 0.06 is not."""
+    from icm_rm.pipeline.seed_means import seed_means
+
+    def runs(mean: float) -> list[float]:
+        return [mean + (0.1 if k % 2 else -0.1) for k in range(16)]
+
+    for gap, within in ((0.09, False), (0.06, True)):
+        scores = {"reference": np.zeros(2)}
+        policies = {"icm": [], "human": []}
+        for route, mean in (("icm", 0.5), ("human", 0.5 - gap)):
+            for k, v in enumerate(runs(mean)):
+                scores[f"{route}{k}"] = np.full(2, v)
+                policies[route].append((k, f"{route}{k}"))
+        g = seed_means(scores, policies, tie_margin=0.0, seed=0, head_to_head=False)["gold_gap"]
+        sd = math.sqrt(16 * 0.01 / 15)
+        assert g["diff"] == pytest.approx(gap) and g["seed_sd"] == pytest.approx(sd)
+        assert g["seed_se"] == pytest.approx(math.sqrt(2 * sd ** 2 / 16))
+        assert g["within_seed_spread"] is within and g["diff"] < g["seed_sd"]

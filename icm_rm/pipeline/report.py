@@ -168,12 +168,12 @@ def _gap_line(stats: dict, spread: str = "RL seed") -> str | None:
     if g is None:
         return None
     n = len(routes["icm"]["seeds"])
+    noise = (f"two standard errors of run-to-run variance (±{2 * g['seed_se']:.3f} over {n} runs per route, "
+             f"{spread}s; per-run diff sd up to {g['seed_sd']:.3f})")
     if g["within_seed_spread"]:
-        return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} is within the {spread} spread "
-                f"(per-seed diff sd up to {g['seed_sd']:.3f}): over {n} seeds run-to-run variance is as large as the "
-                "label effect")
-    return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} exceeds the {spread} spread (per-seed "
-            f"diff sd up to {g['seed_sd']:.3f}, {n} seeds)")
+        return (f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} is within {noise}: these runs cannot "
+                "tell the label effect from it")
+    return f"ICM-RM vs gold-RM policy: the seed-mean gap {g['diff']:+.3f} exceeds {noise}"
 
 
 def _seeds_said(p: Pipeline) -> str:

@@ -271,7 +271,7 @@ class Pipeline:
     def stage_eval_rm(self) -> None:
         self.write_heldout_prefs()
         d = self.dir("eval_rm")
-        models = [str(d) for _, d in self.rm_models()]
+        models = [str(model) for _, model in self.rm_models()]
         cfg = eval_rm.EvalRMConfig(model=models, data=self.heldout_prefs(), output_dir=str(d),
                                    limit=self.cfg.eval_rm_limit)
 

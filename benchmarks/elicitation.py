@@ -1,6 +1,6 @@
 """Elicitation quality of default ICM on the dev and the test tasks, per model, over 3 seeds.
 
-    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2 test3]
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2 test3 test4]
                                      [--tasks …]
 
 Every run is the label stage itself (`icm_rm.label.run_label` with `LabelConfig()` defaults and `--search.seed S`):
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.families import write_trl  # noqa: E402
-from icm_rm.data.protocol import DEV, TEST, TEST2, TEST3, protocol_task, tasks_of  # noqa: E402
+from icm_rm.data.protocol import DEV, TEST, TEST2, TEST3, TEST4, protocol_task, tasks_of  # noqa: E402
 from icm_rm.label import LabelConfig, run_label  # noqa: E402
 
 BASELINES = {"zero_shot": "zero-shot T/F", "zero_shot_likelihood": "zero-shot lik.", "random_label": "random label",
@@ -159,7 +159,8 @@ def report_md(results: dict) -> str:
     lines = ["## dev tasks (defaults chosen here)", "", table(results, DEV), ""]
     for role, title in ((TEST, "test tasks (reported only; seen while the warnings were designed)"),
                         (TEST2, "test2 tasks (written after the defaults and warnings were frozen)"),
-                        (TEST3, "test3 tasks (unseen: written after the likelihood fallback was designed)")):
+                        (TEST3, "test3 tasks (unseen: written after the likelihood fallback was designed)"),
+                        (TEST4, "test4 tasks (unseen: written after the likelihood fallback was frozen)")):
         misses, summary = goal_check(results, role)
         lines += [f"## {title}", "", table(results, role), "", f"## goal check ({role} tasks)", ""]
         for m, s in summary.items():
@@ -174,7 +175,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="capitals + antonyms, SmolLM2 only, 600 iterations")
     ap.add_argument("--models", nargs="*", default=None)
-    ap.add_argument("--roles", nargs="*", default=[DEV, TEST, TEST2, TEST3], choices=(DEV, TEST, TEST2, TEST3))
+    ap.add_argument("--roles", nargs="*", default=[DEV, TEST, TEST2, TEST3, TEST4],
+                    choices=(DEV, TEST, TEST2, TEST3, TEST4))
     ap.add_argument("--tasks", nargs="*", default=None, help="protocol tasks (default: every task of --roles)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")

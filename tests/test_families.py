@@ -3,8 +3,8 @@
 import pytest
 
 from icm_rm.data.families import FAMILIES, family_claimset, write_trl
-from icm_rm.data.protocol import (DEV, FRESH_FAMILIES, PROTOCOL, TEST, TEST2, TEST3, THIRD_FAMILIES,
-                                  load_protocol_task, protocol_task, tasks_of)
+from icm_rm.data.protocol import (DEV, FOURTH_FAMILIES, FRESH_FAMILIES, PROTOCOL, TEST, TEST2, TEST3, TEST4,
+                                  THIRD_FAMILIES, load_protocol_task, protocol_task, tasks_of)
 from icm_rm.data.spec import load_claimset
 from icm_rm.infra.errors import ConfigError
 
@@ -37,14 +37,15 @@ def test_family_equals_its_trl_file_read_by_the_label_stage(tmp_path, name):
 
 
 def test_protocol_splits_tasks_into_disjoint_dev_test_and_unseen_test():
-    assert {t.role for t in PROTOCOL} == {DEV, TEST, TEST2, TEST3}
-    dev, test, fresh, third = tasks_of(DEV), tasks_of(TEST), tasks_of(TEST2), tasks_of(TEST3)
-    roles = [set(dev), set(test), set(fresh), set(third)]
+    assert {t.role for t in PROTOCOL} == {DEV, TEST, TEST2, TEST3, TEST4}
+    dev, test, fresh, third, fourth = (tasks_of(r) for r in (DEV, TEST, TEST2, TEST3, TEST4))
+    roles = [set(dev), set(test), set(fresh), set(third), set(fourth)]
     assert all(not (a & b) for k, a in enumerate(roles) for b in roles[k + 1:])
-    assert len(dev) + len(test) + len(fresh) + len(third) == len(PROTOCOL)
-    assert set(FAMILIES) == {t for t in test + fresh + third if protocol_task(t).source == "family"}
+    assert len(dev) + len(test) + len(fresh) + len(third) + len(fourth) == len(PROTOCOL)
+    assert set(FAMILIES) == {t for t in test + fresh + third + fourth if protocol_task(t).source == "family"}
     assert fresh == list(FRESH_FAMILIES) and len(fresh) >= 6
     assert third == list(THIRD_FAMILIES) and len(third) >= 6
+    assert fourth == list(FOURTH_FAMILIES) and len(fourth) >= 6
     assert len([t for t in test if protocol_task(t).source == "family"]) >= 6
     assert "capitals" in dev  # the defaults were tuned on the fact tables
     with pytest.raises(ConfigError, match="not a protocol task"):

@@ -1,7 +1,7 @@
 """Preference families built in code: small TRL-style sets (prompt, chosen, rejected) of kinds the fact tables do
 not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* and *test2* tasks
 of the elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them (test2's rows: families_fresh.py,
-test3's: families_test3.py).
+test3's: families_test3.py, test4's: families_test4.py).
 
 Each family becomes pairs exactly as `icm-rm label --data_format trl` would read the same rows from a file
 (`write_trl`): pair id = the row id, the better response at a hash-chosen position (`pairs.place`), rendered with
@@ -19,6 +19,7 @@ from ..infra.errors import ConfigError
 from ..infra.io import atomic_write_jsonl
 from . import families_fresh as fresh
 from . import families_test3 as third
+from . import families_test4 as fourth
 from .pairs import pair_claimset, place
 from .records import ClaimSet
 from .tasks import ALPACA
@@ -228,6 +229,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("inventors", "an invention or discovery → who is known for it vs someone else", third.inventors),
     Family("trade_tools", "a trade → its typical tool vs another trade's", third.trade_tools),
     Family("polite_replies", "a polite reply vs a rude one to the same message", third.polite_replies),
+    # the fourth test set (protocol role test4): written after the fallback was frozen, before any model ran on it
+    Family("workplaces", "a job → where it is usually done vs another job's workplace", fourth.workplaces),
+    Family("habitats", "an animal → where it lives in the wild vs another habitat", fourth.habitats),
+    Family("body_functions", "a body part → what people use it for vs another part's use", fourth.body_functions),
+    Family("rhymes", "a word → a word that rhymes with it vs a related word that does not", fourth.rhymes),
+    Family("materials", "a thing → what it is mostly made of vs another material", fourth.materials),
+    Family("authors", "a book → who wrote it vs another author", fourth.authors),
+    Family("safe_advice", "a safety question → safe advice vs dangerous advice", fourth.safe_advice),
 )}
 
 

@@ -7,7 +7,8 @@ other kinds (icm_rm/data/families.py) and the real GSM8K / Alpaca / TruthfulQA-p
 were looked at while the gold-free warnings were designed, so they are "seen"; TEST2 tasks (families_fresh.py)
 were written after the defaults and warnings were frozen (commit before any model ran on them); they were seen when
 the likelihood fallback was designed, and TEST3 tasks (families_test3.py, committed before any model ran on them)
-are its unseen check.
+are its unseen check. TEST4 tasks (families_test4.py) were written after the fallback was frozen and committed
+before any model ran on them: the shipped defaults on kinds no choice has seen.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from .families import family_claimset
 from .records import ClaimSet
 from .spec import load_claimset
 
-DEV, TEST, TEST2, TEST3 = "dev", "test", "test2", "test3"
+DEV, TEST, TEST2, TEST3, TEST4 = "dev", "test", "test2", "test3", "test4"
 FRESH_FAMILIES = ("synonyms", "currencies", "counting_order", "heavier", "calendar_order", "animal_sounds",
                   "subtle_answers")
 THIRD_FAMILIES = ("translations", "gender_pairs", "baby_animals", "colours", "inventors", "trade_tools",
                   "polite_replies")
+FOURTH_FAMILIES = ("workplaces", "habitats", "body_functions", "rhymes", "materials", "authors", "safe_advice")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class ProtocolTask:
     """One benchmark task: its role, where its claims come from, and how many groups a benchmark takes."""
 
     name: str
-    role: str  # DEV, TEST, TEST2 or TEST3
+    role: str  # DEV, TEST, TEST2, TEST3 or TEST4
     source: str  # fact_table | family | real
     format: str = "builtin"  # real sets: the data format of `path`
     path: str | None = None  # real sets: relative to the shared data dir
@@ -52,6 +54,7 @@ PROTOCOL: tuple[ProtocolTask, ...] = (
                  "icm_unsupervised_elicitation/test_truthfulqa_preference.json", 80),
     *(ProtocolTask(t, TEST2, "family") for t in FRESH_FAMILIES),
     *(ProtocolTask(t, TEST3, "family") for t in THIRD_FAMILIES),
+    *(ProtocolTask(t, TEST4, "family") for t in FOURTH_FAMILIES),
 )
 _BY_NAME = {t.name: t for t in PROTOCOL}
 
@@ -63,7 +66,7 @@ def protocol_task(name: str) -> ProtocolTask:
 
 
 def tasks_of(role: str) -> list[str]:
-    """Names of the DEV, TEST, TEST2 or TEST3 tasks, in protocol order."""
+    """Names of the DEV, TEST, TEST2, TEST3 or TEST4 tasks, in protocol order."""
     return [t.name for t in PROTOCOL if t.role == role]
 
 

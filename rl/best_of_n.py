@@ -118,7 +118,7 @@ def rm_metrics(rewards: np.ndarray, judged: np.ndarray, *, seed: int = 0, level:
 
 def run_best_of_n(cfg: BestOfNConfig) -> dict:
     """Sample, judge, score with every RM; write the report; returns the best_of_n.json document."""
-    named = parse_named(cfg.rms)
+    named = parse_named(cfg.rms, "rms")
     if not named:
         raise ConfigError("rms", "give at least one reward model (NAME=DIR)")
     for _, path in named:

@@ -85,8 +85,8 @@ class EvalPolicyConfig:
 
 # ----------------------------------------------------------------------------------------------- models
 
-def parse_named(items: Sequence[str]) -> list[tuple[str, str]]:
-    """NAME=PATH (or PATH, named by its parent dirs) → (name, path)."""
+def parse_named(items: Sequence[str], key: str = "policies") -> list[tuple[str, str]]:
+    """NAME=PATH (or PATH, named by its parent dirs) → (name, path); errors name the config `key` they came from."""
     out = []
     for it in items:
         if "=" in it:
@@ -97,7 +97,7 @@ def parse_named(items: Sequence[str]) -> list[tuple[str, str]]:
         out.append((name, path if "=" in it else it))
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
-        raise ConfigError("policies", f"names must be unique, got {names}; use NAME=DIR")
+        raise ConfigError(key, f"names must be unique, got {names}; use NAME=DIR")
     return out
 
 
@@ -260,7 +260,7 @@ def score_distinct(score: Callable[[list, list], Sequence[float]], prompts: list
 def _rm_means(cfg: EvalPolicyConfig, prompts: list, answers: dict[str, list[str]], device: str) -> dict:
     out: dict[str, dict] = {}
     keys = [(i, a) for ans in answers.values() for i, a in enumerate(ans)]
-    for rm_name, path in parse_named(cfg.rms) if cfg.rms else []:
+    for rm_name, path in parse_named(cfg.rms, "rms") if cfg.rms else []:
         rm = RewardModel.from_pretrained(path, device=device)
         scored = score_distinct(rm.score, prompts, keys)
         for pol, ans in answers.items():

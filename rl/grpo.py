@@ -7,6 +7,7 @@ Anything of TRL's `GRPOConfig` that is not a field here goes in the `trl:` mappi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -21,11 +22,11 @@ from typing import Literal
 from icm_rm.infra.config import cfg_field
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import mark_complete, write_run_json
-from icm_rm.infra.model_dir import loading
+from icm_rm.infra.model_dir import loading, lora_targets
 from icm_rm.infra.quiet import bar_only_progress
 from icm_rm.infra.runner import run_main
 from icm_rm.infra.runs import last_complete_checkpoint
-from icm_rm.infra.values import check_pass_through
+from icm_rm.infra.values import check_pass_through, coerce_pass_through
 from rl.config import PolicyTrainingConfig
 from rl.degenerate import degenerate_stats, rollout_metrics
 from rl.launch import finish_policy_run, prepare_policy_run, trainer_main
@@ -90,13 +91,18 @@ class GRPOConfig(PolicyTrainingConfig):
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 raise ConfigError(f"trl.{key}", "not a field of TRL's GRPOConfig" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        self.trl = coerce_pass_through("trl", self.trl, _trl_fields())
         check_pass_through("trl", self.trl)
 
 
-def _trl_field_names() -> set[str]:
+def _trl_fields() -> dict[str, dataclasses.Field]:
     from trl import GRPOConfig as TRLGRPOConfig
 
-    return {f.name for f in dataclasses.fields(TRLGRPOConfig)}
+    return {f.name: f for f in dataclasses.fields(TRLGRPOConfig)}
+
+
+def _trl_field_names() -> set[str]:
+    return set(_trl_fields())
 
 
 def _distributed_cpu() -> bool:
@@ -278,7 +284,7 @@ def _grpo_trainer(cfg: GRPOConfig, args, tokenizer, dataset, source, start: int)
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  task_type="CAUSAL_LM", target_modules=cfg.lora_target_modules or "all-linear")
-    with loading(cfg.model, "policy"):
+    with loading(cfg.model, "policy"), lora_targets(cfg.lora_target_modules) if cfg.lora else contextlib.nullcontext():
         trainer = _epoch_seeded(GRPOTrainer)(model=cfg.model, reward_funcs=[reward_fn], args=args,
                                              train_dataset=dataset, processing_class=tokenizer,
                                              peft_config=peft_config, callbacks=[_metrics_callback(cfg, start)])

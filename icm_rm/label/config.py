@@ -72,6 +72,9 @@ class LabelConfig(ScorerSettings):
             raise ConfigError("iterative.enabled", f"iterative fine-tuning needs scorer {able}, got '{self.scorer}'")
         if self.data_format != "builtin" and not self.data_path:
             raise ConfigError("data_path", f"data_format '{self.data_format}' needs data_path")
+        if self.data_format == "builtin" and self.data_path:  # else the file is silently ignored for a built-in task
+            raise ConfigError("data_format", f"is 'builtin' (the default), which reads no file, but data_path is set "
+                                             f"({self.data_path}); give --data_format auto (or pairs, claims, …)")
         if not 0 <= self.shard_index < max(self.num_shards, 1) or self.num_shards < 1:
             raise ConfigError("shard_index", f"need 0 ≤ shard_index < num_shards, got {self.shard_index} of "
                                              f"{self.num_shards}")

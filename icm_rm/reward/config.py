@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..infra.config import cfg_field
 from ..infra.errors import ConfigError
-from ..infra.values import check_pass_through
+from ..infra.values import check_pass_through, coerce_pass_through
 from .data import infer_label_source
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -91,6 +90,9 @@ class RewardModelConfig:
         for key in ("max_length", "lora_r", "lora_alpha", "score_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(key, f"must be ≥ 1, got {getattr(self, key)}")
+        if isinstance(self.lora_target_modules, list) and not self.lora_target_modules:
+            raise ConfigError("lora_target_modules", "empty list; give module names (e.g. [q_proj, v_proj]) or "
+                                                     "'all-linear'")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ConfigError("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         if self.label_source is not None and self.label_source not in LABEL_SOURCES:
@@ -121,26 +123,8 @@ def trainer_field_names() -> set[str]:
 
 
 def coerce_trainer_values(trainer: dict[str, Any]) -> dict[str, Any]:
-    """Read `trainer.*` values by RewardConfig's field types: numeric strings → float for float fields, and
-    yes/no/on/off → bool for bool fields (icm-rm reads YAML 1.2, where those stay strings)."""
-    fields = _reward_config_fields()
-    out = dict(trainer)
-    for key, value in trainer.items():
-        tp = fields[key].type
-        args = typing.get_args(tp)
-        if isinstance(value, str) and (tp is bool or (bool in args and str not in args)):
-            flag = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false": False}.get(value.lower())
-            if flag is None:
-                raise ConfigError(f"trainer.{key}", f"expected true/false, got {value!r}")
-            out[key] = flag
-            continue
-        if isinstance(value, str) and (tp is float or float in args):
-            try:
-                out[key] = float(value)
-            except ValueError:
-                if tp is float:
-                    raise ConfigError(f"trainer.{key}", f"expected a number, got {value!r}") from None
-    return out
+    """Read `trainer.*` values by RewardConfig's field types (`coerce_pass_through`)."""
+    return coerce_pass_through("trainer", trainer, _reward_config_fields())
 
 
 def check_trainer_keys(trainer: dict[str, Any]) -> None:

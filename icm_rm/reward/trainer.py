@@ -101,6 +101,26 @@ def lora_config(cfg: RewardModelConfig):
                       modules_to_save=["score"])
 
 
+def check_lora_targets(cfg: RewardModelConfig, base: str) -> None:
+    """A list of `lora_target_modules` must name a module of the base (peft's rule: the module's name or its last
+    dotted parts), else peft fails deep in the trainer; checked on an empty (meta) copy before output_dir is touched."""
+    if not cfg.use_lora or isinstance(cfg.lora_target_modules, str):
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(base, num_labels=1))
+    except Exception:  # noqa: BLE001 — an architecture this check cannot build: peft's own check stays
+        return
+    names = [n for n, _ in model.named_modules()]
+    if not any(n == t or n.endswith("." + t) for t in cfg.lora_target_modules for n in names):
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise ConfigError("lora_target_modules", f"no module of {base} is named {cfg.lora_target_modules}; its "
+                                                 f"linear layers: {', '.join(linear)} (or 'all-linear')")
+
+
 def build_reward_config(cfg: RewardModelConfig):
     """TRL RewardConfig from `cfg.trainer`, plus icm-rm's defaults: TensorBoard, gloo on CPU, bf16 only where the GPU
     supports it, and the fields icm-rm owns (output_dir, seed, centring; length filtering is done at tokenisation)."""
@@ -246,6 +266,7 @@ def setup(cfg: RewardModelConfig, work: RewardModelConfig) -> Setup:
     process group), tokenised pairs."""
     data = load_data(cfg)
     base = resolve_base(cfg.model)
+    check_lora_targets(cfg, base)
     prepare_output_dir(cfg, work)
     args = build_reward_config(work)
     check_world_size(cfg, args.world_size)

@@ -63,7 +63,7 @@ def _read_file(path: Path) -> list[Prompt]:
         raise ConfigError("prompts", f"{path}: file not found")
     data = read_input_bytes(path)  # a regular file of a sane size (not a FIFO or device), gunzipped and bounded
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading BOM (Windows editors) is dropped, as the pair readers do
     except UnicodeDecodeError as e:
         raise InputError(path, None, None, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     name = path.name.removesuffix(".gz")

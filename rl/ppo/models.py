@@ -18,7 +18,7 @@ from torch import nn
 
 from icm_rm.infra.errors import ConfigError, UserError
 from icm_rm.infra.io import atomic_write_text
-from icm_rm.infra.model_dir import TOKENIZER_FILES, loading
+from icm_rm.infra.model_dir import TOKENIZER_FILES, loading, lora_targets
 
 from .config import SHARED, PPOConfig
 
@@ -141,7 +141,8 @@ def load_policy(cfg: PPOConfig, path: str | None = None) -> nn.Module:
     if cfg.lora:
         from peft import get_peft_model
 
-        model = get_peft_model(model, _lora_config(cfg, "CAUSAL_LM"))
+        with lora_targets(cfg.lora_target_modules):
+            model = get_peft_model(model, _lora_config(cfg, "CAUSAL_LM"))
     return model
 
 
@@ -179,7 +180,8 @@ def load_value_model(cfg: PPOConfig, policy_tokenizer, reward_path: str | None, 
     if cfg.lora:
         from peft import get_peft_model
 
-        model = get_peft_model(model, _lora_config(cfg, "SEQ_CLS"))
+        with lora_targets(cfg.lora_target_modules):
+            model = get_peft_model(model, _lora_config(cfg, "SEQ_CLS"))
     return model
 
 

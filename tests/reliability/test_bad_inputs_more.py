@@ -51,6 +51,7 @@ def files(tmp_path_factory, tiny_model_dir, rm_dir) -> dict[str, Path]:
     _write(out, d, "bigint.yaml", "batch_size: " + "9" * 5000 + "\n")
     _write(out, d, "list.yaml", "- batch_size: 8\n- scorer: probe\n")
     _write(out, d, "nan_alpha.yaml", "search:\n  alpha: .nan\n")
+    _write(out, d, "trainer_scalar.yaml", "trainer: 5\n")
     _write(out, d, "bad_reward.py", "def fn(prompts, completions):\n    return [1.0 for c in completions\n")
     _write(out, d, "nan_reward.py", "import math\n\n\ndef fn(prompts, completions):\n    return [math.nan] * "
                                     "len(completions)\n")
@@ -178,6 +179,27 @@ CASES = [
      ["key 'request_timeout_s'", "finite"]),
     ("serve-rm-blank-token", "value", "sub", ["serve-rm", "--model", "{rm}", "--token", " "],
      ["key 'token'", "blank"]),
+    ("label-data-path-without-format", "value", "in", [*L, "--data_path", "{good_pairs}"],
+     ["key 'data_format'", "'builtin'", "good_pairs.jsonl"]),
+    ("label-resume-not-a-bool", "value", "in", [*PAIRS, *GOOD, "--resume", "maybe"],
+     ["key 'resume'", "bool or 'force'", "'maybe'"]),
+    ("rm-trainer-int-not-a-number", "value", "in", [*RM, *GOOD, "--trainer.per_device_train_batch_size", "two"],
+     ["key 'trainer.per_device_train_batch_size'", "expected an integer"]),
+    ("rm-trainer-max-steps-not-a-number", "value", "in", [*RM, *GOOD, "--trainer.max_steps", "abc"],
+     ["key 'trainer.max_steps'", "expected an integer"]),
+    ("rm-trainer-report-to-unknown", "value", "in", [*RM, *GOOD, "--trainer.report_to", "abc"],
+     ["key 'trainer.report_to'", "'abc'", "tensorboard"]),
+    ("rm-lora-targets-empty", "value", "in", [*RM, *GOOD, "--use_lora", "true", "--lora_target_modules", "[]"],
+     ["key 'lora_target_modules'", "empty list"]),
+    ("grpo-trl-int-not-a-number", "value", "in", [*GRPO, "--prompts", "{prompts}", "--trl.num_iterations", "two"],
+     ["key 'trl.num_iterations'", "expected an integer"]),
+    ("grpo-trl-bool-not-a-bool", "value", "in", [*GRPO_RUN, "--trl.log_completions", "maybe"],
+     ["key 'trl.log_completions'", "true/false"]),
+    ("grpo-trl-report-to-unknown", "value", "in", [*GRPO_RUN, "--trl.report_to", "abc"],
+     ["key 'trl.report_to'", "'abc'"]),
+    ("best-of-n-duplicate-rm-names", "value", "in", ["best-of-n", "--rms", "a={rm}", "--rms", "a={rm}", "--policy",
+                                                     "{model}", "--prompts", "{prompts}", "--judge", "{rm}"],
+     ["key 'rms'", "unique"]),
     ("pipeline-nested-nan", "value", "in", ["pipeline", "--label.search.alpha", ".nan"],
      ["key 'label.search.alpha'", "finite"]),
     ("pipeline-ppo-lr-negative", "value", "in", ["pipeline", "--ppo.learning_rate", "-1"],
@@ -192,6 +214,11 @@ CASES = [
     ("label-flag-huge-integer", "yaml", "in", [*L, "--batch_size", "9" * 5000], ["key 'batch_size'", "digits"]),
     ("label-flag-int64-overflow", "yaml", "in", [*L, "--search.seed", "9" * 30], ["key 'search.seed'", "too large"]),
     ("label-flag-alias", "yaml", "in", [*L, "--fields", "{{a: &x text, b: *x}}"], ["key 'fields'", "aliases"]),
+    ("rm-trainer-not-a-mapping", "yaml", "in", [*RM, *GOOD, "--trainer", "abc", "--trainer.learning_rate", "1e-4"],
+     ["key 'trainer'", "expected a mapping", "'abc'"]),
+    ("rm-yaml-trainer-not-a-mapping", "yaml", "in", [*RM, *GOOD, "--config", "{trainer_scalar}",
+                                                     "--trainer.learning_rate", "1e-4"],
+     ["key 'trainer'", "expected a mapping", "5"]),
     # ---------------------------------------------------------------- paths that are not regular files
     ("label-config-is-directory", "file", "sub", [*L, "--config", "{dir}"], ["is a directory"]),
     ("label-config-is-fifo", "file", "in", [*L, "--config", "{fifo}"], ["fifo.jsonl", "FIFO"]),
@@ -229,6 +256,17 @@ CASES = [
      ["truncated/model.safetensors", "truncated"]),
     ("label-model-no-tokenizer", "model", "in", [*PAIRS, *GOOD, "--model", "{no_tokenizer}"],
      ["no_tokenizer", "no tokenizer files"]),
+    ("label-model-is-a-file", "model", "in", [*PAIRS, *GOOD, "--model", "{good_pairs}"],
+     ["good_pairs.jsonl", "is a file, not a model directory"]),
+    ("label-model-empty-name", "model", "in", [*PAIRS, *GOOD, "--model", ""], ["empty model name"]),
+    ("eval-rm-rm-is-a-file", "model", "in", ["eval-rm", "--model", "{good_pairs}", "--data", *GOOD],
+     ["good_pairs.jsonl", "is a file, not a model directory"]),
+    ("rm-lora-targets-match-nothing", "model", "in", [*RM, *GOOD, "--use_lora", "true", "--lora_target_modules",
+                                                      "foo_proj"], ["key 'lora_target_modules'", "foo_proj", "q_proj"]),
+    ("ppo-lora-targets-match-nothing", "model", "in", [*PPO_RUN, "--lora", "true", "--lora_target_modules",
+                                                       "foo_proj"], ["key 'lora_target_modules'", "foo_proj"]),
+    ("grpo-lora-targets-match-nothing", "model", "sub", [*GRPO_RUN, "--lora", "true", "--lora_target_modules",
+                                                         "foo_proj"], ["key 'lora_target_modules'", "foo_proj"]),
     ("rm-base-truncated-weights", "model", "in", [*RM, *GOOD, "--model", "{truncated}"],
      ["model.safetensors", "truncated"]),
     ("ppo-policy-no-tokenizer", "model", "sub", ["ppo", "--model", "{no_tokenizer}", "--reward_model",
@@ -316,3 +354,27 @@ def test_this_catalogue_covers_every_class_and_command():
     assert {cls for _, cls, _, _, _ in CASES} == {"value", "yaml", "file", "json", "model", "device", "reward"}
     assert {argv[0] for *_, argv, _ in CASES} >= {"label", "train-rm", "eval-rm", "ppo", "grpo", "eval-policy",
                                                  "pipeline", "serve-rm"}
+
+
+@pytest.mark.parametrize("cmd", ["label", "train-rm", "eval-rm", "best-of-n", "eval-policy", "ppo", "grpo", "pipeline",
+                                 "serve-rm"])
+def test_every_command_prints_its_help(cmd, capsys):
+    """`--help` lists every field; a `%` in a field's help ("> 15% of pairs") once crashed argparse's formatting."""
+    from icm_rm.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([cmd, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--config" in out and "Traceback" not in out
+
+
+def test_prompt_files_with_a_bom_crlf_and_blank_lines_are_read(tmp_path):
+    """Valid input a Windows editor writes: a UTF-8 BOM, CRLF line ends, blank trailing lines — read, not refused."""
+    from rl.ppo.data import load_prompts
+
+    rows = [{"prompt": f"Qué es {i}? 🤔"} for i in range(6)]
+    (tmp_path / "p.jsonl").write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\r\n"
+                                                              for r in rows).encode() + b"\r\n\r\n")
+    (tmp_path / "p.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(rows).encode())
+    for name in ("p.jsonl", "p.json"):
+        assert load_prompts(str(tmp_path / name), "all") == [r["prompt"] for r in rows]

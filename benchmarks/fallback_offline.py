@@ -60,6 +60,8 @@ def pair_runs(names: list[str]) -> list[dict]:
                     d = run["diagnostics"]
                     rows.append({"file": name, "model": model, "task": task, "role": r["role"], "seed": run["seed"],
                                  "icm": run.get("searched_accuracy", run["accuracy"]), "likelihood": lik,
+                                 "returned": run["accuracy"] if "fallback" in run else None,  # runs with the rule
+                                 "n_pairs": r["n_claims"] // 2,
                                  "best_zero_shot": r["best_zero_shot"], "diagnostics": d,
                                  "warnings": run["warnings"], "seed_agreement": d["seed_agreement"]["min"],
                                  "chains_agreeing": d["chains_agreeing"]})

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from icm_rm.label import LabelConfig, run_label
+from icm_rm.label.outputs import pair_preview
 from icm_rm.label.search import SearchConfig
 from testkit.pair_files import write_pairs
 
@@ -31,7 +33,7 @@ def read_jsonl(p: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("scorer", ["probe", "icl"])
-def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
+def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer, capsys):
     probe = scorer == "probe"  # the in-context scorer is slow on CPU: one random chain only
     search = SearchConfig(iterations=25, checkpoint_every=5, patience=0, restarts=1, replicas=2 if probe else 1,
                           verdict_chains=probe)
@@ -58,6 +60,17 @@ def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer):
     lc = json.loads((out / "report.json").read_text())["least_confident"]
     assert lc == {"file": "least_confident.jsonl", "n": 2, "of": 12, "max_margin": review[-1]["margin"],
                   "wrong": sum(wrong[mine.index(r)] for r in review), "wrong_total": sum(wrong)}
+    # the random spot check: 10 of the 12 pairs, in file order, the same draw whatever the labels; 3+ wrong flags
+    spot = read_jsonl(out / "spot_check.jsonl")
+    drawn = sorted(random.Random(0).sample(range(12), 10))
+    assert spot == [mine[i] for i in drawn]
+    sc = json.loads((out / "report.json").read_text())["spot_check"]
+    assert sc == {"file": "spot_check.jsonl", "n": 10, "of": 12, "flag_at": 3,
+                  "p_flag_if_90": pytest.approx(0.0702, abs=1e-4), "p_flag_if_50": pytest.approx(0.9453, abs=1e-4),
+                  "wrong": sum(wrong[i] for i in drawn)}
+    printed = capsys.readouterr().err.splitlines()  # the first three drawn pairs are shown under the spot-check line
+    at = next(k for k, line in enumerate(printed) if line.startswith("spot check: 10 of 12 pairs drawn at random"))
+    assert printed[at + 1:at + 4] == [f"  {pair_preview(r)}" for r in spot[:3]]
 
     report = json.loads((out / "report.json").read_text())
     assert report["n_claims"] == 24 and report["n_batches"] == 2
@@ -139,3 +152,28 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     p = _cli(["--no_such_key", "1"])
     _, err = p.communicate(timeout=60)
     assert p.returncode == 2 and "no_such_key" in err
+
+
+def test_spot_check_threshold_and_line():
+    """The flag count is the smallest that labels 90% right reach with probability ≤ 10% (binomial tails by hand),
+    and the summary line says how to read it; a pool smaller than the sample is read whole."""
+    from icm_rm.data.preferences import PreferenceExample
+    from icm_rm.label.outputs import binom_tail, pair_preview, spot_check_pairs, spot_check_threshold
+    from icm_rm.label.summary import spot_check_line
+
+    assert binom_tail(10, 0.1, 3) == pytest.approx(1 - 0.9**10 - 10 * 0.1 * 0.9**9 - 45 * 0.01 * 0.9**8)
+    assert binom_tail(10, 0.5, 3) == pytest.approx(1 - 56 / 1024)
+    assert [spot_check_threshold(n) for n in (1, 2, 5, 10, 20)] == [1, 2, 2, 3, 5]
+    prefs = [PreferenceExample(f"p{i}", f"q{i}", "a", "b", margin=1.0) for i in range(4)]
+    gold = [PreferenceExample(f"p{i}", f"q{i}", "a" if i else "b", "b" if i else "a") for i in range(4)]
+    sc = spot_check_pairs(prefs, gold)
+    assert sc["indices"] == [0, 1, 2, 3] and sc["n"] == sc["of"] == 4 and sc["wrong"] == 1 and sc["flag_at"] == 2
+    assert spot_check_pairs([], None) is None
+    line = spot_check_line({"spot_check": {k: v for k, v in sc.items() if k != "indices"}}, "out/")
+    assert line.startswith("spot check: 4 of 4 pairs drawn at random are in out/spot_check.jsonl (gold: 1 of these "
+                           "are wrong); if 2 or more of them are wrong, do not train on these labels — labels 90% "
+                           "right show that 5.2% of the time, labels at chance 68.8%")
+    assert spot_check_line({}) is None
+    row = {"prompt": [{"role": "user", "content": "Which word\nrhymes with cat?"}], "chosen": "dog " * 30,
+           "rejected": "hat"}
+    assert pair_preview(row, width=20) == "User: Which word rh… → dog dog dog dog dog…  (over: hat)"

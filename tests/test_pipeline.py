@@ -87,6 +87,10 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     review = [line for line in head if line.startswith("check by eye: the 1 of 10 pairs the labeler was least sure of")]
     assert len(review) == 1 and f"{out / 'label' / 'least_confident.jsonl'} (gold: " in review[0]
     assert "Check by eye: the 1 of 10 pairs" in report and "label/least_confident.jsonl" in report
+    spot = [line for line in head if line.startswith("spot check: 10 of 10 pairs drawn at random are in ")]
+    assert len(spot) == 1 and f"{out / 'label' / 'spot_check.jsonl'} (gold: " in spot[0]
+    assert "Spot check: 10 of 10 pairs drawn at random are in label/spot_check.jsonl" in report
+    assert summary["label"]["spot_check"]["n"] == 10
     assert "RM training data: the ICM-RM trained on 6 of 9 pairs (rm.drop_least_confident 0.3 left out the 3 " \
            "pairs with the smallest ICM margin)" in head
     assert f"**{strong}** (strongest baseline)" in report and "Without gold: " in report

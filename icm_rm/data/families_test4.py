@@ -42,7 +42,8 @@ def body_functions() -> list[Row]:
     parts = [("eyes", "see"), ("ears", "hear"), ("nose", "smell"), ("tongue", "taste"), ("lungs", "breathe"),
              ("teeth", "chew food"), ("legs", "walk"), ("heart", "pump blood"), ("stomach", "digest food"),
              ("brain", "think"), ("vocal cords", "speak"), ("kidneys", "filter the blood"), ("hands", "grasp things"),
-             ("skin", "feel touch"), ("eyelids", "blink"), ("muscles", "lift heavy things"), ("bones", "support the body"),
+             ("skin", "feel touch"), ("eyelids", "blink"), ("muscles", "lift heavy things"),
+             ("bones", "support the body"),
              ("lips", "kiss"), ("liver", "clean toxins from the blood"), ("feet", "stand"), ("fingers", "hold things"),
              ("intestines", "absorb nutrients")]
     return [(f"What do people use their {p} for?", f"People use their {p} to {good}.",
@@ -69,7 +70,8 @@ def materials() -> list[Row]:
               ("a sandcastle", "sand"), ("a paper towel", "paper"), ("a rubber duck", "rubber"),
               ("a stone wall", "stone"), ("a beeswax crayon", "wax")]
     return [(f"What is {t} mostly made of?", f"{t[0].upper()}{t[1:]} is mostly made of {m}.",
-             f"{t[0].upper()}{t[1:]} is mostly made of {_next_other(things, k, 4)}.") for k, (t, m) in enumerate(things)]
+             f"{t[0].upper()}{t[1:]} is mostly made of {_next_other(things, k, 4)}.")
+            for k, (t, m) in enumerate(things)]
 
 
 def authors() -> list[Row]:

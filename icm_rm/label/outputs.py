@@ -4,7 +4,9 @@ reports."""
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,18 +16,21 @@ from typing import Any
 import numpy as np
 
 from ..data.preferences import PreferenceExample, least_confident, write_preferences_jsonl
-from ..data.records import Claim, ClaimSet
+from ..data.records import Claim, ClaimSet, render_messages
 from ..infra.io import atomic_write_json, atomic_write_jsonl, save_figure
 from ..scoring.base import Scorer
 from .metrics import claim_accuracy, consistency_rate, pair_accuracy, pair_decisions, sign_labels
 from .search_state import decode_labels
 from .diagnostics import merge as merge_diagnostics
 from .diagnostics import warnings
-from .summary import accuracy_line, diagnostics_line, review_line
+from .summary import accuracy_line, diagnostics_line, review_line, spot_check_line
 
 
 REVIEW_FILE = "least_confident.jsonl"  # the pairs a person should read before training on the labels
 REVIEW_SHARE = 0.1  # of the pairs; wrong 4.5x as often as the average pair on dev, 0.9-3.1x on test (BENCHMARKS §2c)
+SPOT_FILE = "spot_check.jsonl"  # pairs drawn at random: how many are wrong estimates the whole labeling's accuracy
+SPOT_SIZE = 10  # 3+ wrong of 10: 7% likely for labels 90% right, 95% likely for labels at chance (BENCHMARKS §2a)
+SPOT_PREVIEW = 3  # of them printed in the terminal summary, so an inverted labeling shows without opening a file
 
 
 def label_rows(pool: ClaimSet, outcomes) -> list[dict]:
@@ -216,6 +221,9 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
     review = review_pairs(prefs, gold)
     if review:
         report["least_confident"] = {k: v for k, v in review.items() if k != "indices"}
+    spot = spot_check_pairs(prefs, gold)
+    if spot:
+        report["spot_check"] = {k: v for k, v in spot.items() if k != "indices"}
     atomic_write_json(out / "report.json", report)
     plot_progress(out / "progress.png", pool, outcomes, pool.has_gold)
     # The files the next stage reads go last, so they appear only moments before the `.complete` marker.
@@ -223,6 +231,8 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
     if pool.is_pairwise:
         if review:
             write_preferences_jsonl(out / REVIEW_FILE, [prefs[i] for i in review["indices"]])
+        if spot:
+            write_preferences_jsonl(out / SPOT_FILE, [prefs[i] for i in spot["indices"]])
         write_preferences_jsonl(out / "preferences.jsonl", prefs)
         if gold is not None:
             write_preferences_jsonl(out / "preferences_gold.jsonl", gold)
@@ -241,6 +251,34 @@ def review_pairs(prefs: list[PreferenceExample], gold: list[PreferenceExample] |
         wrong = [p.chosen != g.chosen for p, g in zip(prefs, gold)]
         out.update(wrong=int(sum(wrong[i] for i in idx)), wrong_total=int(sum(wrong)))
     return out
+
+
+def spot_check_pairs(prefs: list[PreferenceExample], gold: list[PreferenceExample] | None,
+                     k: int = SPOT_SIZE) -> dict | None:
+    """k pairs drawn at random (seed 0, in file order), whatever their labels: a person who reads them estimates the
+    whole labeling's accuracy, which the least-confident pairs cannot do — an inverted labeling can be sure of itself.
+    `flag_at`: the wrong count from which the labels are probably below 90% right. With gold (reports only): how many
+    of them are wrong."""
+    if not prefs:
+        return None
+    idx = sorted(random.Random(0).sample(range(len(prefs)), min(k, len(prefs))))
+    flag_at = spot_check_threshold(len(idx))
+    out = {"file": SPOT_FILE, "n": len(idx), "of": len(prefs), "flag_at": flag_at,
+           "p_flag_if_90": binom_tail(len(idx), 0.1, flag_at), "p_flag_if_50": binom_tail(len(idx), 0.5, flag_at),
+           "indices": idx}
+    if gold is not None:
+        out["wrong"] = int(sum(prefs[i].chosen != gold[i].chosen for i in idx))
+    return out
+
+
+def binom_tail(n: int, p: float, t: int) -> float:
+    """P(X ≥ t) for X ~ Binomial(n, p)."""
+    return float(sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(t, n + 1)))
+
+
+def spot_check_threshold(n: int) -> int:
+    """The smallest wrong count t that labels 90% right reach with probability ≤ 10% among n random pairs."""
+    return next(t for t in range(1, n + 2) if binom_tail(n, 0.1, t) <= 0.1)
 
 
 # ----------------------------------------------------------------------------------------------- progress
@@ -277,5 +315,19 @@ def print_summary(report: dict, out: Path) -> None:
     lines += [f"WARNING: {w['message']}" for w in report.get("warnings", [])]
     if review := review_line(report, f"{out}/"):
         lines.append(review)
+    if spot := spot_check_line(report, f"{out}/"):
+        lines.append(spot)
+        rows = (out / SPOT_FILE).read_text(encoding="utf-8").splitlines()[:SPOT_PREVIEW]  # written by this run
+        lines += [f"  {pair_preview(json.loads(row))}" for row in rows]
     lines.append(f"outputs in {out}/ (labels.jsonl, report.json, progress.png)")
     print("\n".join(lines), file=sys.stderr)
+
+
+def pair_preview(row: dict, width: int = 70) -> str:
+    """One labeled pair on one line, each text flattened and cut to `width`: `prompt → chosen  (over: rejected)`."""
+    def short(content: Any) -> str:
+        text = render_messages(content) if isinstance(content, list) else str(content)
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    return f"{short(row['prompt'])} → {short(row['chosen'])}  (over: {short(row['rejected'])})"

@@ -53,3 +53,15 @@ def review_line(report: dict, where: str = "") -> str | None:
     return (f"check by eye: the {r['n']} of {r['of']} pairs the labeler was least sure of (margin ≤ "
             f"{r['max_margin']:.3g}) are in {where}{r['file']}{gold}; on the benchmark tasks such pairs were wrong "
             f"0.9–4.5× as often as the average pair: a spot check, not a filter")
+
+
+def spot_check_line(report: dict, where: str = "") -> str | None:
+    """The random spot check (`spot_check` of report.json) and how to read it; None without."""
+    r = report.get("spot_check")
+    if not r:
+        return None
+    gold = f" (gold: {r['wrong']} of these are wrong)" if "wrong" in r else ""
+    return (f"spot check: {r['n']} of {r['of']} pairs drawn at random are in {where}{r['file']}{gold}; if "
+            f"{r['flag_at']} or more of them are wrong, do not train on these labels — labels 90% right show that "
+            f"{pct(r['p_flag_if_90'])} of the time, labels at chance {pct(r['p_flag_if_50'])} (a labeling can be "
+            f"consistent, agree with the model's own verdicts and still be inverted)")

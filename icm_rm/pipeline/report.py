@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ..infra.fmt import pct
 from ..infra.io import atomic_write_json, atomic_write_text
-from ..label.summary import accuracy_line, diagnostics_line, review_line
+from ..label.summary import accuracy_line, diagnostics_line, review_line, spot_check_line
 from .config import PipelineConfig
 from .routes import agreement, display_name, policy_name
 from .seed_means import read_scores, seed_means
@@ -45,7 +45,7 @@ def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
     and the routes' relation to the ICM labels."""
     acc = lab.get("accuracy") or {}
     summary["label"] = {k: lab.get(k) for k in ("accuracy", "baselines", "n_pairs", "strongest_baseline",
-                                                "diagnostics", "warnings", "least_confident")}
+                                                "diagnostics", "warnings", "least_confident", "spot_check")}
     lines = ["## 1. Labels", "", f"{lab['n_claims']} claims ({lab['n_pairs']} pairs), scorer `{lab['scorer']}`, "
              f"model `{lab['model']}`, {lab['time_s']:.0f} s.", ""]
     if acc:
@@ -58,8 +58,9 @@ def _label_section(p: Pipeline, lab: dict, summary: dict) -> list[str]:
     if diag := diagnostics_line(lab):
         lines += [f"Without gold: {diag}.", ""]
     lines += [f"> **Warning:** {w['message']}" for w in lab.get("warnings", [])] + ([""] if lab.get("warnings") else [])
-    if review := review_line(lab, "label/"):
-        lines += [review[0].upper() + review[1:] + ".", ""]
+    for line in (review_line(lab, "label/"), spot_check_line(lab, "label/")):
+        if line:
+            lines += [line[0].upper() + line[1:] + ".", ""]
     if p.human_is_icm():
         lines += ["The gold labels equal the ICM labels on every pair, so the gold-RM route *is* the ICM-RM route: "
                   "it is trained once and reported once.", ""]
@@ -274,8 +275,8 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     if diag := lab and diagnostics_line(lab):
         s.append(f"ICM labels without gold: {diag}")
     s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
-    if lab and lab.get("least_confident"):
-        s.append(review_line(lab, f"{p.dir('label')}/"))
+    s += [line for line in (lab and review_line(lab, f"{p.dir('label')}/"),
+                            lab and spot_check_line(lab, f"{p.dir('label')}/")) if line]
     if dropped:
         s.append(dropped)
     for r in (erm or {}).get("results", []):

@@ -52,7 +52,7 @@ def review_line(report: dict, where: str = "") -> str | None:
     gold = f" (gold: {r['wrong']} of these are wrong, {r['wrong_total']} of all {r['of']})" if "wrong" in r else ""
     return (f"check by eye: the {r['n']} of {r['of']} pairs the labeler was least sure of (margin ≤ "
             f"{r['max_margin']:.3g}) are in {where}{r['file']}{gold}; on the benchmark tasks such pairs were wrong "
-            f"0.9–4.5× as often as the average pair: a spot check, not a filter")
+            f"0.9–4.5× as often as the average pair: worth reading, but no filter")
 
 
 def spot_check_line(report: dict, where: str = "") -> str | None:

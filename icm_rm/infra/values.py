@@ -5,6 +5,7 @@ fields that pass through `trainer:` / `trl:` mappings — checked where a config
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -122,11 +123,20 @@ def coerce_pass_through(prefix: str, block: Mapping[str, Any], fields: Mapping[s
             except ValueError:
                 if tp is float:
                     raise ConfigError(f"{prefix}.{key}", f"expected a number, got {value!r}") from None
+        if isinstance(value, str) and (choices := _help_choices(fields[key])) and value not in choices:
+            raise ConfigError(f"{prefix}.{key}", f"expected one of {', '.join(choices)}, got {value!r}")
         integer = tp is int or (int in args and not {str, float} & set(args))
         if integer and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{prefix}.{key}", f"expected an integer, got {value!r}")
     _check_report_to(prefix, out.get("report_to"))
     return out
+
+
+def _help_choices(field: Any) -> tuple[str, ...]:
+    """The values a TRL field's help lists ("Supported values are 'grpo', 'dr_grpo', … and 'vespo'."), which TRL
+    itself checks only at the first training step; none when the help lists none."""
+    m = re.search(r"Supported values are (.*?)\.(?:\s|$)", (getattr(field, "metadata", None) or {}).get("help", ""))
+    return tuple(re.findall(r"'([^']+)'", m.group(1))) if m else ()
 
 
 def _check_report_to(prefix: str, value: Any) -> None:

@@ -197,6 +197,8 @@ CASES = [
      ["key 'trl.log_completions'", "true/false"]),
     ("grpo-trl-report-to-unknown", "value", "in", [*GRPO_RUN, "--trl.report_to", "abc"],
      ["key 'trl.report_to'", "'abc'"]),
+    ("grpo-trl-loss-type-unknown", "value", "in", [*GRPO_RUN, "--trl.loss_type", "foo"],
+     ["key 'trl.loss_type'", "expected one of grpo, dr_grpo, dapo", "'foo'"]),
     ("best-of-n-duplicate-rm-names", "value", "in", ["best-of-n", "--rms", "a={rm}", "--rms", "a={rm}", "--policy",
                                                      "{model}", "--prompts", "{prompts}", "--judge", "{rm}"],
      ["key 'rms'", "unique"]),

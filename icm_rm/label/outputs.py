@@ -218,25 +218,26 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
         report["consistency"] = consistency_rate(claims, labels, rules)
     prefs = preference_examples(pool, rows) if pool.is_pairwise else []
     gold = preference_examples(pool, rows, gold=True) if pool.is_pairwise and pool.has_gold else None
-    review = review_pairs(prefs, gold)
-    if review:
-        report["least_confident"] = {k: v for k, v in review.items() if k != "indices"}
-    spot = spot_check_pairs(prefs, gold)
-    if spot:
-        report["spot_check"] = {k: v for k, v in spot.items() if k != "indices"}
+    to_read = pairs_to_read(prefs, gold)
+    report.update({key: {k: v for k, v in r.items() if k != "indices"} for key, r in to_read.items()})
     atomic_write_json(out / "report.json", report)
     plot_progress(out / "progress.png", pool, outcomes, pool.has_gold)
     # The files the next stage reads go last, so they appear only moments before the `.complete` marker.
     atomic_write_jsonl(out / "labels.jsonl", rows)
     if pool.is_pairwise:
-        if review:
-            write_preferences_jsonl(out / REVIEW_FILE, [prefs[i] for i in review["indices"]])
-        if spot:
-            write_preferences_jsonl(out / SPOT_FILE, [prefs[i] for i in spot["indices"]])
+        for r in to_read.values():
+            write_preferences_jsonl(out / r["file"], [prefs[i] for i in r["indices"]])
         write_preferences_jsonl(out / "preferences.jsonl", prefs)
         if gold is not None:
             write_preferences_jsonl(out / "preferences_gold.jsonl", gold)
     return report
+
+
+def pairs_to_read(prefs: list[PreferenceExample], gold: list[PreferenceExample] | None) -> dict[str, dict]:
+    """The pairs a person reads before training on the labels, by report key: the least-confident ones (where
+    scattered errors sit) and a random spot check (what catches a whole labeling that is wrong)."""
+    found = {"least_confident": review_pairs(prefs, gold), "spot_check": spot_check_pairs(prefs, gold)}
+    return {key: r for key, r in found.items() if r}
 
 
 def review_pairs(prefs: list[PreferenceExample], gold: list[PreferenceExample] | None) -> dict | None:

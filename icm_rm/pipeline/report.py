@@ -275,8 +275,9 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
     if diag := lab and diagnostics_line(lab):
         s.append(f"ICM labels without gold: {diag}")
     s += [f"WARNING: {w['message']}" for w in (lab or {}).get("warnings", [])]
-    s += [line for line in (lab and review_line(lab, f"{p.dir('label')}/"),
-                            lab and spot_check_line(lab, f"{p.dir('label')}/")) if line]
+    if lab and (lab.get("least_confident") or lab.get("spot_check")):
+        where = f"{p.dir('label')}/"
+        s += [line for line in (review_line(lab, where), spot_check_line(lab, where)) if line]
     if dropped:
         s.append(dropped)
     for r in (erm or {}).get("results", []):

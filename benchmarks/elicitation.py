@@ -1,7 +1,7 @@
 """Elicitation quality of default ICM on the dev and the test tasks, per model, over 3 seeds.
 
-    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m] [--roles dev test test2 test3 test4]
-                                     [--tasks …]
+    python benchmarks/elicitation.py [--quick] [--models smollm2-135m gemma3-270m]
+                                     [--roles dev test test2 test3 test4] [--tasks …]
 
 Every run is the label stage itself (`icm_rm.label.run_label` with `LabelConfig()` defaults and `--search.seed S`):
 fact tables via `--data_format builtin`, the test families through a TRL prompt/chosen/rejected file and

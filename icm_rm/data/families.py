@@ -1,5 +1,5 @@
 """Preference families built in code: small TRL-style sets (prompt, chosen, rejected) of kinds the fact tables do
-not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* and *test2* tasks
+not cover — word relations, arithmetic, quantities, short assistant answers. They are the *test* to *test4* tasks
 of the elicitation protocol (icm_rm/data/protocol.py): no default is chosen on them (test2's rows: families_fresh.py,
 test3's: families_test3.py, test4's: families_test4.py).
 

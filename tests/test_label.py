@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from icm_rm.label import LabelConfig, run_label
-from icm_rm.label.outputs import pair_preview
+from icm_rm.label.outputs import preview
 from icm_rm.label.search import SearchConfig
 from testkit.pair_files import write_pairs
 
@@ -65,12 +65,12 @@ def test_label_writes_every_contract_file(tmp_path, tiny_model_dir, scorer, caps
     drawn = sorted(random.Random(0).sample(range(12), 10))
     assert spot == [mine[i] for i in drawn]
     sc = json.loads((out / "report.json").read_text())["spot_check"]
-    assert sc == {"file": "spot_check.jsonl", "n": 10, "of": 12, "flag_at": 3,
+    assert sc == {"file": "spot_check.jsonl", "n": 10, "of": 12, "unit": "pairs", "flag_at": 3,
                   "p_flag_if_90": pytest.approx(0.0702, abs=1e-4), "p_flag_if_50": pytest.approx(0.9453, abs=1e-4),
                   "wrong": sum(wrong[i] for i in drawn)}
     printed = capsys.readouterr().err.splitlines()  # the first three drawn pairs are shown under the spot-check line
     at = next(k for k, line in enumerate(printed) if line.startswith("spot check: 10 of 12 pairs drawn at random"))
-    assert printed[at + 1:at + 4] == [f"  {pair_preview(r)}" for r in spot[:3]]
+    assert printed[at + 1:at + 4] == [f"  {preview(r)}" for r in spot[:3]]
 
     report = json.loads((out / "report.json").read_text())
     assert report["n_claims"] == 24 and report["n_batches"] == 2
@@ -158,7 +158,7 @@ def test_spot_check_threshold_and_line():
     """The flag count is the smallest that labels 90% right reach with probability ≤ 10% (binomial tails by hand),
     and the summary line says how to read it; a pool smaller than the sample is read whole."""
     from icm_rm.data.preferences import PreferenceExample
-    from icm_rm.label.outputs import binom_tail, pair_preview, spot_check_pairs, spot_check_threshold
+    from icm_rm.label.outputs import binom_tail, spot_check_pairs, spot_check_threshold
     from icm_rm.label.summary import spot_check_line
 
     assert binom_tail(10, 0.1, 3) == pytest.approx(1 - 0.9**10 - 10 * 0.1 * 0.9**9 - 45 * 0.01 * 0.9**8)
@@ -176,4 +176,29 @@ def test_spot_check_threshold_and_line():
     assert spot_check_line({}) is None
     row = {"prompt": [{"role": "user", "content": "Which word\nrhymes with cat?"}], "chosen": "dog " * 30,
            "rejected": "hat"}
-    assert pair_preview(row, width=20) == "User: Which word rh… → dog dog dog dog dog…  (over: hat)"
+    assert preview(row, width=20) == "User: Which word rh… → dog dog dog dog dog…  (over: hat)"
+    claim = {"id": "c1", "claim": "Question: Is the sky green?\nClaim: The sky is green.\nI think this claim is",
+             "label": False}
+    assert preview(claim, width=20) == "…: The sky is green. → False"  # the end of the claim, its question line dropped
+
+
+def test_a_claim_pool_gets_a_spot_check_of_claims(tmp_path, tiny_model_dir, capsys):
+    """True/False claim pools are spot-checked too: 10 labeled claims drawn at random as {id, claim, label} rows,
+    the wrong count vs gold in the report, three of them printed."""
+    cfg = tiny_cfg(tmp_path, tiny_model_dir, data_format="builtin", data_path=None, task="capitals_claims",
+                   form="claims", limit_groups=4)
+    out = run_label(cfg)
+    labels = {r["id"]: r["label"] for r in read_jsonl(out / "labels.jsonl")}
+    spot = read_jsonl(out / "spot_check.jsonl")
+    assert len(spot) == 10 and all(set(r) == {"id", "claim", "label"} and r["label"] == labels[r["id"]] for r in spot)
+    assert [r["id"] for r in spot] == [list(labels)[i] for i in sorted(random.Random(0).sample(range(len(labels)), 10))]
+    sc = json.loads((out / "report.json").read_text())["spot_check"]
+    from icm_rm.data.builtin import builtin_claimset
+
+    truth = builtin_claimset("capitals_claims", form="claims", n_groups=4, seed=0, split=cfg.split).gold
+    assert sc["unit"] == "claims" and sc["of"] == len(labels)
+    assert sc["wrong"] == sum(truth[r["id"]] != r["label"] for r in spot)
+    printed = capsys.readouterr().err
+    assert f"spot check: 10 of {len(labels)} claims drawn at random" in printed
+    assert f"  {preview(spot[0])}" in printed.splitlines()
+    assert not (out / "least_confident.jsonl").exists() and not (out / "preferences.jsonl").exists()

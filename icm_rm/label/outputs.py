@@ -218,15 +218,18 @@ def write_outputs(cfg, pool: ClaimSet, outcomes, scorer: Scorer, rules, out: Pat
         report["consistency"] = consistency_rate(claims, labels, rules)
     prefs = preference_examples(pool, rows) if pool.is_pairwise else []
     gold = preference_examples(pool, rows, gold=True) if pool.is_pairwise and pool.has_gold else None
-    to_read = pairs_to_read(prefs, gold)
-    report.update({key: {k: v for k, v in r.items() if k != "indices"} for key, r in to_read.items()})
+    to_read = pairs_to_read(prefs, gold) if pool.is_pairwise else claims_to_read(pool, rows)
+    report.update({key: {k: v for k, v in r.items() if k not in ("indices", "rows")} for key, r in to_read.items()})
     atomic_write_json(out / "report.json", report)
     plot_progress(out / "progress.png", pool, outcomes, pool.has_gold)
     # The files the next stage reads go last, so they appear only moments before the `.complete` marker.
     atomic_write_jsonl(out / "labels.jsonl", rows)
-    if pool.is_pairwise:
-        for r in to_read.values():
+    for r in to_read.values():
+        if pool.is_pairwise:
             write_preferences_jsonl(out / r["file"], [prefs[i] for i in r["indices"]])
+        else:
+            atomic_write_jsonl(out / r["file"], r["rows"])
+    if pool.is_pairwise:
         write_preferences_jsonl(out / "preferences.jsonl", prefs)
         if gold is not None:
             write_preferences_jsonl(out / "preferences_gold.jsonl", gold)
@@ -258,18 +261,38 @@ def spot_check_pairs(prefs: list[PreferenceExample], gold: list[PreferenceExampl
                      k: int = SPOT_SIZE) -> dict | None:
     """k pairs drawn at random (seed 0, in file order), whatever their labels: a person who reads them estimates the
     whole labeling's accuracy, which the least-confident pairs cannot do — an inverted labeling can be sure of itself.
-    `flag_at`: the wrong count from which the labels are probably below 90% right. With gold (reports only): how many
-    of them are wrong."""
+    With gold (reports only): how many of them are wrong."""
     if not prefs:
         return None
-    idx = sorted(random.Random(0).sample(range(len(prefs)), min(k, len(prefs))))
-    flag_at = spot_check_threshold(len(idx))
-    out = {"file": SPOT_FILE, "n": len(idx), "of": len(prefs), "flag_at": flag_at,
-           "p_flag_if_90": binom_tail(len(idx), 0.1, flag_at), "p_flag_if_50": binom_tail(len(idx), 0.5, flag_at),
-           "indices": idx}
+    out = spot_draw(range(len(prefs)), len(prefs), k, "pairs")
     if gold is not None:
-        out["wrong"] = int(sum(prefs[i].chosen != gold[i].chosen for i in idx))
+        out["wrong"] = int(sum(prefs[i].chosen != gold[i].chosen for i in out["indices"]))
     return out
+
+
+def claims_to_read(pool: ClaimSet, rows: list[dict], k: int = SPOT_SIZE) -> dict[str, dict]:
+    """A claim pool's spot check: k labeled claims drawn at random, as `{id, claim, label}` rows (the claim as the
+    model read it), and with gold (reports only) how many of them are wrong."""
+    labeled = [i for i, r in enumerate(rows) if r["label"] is not None]
+    if not labeled:
+        return {}
+    out = spot_draw(labeled, len(labeled), k, "claims")
+    text = {c.id: c.text for c in pool.claims}
+    out["rows"] = [{"id": rows[i]["id"], "claim": text[rows[i]["id"]], "label": rows[i]["label"]}
+                   for i in out["indices"]]
+    if pool.has_gold:
+        out["wrong"] = int(sum(pool.gold[r["id"]] != r["label"] for r in out["rows"]))
+    return {"spot_check": out}
+
+
+def spot_draw(candidates: Sequence[int], of: int, k: int, unit: str) -> dict:
+    """min(k, n) of the candidate indices drawn at random (seed 0), sorted, with the wrong count from which labels
+    are probably below 90% right (`flag_at`) and how likely labels 90% right / at chance reach it."""
+    idx = sorted(random.Random(0).sample(list(candidates), min(k, len(candidates))))
+    flag_at = spot_check_threshold(len(idx))
+    return {"file": SPOT_FILE, "n": len(idx), "of": of, "unit": unit, "flag_at": flag_at,
+            "p_flag_if_90": binom_tail(len(idx), 0.1, flag_at), "p_flag_if_50": binom_tail(len(idx), 0.5, flag_at),
+            "indices": idx}
 
 
 def binom_tail(n: int, p: float, t: int) -> float:
@@ -319,16 +342,21 @@ def print_summary(report: dict, out: Path) -> None:
     if spot := spot_check_line(report, f"{out}/"):
         lines.append(spot)
         rows = (out / SPOT_FILE).read_text(encoding="utf-8").splitlines()[:SPOT_PREVIEW]  # written by this run
-        lines += [f"  {pair_preview(json.loads(row))}" for row in rows]
+        lines += [f"  {preview(json.loads(row))}" for row in rows]
     lines.append(f"outputs in {out}/ (labels.jsonl, report.json, progress.png)")
     print("\n".join(lines), file=sys.stderr)
 
 
-def pair_preview(row: dict, width: int = 70) -> str:
-    """One labeled pair on one line, each text flattened and cut to `width`: `prompt → chosen  (over: rejected)`."""
-    def short(content: Any) -> str:
+def preview(row: dict, width: int = 70) -> str:
+    """One spot-check row on one line, each text flattened and cut to `width`: a pair as `prompt → chosen  (over:
+    rejected)`, a claim as `… its end (the task's question line dropped) → True|False`."""
+    def short(content: Any, tail: bool = False) -> str:
         text = render_messages(content) if isinstance(content, list) else str(content)
         text = " ".join(text.split())
-        return text if len(text) <= width else text[:width - 1] + "…"
+        if len(text) <= width:
+            return text
+        return "…" + text[-(width - 1):] if tail else text[:width - 1] + "…"
 
+    if "claim" in row:
+        return f"{short(row['claim'].rsplit(chr(10), 1)[0], tail=True)} → {row['label']}"
     return f"{short(row['prompt'])} → {short(row['chosen'])}  (over: {short(row['rejected'])})"

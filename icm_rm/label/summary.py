@@ -61,7 +61,7 @@ def spot_check_line(report: dict, where: str = "") -> str | None:
     if not r:
         return None
     gold = f" (gold: {r['wrong']} of these are wrong)" if "wrong" in r else ""
-    return (f"spot check: {r['n']} of {r['of']} pairs drawn at random are in {where}{r['file']}{gold}; if "
-            f"{r['flag_at']} or more of them are wrong, do not train on these labels — labels 90% right show that "
-            f"{pct(r['p_flag_if_90'])} of the time, labels at chance {pct(r['p_flag_if_50'])} (a labeling can be "
-            f"consistent, agree with the model's own verdicts and still be inverted)")
+    return (f"spot check: {r['n']} of {r['of']} {r.get('unit', 'pairs')} drawn at random are in {where}{r['file']}"
+            f"{gold}; if {r['flag_at']} or more of them are wrong, do not train on these labels — labels 90% right "
+            f"show that {pct(r['p_flag_if_90'])} of the time, labels at chance {pct(r['p_flag_if_50'])} (a labeling "
+            f"can be consistent, agree with the model's own verdicts and still be inverted)")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.families import write_trl  # noqa: E402
-from icm_rm.data.protocol import DEV, TEST, TEST2, TEST3, TEST4, protocol_task, tasks_of  # noqa: E402
+from icm_rm.data.protocol import DEV, ROLES, TEST, TEST2, TEST3, TEST4, protocol_task, tasks_of  # noqa: E402
 from icm_rm.label import LabelConfig, run_label  # noqa: E402
 
 BASELINES = {"zero_shot": "zero-shot T/F", "zero_shot_likelihood": "zero-shot lik.", "random_label": "random label",
@@ -175,8 +175,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="capitals + antonyms, SmolLM2 only, 600 iterations")
     ap.add_argument("--models", nargs="*", default=None)
-    ap.add_argument("--roles", nargs="*", default=[DEV, TEST, TEST2, TEST3, TEST4],
-                    choices=(DEV, TEST, TEST2, TEST3, TEST4))
+    ap.add_argument("--roles", nargs="*", default=list(ROLES), choices=ROLES)
     ap.add_argument("--tasks", nargs="*", default=None, help="protocol tasks (default: every task of --roles)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")

@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, md_table, write_result  # noqa: E402
 
+from icm_rm.data.protocol import ROLES  # noqa: E402
 from icm_rm.label.diagnostics import DEPART  # noqa: E402
 from icm_rm.label.fallback import fallback_reasons  # noqa: E402
 
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     names = [n for n in args.results if (RESULTS / f"{n}.json").exists()]
     rows = pair_runs(names)
-    roles = [r for r in ("dev", "test", "test2", "test3") if any(x["role"] == r for x in rows)]
+    roles = [r for r in ROLES if any(x["role"] == r for x in rows)]
     table, doc = [], {}
     for role in roles:
         mine = [x for x in rows if x["role"] == role]

@@ -1,4 +1,4 @@
-"""Gather finished `icm-rm label` runs (their report.json, config.yaml and run.json) into one results file and table:
+"""Gather finished `icm-rm label` runs (their report.json and config.yaml) into one results file and table:
 for runs too long for one benchmark process, such as ICM-ICL with a 1.5B model on CPU, started one per seed.
 
     python benchmarks/label_runs.py RUN_DIR [RUN_DIR ...] --name NAME

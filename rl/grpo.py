@@ -83,7 +83,8 @@ class GRPOConfig(PolicyTrainingConfig):
             raise ConfigError("num_generations", "GRPO needs at least 2 completions per prompt to form a group")
         if self.beta < 0:
             raise ConfigError("beta", f"must be ≥ 0, got {self.beta}")
-        known = _trl_field_names()
+        fields = _trl_fields()
+        known = set(fields)
         ours = {v: k for k, v in _TRL_NAMES.items()}
         for key in self.trl:
             if key in ours:
@@ -91,7 +92,7 @@ class GRPOConfig(PolicyTrainingConfig):
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 raise ConfigError(f"trl.{key}", "not a field of TRL's GRPOConfig" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        self.trl = coerce_pass_through("trl", self.trl, _trl_fields())
+        self.trl = coerce_pass_through("trl", self.trl, fields)
         check_pass_through("trl", self.trl)
 
 

@@ -23,6 +23,7 @@ from .records import ClaimSet
 from .spec import load_claimset
 
 DEV, TEST, TEST2, TEST3, TEST4 = "dev", "test", "test2", "test3", "test4"
+ROLES = (DEV, TEST, TEST2, TEST3, TEST4)
 FRESH_FAMILIES = ("synonyms", "currencies", "counting_order", "heavier", "calendar_order", "animal_sounds",
                   "subtle_answers")
 THIRD_FAMILIES = ("translations", "gender_pairs", "baby_animals", "colours", "inventors", "trade_tools",

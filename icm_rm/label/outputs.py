@@ -358,5 +358,6 @@ def preview(row: dict, width: int = 70) -> str:
         return "…" + text[-(width - 1):] if tail else text[:width - 1] + "…"
 
     if "claim" in row:
-        return f"{short(row['claim'].rsplit(chr(10), 1)[0], tail=True)} → {row['label']}"
+        claim = row["claim"].rsplit("\n", 1)[0]  # its last line is the task's question
+        return f"{short(claim, tail=True)} → {row['label']}"
     return f"{short(row['prompt'])} → {short(row['chosen'])}  (over: {short(row['rejected'])})"

@@ -43,6 +43,11 @@ def write_result(name: str, doc: dict) -> Path:
     return path
 
 
+def report_accuracy(block: dict | None) -> float | None:
+    """A label report's accuracy block as one number: pair accuracy on pair pools, claim accuracy on claim pools."""
+    return None if not block else block.get("pair", block.get("claim"))
+
+
 def md_table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
+from common import SHARED, finished_tasks, md_table, report_accuracy, write_result  # noqa: E402
 
 from icm_rm.data.families import write_trl  # noqa: E402
 from icm_rm.data.protocol import DEV, ROLES, TEST, TEST2, TEST3, TEST4, protocol_task, tasks_of  # noqa: E402
@@ -63,10 +63,6 @@ def label_config(task: str, model: str, seed: int, out: Path, quick: bool) -> La
     return cfg
 
 
-def _acc(d: dict | None) -> float | None:
-    return None if not d else d.get("pair", d.get("claim"))
-
-
 def _agreement(a: list, b: list) -> float:
     return float(np.mean([x == y for x, y in zip(a, b)]))
 
@@ -85,8 +81,8 @@ def run_task(task: str, model: str, seeds: list[int], quick: bool) -> dict:
             run_label(label_config(task, model, seed, out, quick))
             rep = json.loads((out / "report.json").read_text())
             labels = [json.loads(line)["label"] for line in (out / "labels.jsonl").read_text().splitlines()]
-            runs.append({"seed": seed, "accuracy": _acc(rep.get("accuracy")), "labels": labels,
-                         "searched_accuracy": _acc(rep.get("accuracy_searched") or rep.get("accuracy")),
+            runs.append({"seed": seed, "accuracy": report_accuracy(rep.get("accuracy")), "labels": labels,
+                         "searched_accuracy": report_accuracy(rep.get("accuracy_searched") or rep.get("accuracy")),
                          "fallback": [f["reasons"] for f in (rep.get("diagnostics") or {}).get("fallback", [])],
                          "warnings": [w["code"] for w in rep.get("warnings", [])],
                          "diagnostics": rep.get("diagnostics"), "baselines": rep.get("baselines", {}),
@@ -94,8 +90,9 @@ def run_task(task: str, model: str, seeds: list[int], quick: bool) -> dict:
                          "seconds": time.time() - ts})
     agree = [_agreement(runs[a]["labels"], runs[b]["labels"]) for a in range(len(runs))
              for b in range(a + 1, len(runs))]
-    base = {k: _acc(v) for k, v in runs[0]["baselines"].items()}  # the same for every seed except random label
-    base["random_label"] = float(np.mean([_acc(r["baselines"].get("random_label")) for r in runs]))
+    # the same for every seed except random label
+    base = {k: report_accuracy(v) for k, v in runs[0]["baselines"].items()}
+    base["random_label"] = float(np.mean([report_accuracy(r["baselines"].get("random_label")) for r in runs]))
     zs = [v for k, v in base.items() if k in ZERO_SHOT and v is not None]
     for r in runs:
         del r["labels"], r["baselines"]

@@ -19,11 +19,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import md_table, write_result  # noqa: E402
-
-
-def _acc(block: dict) -> float:
-    return block.get("pair", block.get("claim"))
+from common import md_table, report_accuracy, write_result  # noqa: E402
 
 
 def read_run(run: Path) -> dict:
@@ -36,8 +32,8 @@ def read_run(run: Path) -> dict:
             "limit_groups": cfg.get("limit_groups"), "data_seed": cfg.get("data_seed"),
             "search_seed": cfg["search"]["seed"], "n_claims": report["n_claims"], "iterations": report["iterations"],
             "time_s": report["time_s"], "forward_tokens": report["forward_tokens"], "u": report["final"]["u"],
-            "accuracy": _acc(report["accuracy"]),
-            "baselines": {k: _acc(v) for k, v in (report.get("baselines") or {}).items()},
+            "accuracy": report_accuracy(report["accuracy"]),
+            "baselines": {k: report_accuracy(v) for k, v in (report.get("baselines") or {}).items()},
             "warnings": [w["code"] for w in report.get("warnings", [])]}
 
 

@@ -264,7 +264,7 @@ def spot_check_pairs(prefs: list[PreferenceExample], gold: list[PreferenceExampl
     With gold (reports only): how many of them are wrong."""
     if not prefs:
         return None
-    out = spot_draw(range(len(prefs)), len(prefs), k, "pairs")
+    out = spot_draw(range(len(prefs)), k, "pairs")
     if gold is not None:
         out["wrong"] = int(sum(prefs[i].chosen != gold[i].chosen for i in out["indices"]))
     return out
@@ -276,7 +276,7 @@ def claims_to_read(pool: ClaimSet, rows: list[dict], k: int = SPOT_SIZE) -> dict
     labeled = [i for i, r in enumerate(rows) if r["label"] is not None]
     if not labeled:
         return {}
-    out = spot_draw(labeled, len(labeled), k, "claims")
+    out = spot_draw(labeled, k, "claims")
     text = {c.id: c.text for c in pool.claims}
     out["rows"] = [{"id": rows[i]["id"], "claim": text[rows[i]["id"]], "label": rows[i]["label"]}
                    for i in out["indices"]]
@@ -285,12 +285,12 @@ def claims_to_read(pool: ClaimSet, rows: list[dict], k: int = SPOT_SIZE) -> dict
     return {"spot_check": out}
 
 
-def spot_draw(candidates: Sequence[int], of: int, k: int, unit: str) -> dict:
+def spot_draw(candidates: Sequence[int], k: int, unit: str) -> dict:
     """min(k, n) of the candidate indices drawn at random (seed 0), sorted, with the wrong count from which labels
     are probably below 90% right (`flag_at`) and how likely labels 90% right / at chance reach it."""
     idx = sorted(random.Random(0).sample(list(candidates), min(k, len(candidates))))
     flag_at = spot_check_threshold(len(idx))
-    return {"file": SPOT_FILE, "n": len(idx), "of": of, "unit": unit, "flag_at": flag_at,
+    return {"file": SPOT_FILE, "n": len(idx), "of": len(candidates), "unit": unit, "flag_at": flag_at,
             "p_flag_if_90": binom_tail(len(idx), 0.1, flag_at), "p_flag_if_50": binom_tail(len(idx), 0.5, flag_at),
             "indices": idx}
 

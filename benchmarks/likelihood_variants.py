@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from icm_rm.infra.quiet import quiet_third_party
@@ -32,36 +31,10 @@ from common import SHARED, md_table, write_result  # noqa: E402
 
 from icm_rm.data.protocol import DEV, ROLES, load_protocol_task, tasks_of  # noqa: E402
 from icm_rm.data.tasks import render_content  # noqa: E402
-from icm_rm.infra.lm import load_causal_lm, response_token_logprobs  # noqa: E402
-from icm_rm.scoring.tokens import prefix_ids  # noqa: E402
+from icm_rm.infra.lm import load_causal_lm  # noqa: E402
+from icm_rm.scoring.likelihood import ResponseLikelihood  # noqa: E402
 
 VARIANTS = ("mean", "sum", "pmi_mean", "pmi_sum")
-
-
-@torch.inference_mode()
-def loglik(model, tokenizer, items: Sequence[tuple[str, str]], max_logits_mb: float = 1024) -> list[tuple[float, int]]:
-    """(summed log π(response | prompt + newline), response tokens) per (prompt, response), as the label stage
-    tokenises them (`ResponseLikelihood`); batches by length, their logits bounded (Gemma's vocabulary is 262k)."""
-    pre, pad = prefix_ids(tokenizer), tokenizer.pad_token_id or 0
-    rows, starts = [], []
-    for prompt, response in items:
-        p = pre + tokenizer(prompt + "\n", add_special_tokens=False).input_ids
-        rows.append(p + (tokenizer(response, add_special_tokens=False).input_ids or [pad]))
-        starts.append(len(p))
-    max_cells = max(1, int(max_logits_mb * 2**20 / (4 * 3 * model.get_output_embeddings().weight.shape[0])))
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
-    i = 0
-    while i < len(order):
-        j = i + 1
-        while j < len(order) and j - i < 16 and (j - i + 1) * len(rows[order[j]]) <= max_cells:
-            j += 1
-        batch = order[i:j]
-        for k, lp in zip(batch, response_token_logprobs(model, [rows[k] for k in batch], [starts[k] for k in batch],
-                                                        pad)):
-            out[k] = (float(lp.sum()), len(lp))
-        i = j
-    return out
 
 
 def measure(model, tokenizer, task: str) -> dict | None:
@@ -76,7 +49,8 @@ def measure(model, tokenizer, task: str) -> dict | None:
         prompt = render_content(p.prompt)
         for r in (render_content(p.response_a), render_content(p.response_b)):
             items += [(prompt, r), ("", r)]
-    s = np.array(loglik(model, tokenizer, items), dtype=float).reshape(len(pairs), 2, 2, 2)  # pair, resp, cond|null
+    s = np.array(ResponseLikelihood(model, tokenizer, show_progress=False).summed_logprobs(items),
+                 dtype=float).reshape(len(pairs), 2, 2, 2)  # pair, response, conditional | null prompt, (sum, n)
     total, n = s[..., 0], s[..., 1]
     score = {"mean": total[:, :, 0] / n[:, :, 0], "sum": total[:, :, 0],
              "pmi_mean": total[:, :, 0] / n[:, :, 0] - total[:, :, 1] / n[:, :, 1],

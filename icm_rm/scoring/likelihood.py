@@ -28,12 +28,23 @@ class ResponseLikelihood:
         show_progress: a bar when a call scores more than one batch (long dialogues take minutes at 1.5B)."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.max_logits_mb, self.show_progress = max_logits_mb, show_progress
-        self._cache: dict[tuple[str, str], float] = {}
+        self._cache: dict[tuple[str, str], tuple[float, float, int]] = {}  # → (mean, sum, response tokens)
         self.forward_tokens = 0
 
-    @torch.inference_mode()
     def mean_logprobs(self, items: Sequence[tuple[str, str]]) -> list[float]:
         """Mean log π(response tokens | prompt + newline) for (prompt, response) texts."""
+        self._score(items)
+        return [self._cache[it][0] for it in items]
+
+    def summed_logprobs(self, items: Sequence[tuple[str, str]]) -> list[tuple[float, int]]:
+        """(summed log π(response tokens | prompt + newline), response tokens) per (prompt, response): for callers
+        that normalise otherwise (benchmarks/likelihood_variants.py); one forward per text serves both accessors."""
+        self._score(items)
+        return [self._cache[it][1:] for it in items]
+
+    @torch.inference_mode()
+    def _score(self, items: Sequence[tuple[str, str]]) -> None:
+        """Fill the cache for the texts not scored yet, in length-sorted batches whose logits are bounded."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         pre = prefix_ids(self.tokenizer)
         encoded = {}  # (prompt, response) → (token ids, where the response starts)
@@ -58,10 +69,9 @@ class ResponseLikelihood:
             start = stop
             self.forward_tokens += sum(map(len, rows))
             for item, logp in zip(batch, response_token_logprobs(self.model, rows, starts, pad)):
-                self._cache[item] = float(logp.mean())
+                self._cache[item] = (float(logp.mean()), float(logp.sum()), len(logp))
             bar.update(len(batch))
         bar.close()
-        return [self._cache[it] for it in items]
 
     def claim_signal(self, claims: Sequence[Claim], pairs: Mapping[str, PreferencePair]) -> np.ndarray:
         """Per claim of a swapped pair: the mean log-likelihood of the response it ranks first (A for `A>B`);

@@ -42,7 +42,8 @@ class PipelineConfig:
                                          "seed mean (overrides the ppo:/grpo: seed, which may only repeat the first)",
                                     ge=0)
     rm_seeds: list[int] | None = cfg_field(None, help="RM training seeds: every route trains one RM per seed (all on "
-                                                      "the first seed's held-out split) and policies against each; "
+                                                      "one held-out split: rm.split_seed, else the first seed's) and "
+                                                      "policies against each; "
                                                       "the report gives the mean over them (null = one RM per route, "
                                                       "the rm: section's seed)", ge=0)
     stages: list[str] = cfg_field(default_factory=lambda: list(STAGES),

@@ -116,8 +116,8 @@ class Pipeline:
         resume = d.exists() and any(d.glob("checkpoint-*"))
         seeds = self.rm_seeds()
         seeded = {} if rm_seed is None else {"seed": rm_seed}
-        if rm_seed is not None and rm_seed != seeds[0]:
-            seeded["split_seed"] = seeds[0]  # every RM of a route holds out the same pairs
+        if rm_seed is not None and rm_seed != seeds[0] and self.cfg.rm.get("split_seed") is None:
+            seeded["split_seed"] = seeds[0]  # every RM of a route holds out the same pairs (an explicit one wins)
         return _stage_cfg(RewardModelConfig, self.cfg.rm, "rm", train_data=self.train_prefs(route),
                           output_dir=str(d), resume=resume, label_source=route, **seeded)
 

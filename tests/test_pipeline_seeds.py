@@ -200,6 +200,10 @@ def test_rm_seeds_name_one_rm_per_seed_on_one_split_and_policies_against_each(tm
     first, other = p.rm_cfg("human", 42), p.rm_cfg("human", 7)
     assert (first.seed, first.split_seed, other.seed, other.split_seed) == (42, None, 7, 42)  # one held-out split
     assert other.output_dir == str(out / "rm_human_r7") and other.train_data.endswith("preferences_gold.jsonl")
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, rm_seeds=[3, 4])
+    cfg.rm["split_seed"] = 42  # an explicit split wins over the first seed's
+    pinned = Pipeline(cfg)
+    assert [(c.seed, c.split_seed) for c in (pinned.rm_cfg("icm", 3), pinned.rm_cfg("icm", 4))] == [(3, 42), (4, 42)]
     assert p.runs() == [(42, 0), (42, 1), (7, 0), (7, 1)]
     assert p.policies("human") == [("RM seed 42, RL seed 0", "human_rm_policy"),
                                    ("RM seed 42, RL seed 1", "human_rm_policy_s1"),
@@ -308,3 +312,25 @@ def test_gold_gap_is_judged_by_the_standard_error_of_the_seed_means():
         assert g["diff"] == pytest.approx(gap) and g["seed_sd"] == pytest.approx(sd)
         assert g["seed_se"] == pytest.approx(math.sqrt(2 * sd ** 2 / 16))
         assert g["within_seed_spread"] is within and g["diff"] < g["seed_sd"]
+
+
+def test_pooled_rm_seed_rounds_equal_one_seed_mean_report_over_all_their_runs():
+    """benchmarks/rm_seeds_pooled.py joins a stored round's per-policy diffs with a new run's: the result must be the
+    pipeline's own seed-mean gap and standard error over all the runs at once."""
+    import sys
+
+    from icm_rm.pipeline.seed_means import seed_means
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from rm_seeds_pooled import pooled
+
+    stored = {"icm_s0": 0.2, "icm_s1": 0.0, "human_s0": 0.25, "goldr1_s0": 0.15}
+    new = {"icm_rm_policy": 0.1, "icm_rm_policy_r4": 0.3, "human_rm_policy": 0.05}
+    out = pooled(stored, new)
+    scores = {"reference": np.zeros(3), **{p: np.full(3, d) for p, d in {**stored, **new}.items()}}
+    policies = {r: [(k, p) for k, p in enumerate(q for q in {**stored, **new} if (q[0] == "i") == (r == "icm"))]
+                for r in ("icm", "human")}
+    g = seed_means(scores, policies, tie_margin=0.0, seed=0, head_to_head=False)["gold_gap"]
+    assert out["gap"] == pytest.approx(g["diff"]) == pytest.approx(0.15 - 0.15)
+    assert out["gap_se"] == pytest.approx(g["seed_se"]) and out["routes"]["icm"]["n"] == 4
+    assert out["routes"]["human"]["stored"] == [0.25, 0.15] and out["routes"]["human"]["new"] == [0.05]

@@ -21,6 +21,12 @@ def read_scores(eval_dir: Path) -> dict[str, np.ndarray]:
     return {n: np.asarray([r[n + SCORE] for r in rows], dtype=float) for n in names}
 
 
+def gap_se(icm_diffs: list[float], human_diffs: list[float]) -> float:
+    """Standard error of the difference of two routes' seed means, their runs taken as independent draws: how much
+    that difference varies from one set of RM/RL seeds to the next."""
+    return float(np.sqrt(np.var(icm_diffs, ddof=1) / len(icm_diffs) + np.var(human_diffs, ddof=1) / len(human_diffs)))
+
+
 def seed_means(scores: dict[str, np.ndarray], policies: dict[str, list[tuple[int, str]]], *, tie_margin: float,
                seed: int, head_to_head: bool) -> dict:
     """Per route (`policies`: route → [(RL seed, policy name)]): the seed-mean score and its comparison with the
@@ -44,8 +50,7 @@ def seed_means(scores: dict[str, np.ndarray], policies: dict[str, list[tuple[int
     if {"icm", "human"} <= set(routes) and routes["icm"]["seed_sd"] is not None:
         icm, human = routes["icm"], routes["human"]
         gap = float(np.mean(mean["icm"] - mean["human"]))
-        # the seed means' difference varies from run set to run set by this much (runs as independent draws)
-        se = float(np.sqrt(icm["seed_sd"] ** 2 / len(icm["seeds"]) + human["seed_sd"] ** 2 / len(human["seeds"])))
+        se = gap_se(icm["seed_diffs"], human["seed_diffs"])
         out["gold_gap"] = {"diff": gap, "seed_sd": max(icm["seed_sd"], human["seed_sd"]), "seed_se": se,
                            "within_seed_spread": abs(gap) <= 2 * se}
     return out

@@ -35,11 +35,11 @@ def pooled(stored: dict[str, float], new: dict[str, float]) -> dict:
     for r in ("icm", "human"):
         old = [d for p, d in stored.items() if route_of(p) == r]
         add = [d for p, d in new.items() if route_of(p) == r]
-        both = old + add
-        routes[r] = {"stored": old, "new": add, "n": len(both), "mean": float(np.mean(both)),
-                     "sd": float(np.std(both, ddof=1)), "new_mean": float(np.mean(add)), "stored_mean": float(np.mean(old))}
+        routes[r] = {"stored": old, "new": add, "n": len(old + add), "mean": float(np.mean(old + add)),
+                     "sd": float(np.std(old + add, ddof=1)), "new_mean": float(np.mean(add)),
+                     "stored_mean": float(np.mean(old))}
     gap = routes["icm"]["mean"] - routes["human"]["mean"]
-    se = gap_se(routes["icm"]["stored"] + routes["icm"]["new"], routes["human"]["stored"] + routes["human"]["new"])
+    se = gap_se(*(routes[r]["stored"] + routes[r]["new"] for r in ("icm", "human")))
     return {"routes": routes, "gap": gap, "gap_se": se, "within_two_se": abs(gap) <= 2 * se,
             "within_goal_5_points": abs(gap) <= 0.05}
 

@@ -314,23 +314,22 @@ def test_gold_gap_is_judged_by_the_standard_error_of_the_seed_means():
         assert g["within_seed_spread"] is within and g["diff"] < g["seed_sd"]
 
 
-def test_pooled_rm_seed_rounds_equal_one_seed_mean_report_over_all_their_runs():
+def test_pooled_rm_seed_rounds_equal_one_seed_mean_report_over_all_their_runs(monkeypatch):
     """benchmarks/rm_seeds_pooled.py joins a stored round's per-policy diffs with a new run's: the result must be the
     pipeline's own seed-mean gap and standard error over all the runs at once."""
-    import sys
-
     from icm_rm.pipeline.seed_means import seed_means
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from rm_seeds_pooled import pooled
 
     stored = {"icm_s0": 0.2, "icm_s1": 0.0, "human_s0": 0.25, "goldr1_s0": 0.15}
-    new = {"icm_rm_policy": 0.1, "icm_rm_policy_r4": 0.3, "human_rm_policy": 0.05}
+    new = {"icm_rm_policy": 0.1, "icm_rm_policy_r4": 0.3, "human_rm_policy": 0.0}
     out = pooled(stored, new)
-    scores = {"reference": np.zeros(3), **{p: np.full(3, d) for p, d in {**stored, **new}.items()}}
-    policies = {r: [(k, p) for k, p in enumerate(q for q in {**stored, **new} if (q[0] == "i") == (r == "icm"))]
+    runs = {**stored, **new}
+    scores = {"reference": np.zeros(3), **{p: np.full(3, d) for p, d in runs.items()}}
+    policies = {r: [(k, p) for k, p in enumerate(q for q in runs if (q[:3] == "icm") == (r == "icm"))]
                 for r in ("icm", "human")}
     g = seed_means(scores, policies, tie_margin=0.0, seed=0, head_to_head=False)["gold_gap"]
-    assert out["gap"] == pytest.approx(g["diff"]) == pytest.approx(0.15 - 0.15)
+    assert out["gap"] == pytest.approx(g["diff"]) == pytest.approx(0.15 - 0.4 / 3)
     assert out["gap_se"] == pytest.approx(g["seed_se"]) and out["routes"]["icm"]["n"] == 4
-    assert out["routes"]["human"]["stored"] == [0.25, 0.15] and out["routes"]["human"]["new"] == [0.05]
+    assert out["routes"]["human"]["stored"] == [0.25, 0.15] and out["routes"]["human"]["new"] == [0.0]

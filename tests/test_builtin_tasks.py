@@ -219,3 +219,23 @@ def test_no_constant_quiz_answer_scores_above_the_largest_class_share():
         assert score == share
     best = max(sum(truth[s] == c for s in test) for c in table.objects()) / len(test)
     assert best == 17 / 56 < 0.31
+
+
+def test_an_evasion_may_name_the_subject():
+    """`{A_subject}.` as an evasion rejects the subject alone ("A fox."): formatted per pair, gold still right."""
+    import dataclasses
+
+    from icm_rm.data.builtin import table_claimset
+
+    table = dataclasses.replace(TABLES["animal_quiz"], evasions=("{A_subject}.",))
+    pool = table_claimset(table, split="train")
+    truth, bare = dict(table.rows), 0
+    for pid, pair in pool.pairs.items():
+        a_better = pool.gold[f"{pid}:A>B"]
+        good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+        subject = pair.meta["subject"]
+        assert good == table.state(subject, truth[subject])
+        if bad == table.fields(subject)["A_subject"] + ".":
+            bare += 1
+            assert "{" not in bad and gold_check("animal_quiz", pair.prompt, bad) is False
+    assert 0.3 < bare / len(pool.pairs) < 0.7

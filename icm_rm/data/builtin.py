@@ -149,6 +149,7 @@ def _pairs(table: FactTable, subjects: list[str], truth: dict[str, str], seed: i
         good = table.state(subject, truth[subject])
         if table.evasions and _hash_unit(pid, "evasive", seed) < 0.5:
             bad = table.evasions[int(_hash_unit(pid, "evasion", seed) * len(table.evasions))]
+            bad = bad.format(**table.fields(subject))  # a non-answer may name the subject: "{A_subject}."
         else:
             bad = table.state(subject, distractors(table, subject, 1, seed)[0])
         good_first = _hash_unit(pid, "order") < 0.5

@@ -19,7 +19,7 @@ class FactTable:
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # object → other accepted spellings
     case_sensitive: bool = False  # chemical symbols: "Co" is not "CO"
     plural_ok: bool = False  # class nouns: "mammals" states "mammal"
-    evasions: tuple[str, ...] = ()  # non-answers that half the pairs reject instead of a wrong object
+    evasions: tuple[str, ...] = ()  # non-answers half the pairs reject instead of a wrong object (fields as question)
     split_key: str = ""  # tables over the same rows share their train/test split by naming one key (default: name)
 
     def fields(self, subject: str, obj: str = "") -> dict[str, str]:

@@ -178,30 +178,35 @@ def test_the_rl_task_rejects_non_answers_in_half_its_pairs():
     assert not any(o in e.lower() for e in table.evasions for o in table.objects())
 
 
-def test_the_quiz_task_shares_the_animal_split_and_contrasts_only_the_class():
+def test_the_quiz_task_shares_the_animal_split_and_rejects_a_wrong_class_or_a_non_answer():
     from icm_rm.data.builtin import RL_TASKS, split_subjects
 
     table, answers = TABLES["animal_quiz"], TABLES["animal_answers"]
     assert "animal_quiz" in RL_TASKS and "animal_quiz" not in BUILTIN_TASKS
-    assert table.rows == answers.rows and table.evasions == ()
+    assert table.rows == answers.rows
     train, test = split_subjects(table, "train"), split_subjects(table, "test")
     assert (train, test) == (split_subjects(answers, "train"), split_subjects(answers, "test"))
     assert len(test) >= 50 and not set(train) & set(test) and len(train) + len(test) == len(table.rows)
     assert set(builtin_prompts("animal_quiz", "train")).isdisjoint(builtin_prompts("animal_quiz", "test"))
     pool = builtin_claimset("animal_quiz", split="all")
     truth = dict(table.rows)
-    wrong = set()
+    wrong, non_answers = set(), 0
     for pid, pair in pool.pairs.items():
         a_better = pool.gold[f"{pid}:A>B"]
         good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
         subject = pair.meta["subject"]
         assert pair.prompt == table.ask(subject) and good == table.state(subject, truth[subject])
-        # the same sentence with another class: the only thing a label can prefer is the class
-        others = [o for o in table.objects() if o != truth[subject] and bad == table.state(subject, o)]
-        assert len(others) == 1
-        wrong.add(others[0])
         assert gold_check("animal_quiz", pair.prompt, good) and gold_check("animal_quiz", pair.prompt, bad) is False
+        # the same sentence with another class, or the subject with no class ("A fox." / "A fox is an animal.")
+        others = [o for o in table.objects() if o != truth[subject] and bad == table.state(subject, o)]
+        if others:
+            wrong.add(*others)
+        else:
+            non_answers += 1
+            assert bad in {e.format(**table.fields(subject)) for e in table.evasions}
+            assert not any(o in bad.lower().replace(subject.lower(), "") for o in table.objects())  # "A swordfish."
     assert wrong == set(table.objects())
+    assert 0.4 < non_answers / len(pool.pairs) < 0.6
 
 
 def test_no_constant_quiz_answer_scores_above_the_largest_class_share():

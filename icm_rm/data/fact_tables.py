@@ -206,15 +206,18 @@ ANIMAL_ANSWERS = FactTable(
 )
 
 # The RL demo's task: animal_answers' rows and train/test split, a question that lists the classes and asks for one
-# short sentence, and pairs that contrast only the class ("A fox is a mammal." vs "A fox is a fish."). Chosen on dev
-# subjects of the train split (BENCHMARKS.md §5): SmolLM2-135M-Instruct already answers in a sentence naming one class
-# on ~3/4 of the questions and gets ~half right, so what RL can still change is the class, not the form; and pairs
-# that differ only in the class give a random-label RM no form to prefer.
+# short sentence. Chosen on dev subjects of the train split (BENCHMARKS.md §5): SmolLM2-135M-Instruct already answers
+# in a sentence naming one class on ~3/4 of the questions and gets ~half right, so what RL can still change is the
+# class. Half the pairs contrast the class ("A fox is a mammal." vs "A fox is a fish."), half reject a non-answer
+# ("A fox." / "A fox is an animal."): with class-only pairs no RM saw a non-answer, and policies of some RM seeds
+# learned to answer "A horse." (dev ICM-RM gain over three RM seeds -2.0 -> +19.6 points: non_answer_pairs.py).
+NON_ANSWERS = ("{A_subject}.", "{A_subject} is an animal.")
 ANIMAL_QUIZ = FactTable(
-    name="animal_quiz", description="animal → class; pairs contrast the right class with a wrong one, same sentence",
+    name="animal_quiz", description="animal → class; pairs reject a wrong class or a non-answer naming no class",
     question="Which class of animal is {a_subject}: mammal, bird, reptile, amphibian, fish or insect? "
              "Answer in one short sentence.",
     statement=ANIMAL_CLASSES.statement, plural_ok=True, rows=ANIMAL_ANSWERS.rows, split_key=ANIMAL_ANSWERS.name,
+    evasions=NON_ANSWERS,
 )
 
 LANGUAGES = FactTable(

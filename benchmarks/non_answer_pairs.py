@@ -20,11 +20,13 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from icm_rm.data.builtin import _hash_unit, gold_check, split_subjects, table_claimset
 from icm_rm.data.fact_tables import ANIMAL_QUIZ
@@ -90,14 +92,53 @@ def summarise(run: Path) -> dict:
     return out
 
 
+def stored_name(policy: str) -> str:
+    """A pipeline policy name (icm_rm_policy_r1_s1, human_rm_policy_s2) → results/rm_seeds_test.json's (icmr1_s1,
+    human_s2; gold RMs of other seeds are goldrK there)."""
+    m = re.fullmatch(r"(icm|human)_rm_policy(?:_r(\d+))?(?:_s(\d+))?", policy)
+    route, rm, rl = m.group(1), m.group(2), m.group(3) or "0"
+    head = route if not rm else ("icm" if route == "icm" else "gold") + "r" + rm
+    return f"{head}_s{rl}"
+
+
+def test_compare(run: Path, stored_path: Path) -> dict:
+    """The new pairs' test policies next to the stored class-only round's policies of the same RM and RL seeds."""
+    stored = json.loads(stored_path.read_text())
+    rm_seeds = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("rm_seeds") or [42]
+    if rm_seeds[0] != 42:  # the pipeline names the first RM seed's policies without _rK, as the stored round's seed 42
+        sys.exit(f"{run}: rm_seeds {rm_seeds} must start with 42 to be compared with the stored round")
+    policies = summarise(run)
+    ref = policies.pop("reference")
+    if abs(ref["score"] - stored["reference_score"]) > 1e-9:
+        sys.exit(f"{run}: reference scores {ref['score']:.4f}, the stored round {stored['reference_score']:.4f}")
+    routes = {}
+    for r in ("icm", "human"):
+        mine = {stored_name(k): v for k, v in policies.items() if k.startswith(f"{r}_rm_policy")}
+        old = {k: stored["policies"][k]["score_diff"]["diff"] for k in mine}
+        routes[r] = {"policies": sorted(mine), "new": {k: v["gain"] for k, v in mine.items()}, "class_only": old,
+                     "new_mean": float(np.mean([v["gain"] for v in mine.values()])),
+                     "class_only_mean": float(np.mean(list(old.values()))),
+                     "no_class_mean": float(np.mean([v["no_class"] for v in mine.values()]))}
+    return {"reference": ref, "routes": routes, "policies": policies}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variant", choices=list(VARIANTS), required=True)
-    ap.add_argument("--out", required=True, help="run directory (pipeline output + data files)")
+    ap.add_argument("--variant", choices=list(VARIANTS))
+    ap.add_argument("--out", help="run directory (pipeline output + data files)")
     ap.add_argument("--rm_seeds", type=int, nargs="+", default=[42, 1, 2])
     ap.add_argument("--rl_seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--summarise_only", action="store_true", help="read an earlier run's eval_policy")
+    ap.add_argument("--test_run", help="instead: a test pipeline run on the task's own pairs, compared with the stored "
+                                       "class-only round (results/rm_seeds_test.json) on the same RM/RL seeds")
     args = ap.parse_args(argv)
+    if args.test_run:
+        doc = test_compare(Path(args.test_run), ROOT / "benchmarks/results/rm_seeds_test.json")
+        for r, v in doc["routes"].items():
+            print(f"{r}: non-answer pairs {v['new_mean']:+.3f} vs class-only {v['class_only_mean']:+.3f} over "
+                  f"{len(v['policies'])} policies ({', '.join(v['policies'])}); no class {v['no_class_mean']:.2f}")
+        print(f"wrote {write_result('non_answer_pairs_test', {'benchmark': 'non_answer_pairs', **doc})}")
+        return 0
     out = Path(args.out)
     data = write_data(args.variant, out / "data_dev")  # deterministic: a re-summarised run rewrites the same bytes
     if not args.summarise_only:

@@ -30,12 +30,15 @@ import yaml
 
 from icm_rm.data.builtin import _hash_unit, gold_check, split_subjects, table_claimset
 from icm_rm.data.fact_tables import ANIMAL_QUIZ
-from icm_rm.pipeline.seed_means import read_scores
+from icm_rm.pipeline.seed_means import gap_se, read_scores
+from icm_rm.reward.config import RewardModelConfig
+from rl.eval_stats import paired_comparison
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import md_table, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 DEV_FRACTION = 0.26  # 34 of the 131 train subjects: the size of the dev rounds in BENCHMARKS §5
 VARIANTS = {"class_only": dataclasses.replace(ANIMAL_QUIZ, evasions=()), "non_answers": ANIMAL_QUIZ}
 
@@ -92,34 +95,52 @@ def summarise(run: Path) -> dict:
     return out
 
 
-def stored_name(policy: str) -> str:
-    """A pipeline policy name (icm_rm_policy_r1_s1, human_rm_policy_s2) → results/rm_seeds_test.json's (icmr1_s1,
-    human_s2; gold RMs of other seeds are goldrK there)."""
+def run_key(policy: str, first_rm_seed: int) -> str:
+    """A pipeline policy name → route/RM seed/RL seed (icm_rm_policy_r4_s1 → icm/rm4/s1; no _rK = the run's first
+    RM seed, no _sJ = RL seed 0)."""
     m = re.fullmatch(r"(icm|human)_rm_policy(?:_r(\d+))?(?:_s(\d+))?", policy)
-    route, rm, rl = m.group(1), m.group(2), m.group(3) or "0"
-    head = route if not rm else ("icm" if route == "icm" else "gold") + "r" + rm
-    return f"{head}_s{rl}"
+    return f"{m.group(1)}/rm{m.group(2) or first_rm_seed}/s{m.group(3) or 0}"
 
 
-def test_compare(run: Path, stored_path: Path) -> dict:
-    """The new pairs' test policies next to the stored class-only round's policies of the same RM and RL seeds."""
-    stored = json.loads(stored_path.read_text())
-    rm_seeds = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("rm_seeds") or [42]
-    if rm_seeds[0] != 42:  # the pipeline names the first RM seed's policies without _rK, as the stored round's seed 42
-        sys.exit(f"{run}: rm_seeds {rm_seeds} must start with 42 to be compared with the stored round")
-    policies = summarise(run)
-    ref = policies.pop("reference")
-    if abs(ref["score"] - stored["reference_score"]) > 1e-9:
-        sys.exit(f"{run}: reference scores {ref['score']:.4f}, the stored round {stored['reference_score']:.4f}")
-    routes = {}
+def class_only_round() -> dict[str, float]:
+    """The stored class-only test policies' diffs vs the reference by route/RM seed/RL seed: RM seeds 42/1/2
+    (results/rm_seeds_test.json: icm_s0, icmr1_s0, human_s0, goldr1_s0, …) and 3/4 (rm_seeds_pooled.json)."""
+    out = {}
+    for name, v in json.loads((RESULTS / "rm_seeds_test.json").read_text())["policies"].items():
+        m = re.fullmatch(r"(icm|human|gold)(?:r(\d+))?_s(\d+)", name)
+        route = "icm" if m.group(1) == "icm" else "human"
+        out[f"{route}/rm{m.group(2) or 42}/s{m.group(3)}"] = v["score_diff"]["diff"]
+    for name, d in json.loads((RESULTS / "rm_seeds_pooled.json").read_text())["new_policies"].items():
+        out[run_key(name, 3)] = d
+    return out
+
+
+def test_compare(runs: list[Path]) -> dict:
+    """The task's own (non-answer) pairs' test policies, pooled over pipeline runs judged on the same prompts, next
+    to the stored class-only rounds' policies of the same RM and RL seeds."""
+    scores, ref = {}, None
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        rm_seed = (cfg.get("rm") or {}).get("seed", RewardModelConfig.seed)
+        first = (cfg.get("rm_seeds") or [rm_seed])[0]  # the RM seed its policies are named without _rK
+        got = read_scores(run / "eval_policy")
+        this_ref = got.pop("reference")
+        if ref is not None and not np.array_equal(ref, this_ref):
+            sys.exit(f"{run}: the reference's per-prompt scores differ from the first run's: not the same prompts")
+        ref = this_ref
+        scores.update({run_key(k, first): v for k, v in got.items() if k.startswith(("icm_rm", "human_rm"))})
+    old, routes = class_only_round(), {}
     for r in ("icm", "human"):
-        mine = {stored_name(k): v for k, v in policies.items() if k.startswith(f"{r}_rm_policy")}
-        old = {k: stored["policies"][k]["score_diff"]["diff"] for k in mine}
-        routes[r] = {"policies": sorted(mine), "new": {k: v["gain"] for k, v in mine.items()}, "class_only": old,
-                     "new_mean": float(np.mean([v["gain"] for v in mine.values()])),
-                     "class_only_mean": float(np.mean(list(old.values()))),
-                     "no_class_mean": float(np.mean([v["no_class"] for v in mine.values()]))}
-    return {"reference": ref, "routes": routes, "policies": policies}
+        keys = sorted(k for k in scores if k.startswith(r + "/"))
+        new = {k: float(np.mean(scores[k] - ref)) for k in keys}
+        routes[r] = {"new": new, "class_only": {k: old[k] for k in keys if k in old},
+                     "new_mean": float(np.mean(list(new.values()))),
+                     "class_only_mean": float(np.mean([old[k] for k in keys if k in old])),
+                     "mean_scores": np.mean([scores[k] for k in keys], axis=0)}
+    gap = paired_comparison(routes["icm"].pop("mean_scores"), routes["human"].pop("mean_scores"))
+    se = gap_se(list(routes["icm"]["new"].values()), list(routes["human"]["new"].values()))
+    return {"runs": [str(r) for r in runs], "reference_score": float(ref.mean()), "n_prompts": len(ref),
+            "routes": routes, "icm_vs_gold": gap, "icm_vs_gold_seed_se": se}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,15 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rm_seeds", type=int, nargs="+", default=[42, 1, 2])
     ap.add_argument("--rl_seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--summarise_only", action="store_true", help="read an earlier run's eval_policy")
-    ap.add_argument("--test_run", help="instead: a test pipeline run on the task's own pairs, compared with the stored "
-                                       "class-only round (results/rm_seeds_test.json) on the same RM/RL seeds")
+    ap.add_argument("--test_run", nargs="+", help="instead: test pipeline runs on the task's own pairs (any RM seeds, "
+                                                  "same prompts), pooled and compared with the stored class-only rounds "
+                                                  "on the same RM/RL seeds")
+    ap.add_argument("--name", default="non_answer_pairs_test", help="results/<name>.json of --test_run")
     args = ap.parse_args(argv)
     if args.test_run:
-        doc = test_compare(Path(args.test_run), ROOT / "benchmarks/results/rm_seeds_test.json")
+        doc = test_compare([Path(r) for r in args.test_run])
         for r, v in doc["routes"].items():
-            print(f"{r}: non-answer pairs {v['new_mean']:+.3f} vs class-only {v['class_only_mean']:+.3f} over "
-                  f"{len(v['policies'])} policies ({', '.join(v['policies'])}); no class {v['no_class_mean']:.2f}")
-        print(f"wrote {write_result('non_answer_pairs_test', {'benchmark': 'non_answer_pairs', **doc})}")
+            print(f"{r}: non-answer pairs {v['new_mean']:+.3f} over {len(v['new'])} policies; class-only "
+                  f"{v['class_only_mean']:+.3f} on the {len(v['class_only'])} of them with a stored twin")
+        d = doc["icm_vs_gold"]["score_diff"]
+        print(f"ICM vs gold {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]; 2 SE of the seed means "
+              f"±{2 * doc['icm_vs_gold_seed_se']:.3f}")
+        print(f"wrote {write_result(args.name, {'benchmark': 'non_answer_pairs', **doc})}")
         return 0
     out = Path(args.out)
     data = write_data(args.variant, out / "data_dev")  # deterministic: a re-summarised run rewrites the same bytes

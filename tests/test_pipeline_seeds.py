@@ -333,3 +333,17 @@ def test_pooled_rm_seed_rounds_equal_one_seed_mean_report_over_all_their_runs(mo
     assert out["gap"] == pytest.approx(g["diff"]) == pytest.approx(0.15 - 0.4 / 3)
     assert out["gap_se"] == pytest.approx(g["seed_se"]) and out["routes"]["icm"]["n"] == 4
     assert out["routes"]["human"]["stored"] == [0.25, 0.15] and out["routes"]["human"]["new"] == [0.0]
+
+
+def test_non_answer_comparison_keys_policies_by_route_rm_seed_and_rl_seed(monkeypatch):
+    """benchmarks/non_answer_pairs.py pairs each new test policy with the stored class-only policy of the same RM and
+    RL seeds: a run's first RM seed has no _rK in its policy names, and the stored rounds name gold RMs two ways."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from non_answer_pairs import class_only_round, run_key
+
+    assert run_key("icm_rm_policy", 42) == "icm/rm42/s0" and run_key("icm_rm_policy", 3) == "icm/rm3/s0"
+    assert run_key("human_rm_policy_r4_s1", 3) == "human/rm4/s1" and run_key("icm_rm_policy_s2", 1) == "icm/rm1/s2"
+    old = class_only_round()
+    assert len(old) == 30  # RM seeds 42/1/2/3/4 × RL seeds 0/1/2 × two routes
+    assert old["human/rm1/s0"] == pytest.approx(-0.0714285714) and old["icm/rm3/s1"] == pytest.approx(-0.2678571429)
+    assert old["human/rm42/s2"] == pytest.approx(0.25) and old["icm/rm4/s0"] == 0.0

@@ -115,7 +115,7 @@ def class_only_round() -> dict[str, float]:
     return out
 
 
-def test_compare(runs: list[Path]) -> dict:
+def compare_test_runs(runs: list[Path]) -> dict:
     """The task's own (non-answer) pairs' test policies, pooled over pipeline runs judged on the same prompts, next
     to the stored class-only rounds' policies of the same RM and RL seeds."""
     scores, ref = {}, None
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="non_answer_pairs_test", help="results/<name>.json of --test_run")
     args = ap.parse_args(argv)
     if args.test_run:
-        doc = test_compare([Path(r) for r in args.test_run])
+        doc = compare_test_runs([Path(r) for r in args.test_run])
         for r, v in doc["routes"].items():
             print(f"{r}: non-answer pairs {v['new_mean']:+.3f} over {len(v['new'])} policies; class-only "
                   f"{v['class_only_mean']:+.3f} on the {len(v['class_only'])} of them with a stored twin")
@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
               f"±{2 * doc['icm_vs_gold_seed_se']:.3f}")
         print(f"wrote {write_result(args.name, {'benchmark': 'non_answer_pairs', **doc})}")
         return 0
+    if not (args.variant and args.out):
+        ap.error("give --variant and --out (a dev run), or --test_run RUN [RUN …]")
     out = Path(args.out)
     data = write_data(args.variant, out / "data_dev")  # deterministic: a re-summarised run rewrites the same bytes
     if not args.summarise_only:

@@ -21,13 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import md_table, write_result  # noqa: E402
+from icm_icl_cost import pool, speed  # noqa: E402  (one re-score: the same measurement as on CPU)
 
-from icm_rm.data.spec import load_claimset  # noqa: E402
 from icm_rm.data.task_registry import get_task  # noqa: E402
 from icm_rm.label.search import ICMSearch, SearchConfig  # noqa: E402
 from icm_rm.scoring.hf import HFScorer  # noqa: E402
@@ -50,10 +49,6 @@ class CappedScorer(HFScorer):
         return super().loo_scores(claims, labels, queries)
 
 
-def pool(path: str, n: int):
-    return load_claimset("icm_truthfulqa", path, limit_groups=(n + 3) // 4, seed=0).claims[:n]
-
-
 def random_model(model_dir: str, device: str):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -66,28 +61,7 @@ def random_model(model_dir: str, device: str):
     return model.eval(), tok
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def rescore(model, tok, claims, device: str) -> dict:
-    labels = [bool(x) for x in np.random.default_rng(0).random(len(claims)) < 0.5]
-    scorer = HFScorer(model, tok)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    t = time.perf_counter()
-    scorer.loo_scores(claims, labels, list(range(len(claims))))
-    sync(device)
-    wall = time.perf_counter() - t
-    tokens = scorer.stats.forward_tokens
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-    return {"n": len(claims), "forward_tokens": tokens, "forward_calls": scorer.stats.forward_calls, "wall_s": wall,
-            "tokens_per_s": tokens / wall, "peak_mib": peak}
-
-
-def search(model, tok, claims, cap_s: float, device: str) -> dict:
+def search(model, tok, claims, cap_s: float) -> dict:
     scorer = CappedScorer(model, tok)
     cfg = SearchConfig(seed=0, restarts=1, replicas=1, verdict_chains=False, iterations=3000, patience=300)
     s = ICMSearch(claims, scorer, get_task("truthfulqa").rules, cfg)
@@ -100,8 +74,7 @@ def search(model, tok, claims, cap_s: float, device: str) -> dict:
         out.update(finished=True, iterations=st.iteration, proposals=st.proposals, accepted=st.accepted)
     except _Deadline:
         out.update(finished=False)
-    sync(device)
-    wall = time.perf_counter() - t
+    wall = time.perf_counter() - t  # loo_scores returns host numbers: the GPU work is done
     out.update(wall_s=wall, forward_tokens=scorer.stats.forward_tokens, scorer_calls=scorer.calls,
                cache_hits=scorer.stats.cache_hits, tokens_per_s=scorer.stats.forward_tokens / wall)
     return out
@@ -121,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"benchmark": "gpu_icl", "settings": vars(args), "device": args.device,
            "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
            "params_b": sum(p.numel() for p in model.parameters()) / 1e9, "rescore": [], "search": []}
-    rescore(model, tok, pool(args.truthfulqa, 8), args.device)  # CUDA / kernel warm-up, not reported
+    speed(model, tok, pool(8, Path(args.truthfulqa)), None)  # CUDA / kernel warm-up, not reported
     for n in args.sizes:
-        doc["rescore"].append(rescore(model, tok, pool(args.truthfulqa, n), args.device))
+        doc["rescore"].append(speed(model, tok, pool(n, Path(args.truthfulqa)), None))
         print("[rescore]", doc["rescore"][-1], flush=True)
         write_result(args.name, doc)
     for n in args.search_sizes:
-        doc["search"].append(search(model, tok, pool(args.truthfulqa, n), args.search_cap, args.device))
+        doc["search"].append(search(model, tok, pool(n, Path(args.truthfulqa)), args.search_cap))
         print("[search]", doc["search"][-1], flush=True)
         write_result(args.name, doc)
     print(md_table(["n", "forward tokens", "forwards", "wall s", "tokens/s", "peak MiB"],

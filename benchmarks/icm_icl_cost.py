@@ -37,8 +37,9 @@ from icm_rm.scoring.hf import HFScorer  # noqa: E402
 TRUTHFULQA = SHARED / "icm_unsupervised_elicitation" / "train_truthfulqa.json"
 
 
-def pool(n: int):
-    cs = load_claimset("icm_truthfulqa", str(TRUTHFULQA), limit_groups=(n + 3) // 4, seed=0)
+def pool(n: int, path: Path = TRUTHFULQA):
+    """The first n claims of the first (n + 3) // 4 TruthfulQA groups (seed 0)."""
+    cs = load_claimset("icm_truthfulqa", str(path), limit_groups=(n + 3) // 4, seed=0)
     return cs.claims[:n]
 
 
@@ -56,15 +57,19 @@ def search_work(tok, claims, max_demos: int | None, seed: int) -> dict:
 
 @torch.inference_mode()
 def speed(model, tok, claims, max_demos: int | None) -> dict:
-    """Seconds per forward token of one all-labeled LOO scoring on the real model."""
+    """Seconds per forward token of one all-labeled LOO scoring on the real model (and, on CUDA, its peak memory)."""
     labels = [bool(x) for x in np.random.default_rng(0).random(len(claims)) < 0.5]
     scorer = HFScorer(model, tok, max_demos=max_demos)
+    cuda = scorer.runner.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     wall, cpu = time.perf_counter(), time.process_time()
-    scorer.loo_scores(claims, labels, list(range(len(claims))))
+    scorer.loo_scores(claims, labels, list(range(len(claims))))  # returns host numbers: the GPU work is done
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     tokens = scorer.stats.forward_tokens
-    return {"n": len(claims), "forward_tokens": tokens, "wall_s": wall, "cpu_s": cpu,
-            "s_per_token": wall / tokens, "cpu_s_per_token": cpu / tokens}
+    return {"n": len(claims), "forward_tokens": tokens, "forward_calls": scorer.stats.forward_calls, "wall_s": wall,
+            "cpu_s": cpu, "s_per_token": wall / tokens, "cpu_s_per_token": cpu / tokens, "tokens_per_s": tokens / wall,
+            "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
 
 
 def main(argv: list[str] | None = None) -> int:

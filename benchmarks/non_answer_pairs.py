@@ -30,6 +30,8 @@ import yaml
 
 from icm_rm.data.builtin import _hash_unit, gold_check, split_subjects, table_claimset
 from icm_rm.data.fact_tables import ANIMAL_QUIZ
+from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
+from icm_rm.infra.io import atomic_write_jsonl
 from icm_rm.pipeline.seed_means import gap_se, read_scores
 from icm_rm.reward.config import RewardModelConfig
 from rl.eval_stats import paired_comparison
@@ -56,20 +58,18 @@ def write_data(variant: str, out: Path) -> dict:
     table = VARIANTS[variant]
     rl, dev = dev_subjects()
     cs = table_claimset(table, form="pairs", split="train")
-    rows, non = [], 0
-    for pair in cs.pairs.values():
+    examples, non = [], 0
+    for pid, pair in cs.pairs.items():
         subject = pair.meta["subject"]
         if subject not in rl:
             continue
-        good = table.state(subject, dict(table.rows)[subject])
-        bad = pair.response_b if pair.response_a == good else pair.response_a
-        rows.append({"prompt": pair.prompt, "chosen": good, "rejected": bad})
+        a_better = cs.gold[f"{pid}:A>B"]
+        good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+        examples.append(PreferenceExample(id=pid, prompt=pair.prompt, chosen=good, rejected=bad))
         non += bad not in {table.state(subject, o) for o in table.objects()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rl_pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (out / "dev_prompts.jsonl").write_text("".join(json.dumps({"prompt": table.ask(s)}) + "\n" for s in dev),
-                                           encoding="utf-8")
-    return {"rl_subjects": len(rl), "dev_subjects": len(dev), "pairs": len(rows), "non_answer_pairs": non}
+    write_preferences_jsonl(out / "rl_pairs.jsonl", examples)
+    atomic_write_jsonl(out / "dev_prompts.jsonl", [{"prompt": table.ask(s)} for s in dev])
+    return {"rl_subjects": len(rl), "dev_subjects": len(dev), "pairs": len(examples), "non_answer_pairs": non}
 
 
 SUBJECT_OF = {ANIMAL_QUIZ.ask(s): s.lower() for s, _ in ANIMAL_QUIZ.rows}
@@ -183,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     policies = summarise(out / "run")
     routes = {}
     for r in ("icm", "human"):
-        gains = [v["gain"] for k, v in policies.items() if k.startswith(f"{r}_rm_policy")]
-        routes[r] = {"gains": gains, "mean": float(np.mean(gains)) if gains else None,
-                     "no_class_mean": float(np.mean([v["no_class"] for k, v in policies.items()
-                                                     if k.startswith(f"{r}_rm_policy")])) if gains else None}
+        mine = [v for k, v in policies.items() if k.startswith(f"{r}_rm_policy")]
+        routes[r] = {"gains": [v["gain"] for v in mine],
+                     "mean": float(np.mean([v["gain"] for v in mine])) if mine else None,
+                     "no_class_mean": float(np.mean([v["no_class"] for v in mine])) if mine else None}
     summary = json.loads((out / "run" / "summary.json").read_text()) if (out / "run" / "summary.json").exists() else {}
     label_acc = (summary.get("label") or {}).get("accuracy")
     rows = [[k, f"{v['score']:.3f}", f"{v['gain']:+.3f}", f"{v['no_class']:.2f}"] for k, v in policies.items()]

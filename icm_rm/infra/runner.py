@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from .errors import EXIT_USER_ERROR, UserError
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_DISK_FULL_MESSAGES = tuple(os.strerror(n) for n in sorted(_DISK_FULL)) + ("os error 28",)
 
 
 def run_main(fn: Callable[[list[str] | None], int | None], argv: Sequence[str] | None) -> int:
@@ -26,14 +27,28 @@ def run_main(fn: Callable[[list[str] | None], int | None], argv: Sequence[str] |
     except KeyboardInterrupt:
         print("icm-rm: interrupted", file=sys.stderr)
         return 130
-    except OSError as e:  # the disk filled up (or went read-only) mid-run: finished work is on disk, say so
-        if e.errno not in _DISK_FULL or os.environ.get("ICM_RM_DEBUG"):
+    except Exception as e:  # noqa: BLE001 - the disk filled up (or went read-only) mid-run: finished work is on disk
+        full = _disk_full(e)
+        if full is None or os.environ.get("ICM_RM_DEBUG"):
             raise
         _end_progress_bars()
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"icm-rm: error: {where}{e.strerror or e}; free space and run the same command again (label, "
-              "train-rm, ppo and grpo continue where they stopped with --resume true)", file=sys.stderr)
+        where = f"{full.filename}: " if getattr(full, "filename", None) else ""
+        what = full.strerror if isinstance(full, OSError) and full.strerror else f"{type(full).__name__}: {full}"
+        print(f"icm-rm: error: {where}{what}; free space and run the same command again (label, train-rm, ppo and "
+              "grpo continue where they stopped with --resume true)", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _disk_full(e: BaseException | None) -> BaseException | None:
+    """`e`, or the exception it was raised from, that says the disk is full or read-only (None if none does):
+    safetensors reports one as its own error type, the OS message inside ("No space left on device (os error 28)")."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno in _DISK_FULL) or any(m in str(e) for m in _DISK_FULL_MESSAGES):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _end_progress_bars() -> None:

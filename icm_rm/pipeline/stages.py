@@ -28,6 +28,7 @@ from ..reward import evaluate as eval_rm
 from ..reward.config import RewardModelConfig
 from ..reward.trainer import rm_inputs, train_reward_model
 from .config import STAGES, PipelineConfig
+from .disk import PlannedModel, check_disk
 from .report import write_report
 from .routes import policy_name, same_labels, seed_suffix, write_random_labels
 
@@ -153,6 +154,19 @@ class Pipeline:
         resume = d.is_dir() and any(d.glob("checkpoint-*"))
         return _stage_cfg(GRPOConfig, self.cfg.grpo, "grpo", reward_model=rm_dir, reward=None, output_dir=str(d),
                           resume=resume, seed=seed)
+
+    def planned_models(self) -> list[PlannedModel]:
+        """Every RM and policy the configured stages train, each marked done when its folder is already complete."""
+        out = []
+        for route in self.routes():
+            for rs in self.rm_seeds():
+                if "rm" in self.cfg.stages:
+                    c = self.rm_cfg(route, rs)
+                    out.append(PlannedModel("reward model", c.model, c.use_lora, is_complete(c.output_dir)))
+                for seed in self.cfg.rl_seeds if "rl" in self.cfg.stages else []:
+                    c = self.rl_cfg(route, seed, rs)
+                    out.append(PlannedModel("policy", c.model, c.lora, is_complete(c.output_dir)))
+        return out
 
     def eval_policy_cfg(self):
         rl_cfg = self.rl_cfg("icm")
@@ -309,6 +323,7 @@ class Pipeline:
         self.check_judge()
         self.check_heldout(self.eval_policy_cfg())
         check_writable(self.out)
+        check_disk(self.out, self.planned_models())
         save_config(self.cfg, self.out / "config.yaml")
         t0 = time.time()
         stage_fns = {"label": self.stage_label, "rm": self.stage_rm, "rl": self.stage_rl,

@@ -164,3 +164,56 @@ def test_disk_full_mid_run_loses_no_finished_work(tmp_path, tiny_model_dir, smal
         same = (out / "labels.jsonl").read_text() == ref
         record("kill", stage="label", scorer="probe", point=f"ENOSPC at atomic write {n}/{total}", matched=same)
         assert same
+
+
+def test_disk_full_inside_a_library_is_one_line(capsys):
+    """safetensors reports a full disk as its own error type (the HF Trainer's and our policy saves go through it):
+    the same one line as an OSError, naming the library's message; any other error still raises."""
+    from safetensors import SafetensorError
+
+    from icm_rm.infra.runner import run_main
+
+    def save_fails(argv):
+        try:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        except SafetensorError as e:
+            raise RuntimeError("saving the policy failed") from e  # wrapped: the cause chain is read too
+
+    assert run_main(save_fails, []) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.count("\n") == 0 and "No space left on device" in line and "--resume true" in line
+
+    def other(argv):
+        raise RuntimeError("a bug, not the disk")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_main(other, [])
+
+
+def test_pipeline_refuses_a_run_whose_models_do_not_fit(tmp_path, tiny_model_dir, small_data, capsys, monkeypatch,
+                                                        env):
+    """Before any stage: the RMs and policies still to train (whole float32 copies of their base model, more without
+    LoRA) are set against the free space; a run that cannot fit is one line naming what it trains, and nothing is
+    written. Models a resumed run already finished cost nothing."""
+    import icm_rm.pipeline.disk as disk
+    from icm_rm.cli import main
+    from icm_rm.infra.errors import UserError
+    from icm_rm.pipeline.disk import PlannedModel, check_disk, float32_mb
+
+    monkeypatch.setenv("ICM_RM_HOME", env["ICM_RM_HOME"])
+    weights = sum(p.stat().st_size for p in Path(tiny_model_dir).glob("*.safetensors")) / 2**20
+    assert float32_mb(str(tiny_model_dir)) == pytest.approx(weights) and float32_mb("smollm2-135m") == 540
+    assert float32_mb("someone/hub-model") is None
+    lora, full = (PlannedModel("policy", "smollm2-135m", lora, False) for lora in (True, False))
+    monkeypatch.setattr(disk, "free_mb", lambda path: 2000)
+    assert check_disk(tmp_path, [lora, lora]) == pytest.approx(2 * 540 * 1.2)
+    with pytest.raises(UserError, match=r"trains 1 policy, about 2\.1 GiB .* only 2\.0 GiB is free"):
+        check_disk(tmp_path, [full])
+    assert check_disk(tmp_path, [PlannedModel("policy", "smollm2-135m", False, True)]) == 0  # finished: no cost
+
+    monkeypatch.setattr(disk, "free_mb", lambda path: weights * 3)  # not for 4 models without LoRA (16 copies)
+    out = tmp_path / "run"
+    argv = [*stage_argv("pipeline", tiny_model_dir, None, *small_data), "--output_dir", str(out)]
+    line = assert_user_error(main(argv), capsys.readouterr().err, str(out), "trains 2 reward models and 2 policies")
+    assert "free space or choose another --output_dir" in line and not (out / "config.yaml").exists()
+    record("bad_input", case="pipeline-models-do-not-fit", mode="in", rc=2, traceback=False, line=line)

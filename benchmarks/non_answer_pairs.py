@@ -4,10 +4,13 @@ Until this check the demo's `animal_quiz` pairs contrasted only the class ("A fo
 fish."), so no RM saw a non-answer, and on test some RM runs paid more for the subject alone than for the right
 sentence (rm_answer_forms.py); their policies learned "A horse.". The remedy, now the task's own pairs: half the pairs
 reject a non-answer (`fact_tables.NON_ANSWERS`, by a hash of the pair, as `animal_answers` rejects evasions) instead of
-a wrong class; variant `class_only` rebuilds the old pairs. Dev only: the train split's subjects are cut into RL
-subjects (pairs, RMs, PPO prompts) and dev questions (judged by the gold checker); no test subject is read.
+a wrong class; variant `class_only` rebuilds the old pairs. The second check (variant `frequency_distractors`, now
+the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn as often as it is right, so that
+"mammal" stops predicting the chosen side. Dev only: the train split's subjects are cut into RL subjects (pairs, RMs,
+PPO prompts) and dev questions (judged by the gold checker); no test subject is read.
 
-    python benchmarks/non_answer_pairs.py --variant class_only|non_answers --out DIR [--rm_seeds 42 1 2 --rl_seeds 0]
+    python benchmarks/non_answer_pairs.py --variant class_only|non_answers|frequency_distractors --out DIR \
+        [--rm_seeds 42 1 2 --rl_seeds 0 --rm_split_seed 42 --name RESULT]
 
 runs `icm-rm pipeline` (the demo config, ICM and gold routes, no controls, no eval-rm: it reads the test split) on
 DIR/rl_pairs.jsonl and judges on DIR/dev_prompts.jsonl, then writes results/non_answer_pairs_<variant>.json: per
@@ -42,7 +45,9 @@ from common import md_table, write_result  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEV_FRACTION = 0.26  # 34 of the 131 train subjects: the size of the dev rounds in BENCHMARKS §5
-VARIANTS = {"class_only": dataclasses.replace(ANIMAL_QUIZ, evasions=()), "non_answers": ANIMAL_QUIZ}
+_UNIFORM = dataclasses.replace(ANIMAL_QUIZ, distractors_by="uniform")  # the pairs before the frequency check
+VARIANTS = {"class_only": dataclasses.replace(_UNIFORM, evasions=()), "non_answers": _UNIFORM,
+            "frequency_distractors": ANIMAL_QUIZ}
 
 
 def dev_subjects() -> tuple[list[str], list[str]]:
@@ -115,9 +120,9 @@ def class_only_round() -> dict[str, float]:
     return out
 
 
-def compare_test_runs(runs: list[Path]) -> dict:
-    """The task's own (non-answer) pairs' test policies, pooled over pipeline runs judged on the same prompts, next
-    to the stored class-only rounds' policies of the same RM and RL seeds."""
+def pooled_runs(runs: list[Path]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The ICM and gold policies' per-prompt scores of pipeline runs judged on the same prompts, keyed
+    route/RM seed/RL seed, and the reference's scores (exits if a run's reference differs: other prompts)."""
     scores, ref = {}, None
     for run in runs:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -129,18 +134,33 @@ def compare_test_runs(runs: list[Path]) -> dict:
             sys.exit(f"{run}: the reference's per-prompt scores differ from the first run's: not the same prompts")
         ref = this_ref
         scores.update({run_key(k, first): v for k, v in got.items() if k.startswith(("icm_rm", "human_rm"))})
-    old, routes = class_only_round(), {}
+    return scores, ref
+
+
+def compare_test_runs(runs: list[Path], against: list[Path] | None = None) -> dict:
+    """Test policies pooled over pipeline runs judged on the same prompts, next to the policies of the same RM and
+    RL seeds in `against` (earlier runs on the same prompts), or by default in the stored class-only rounds."""
+    scores, ref = pooled_runs(runs)
+    if against:
+        old_scores, old_ref = pooled_runs(against)
+        if not np.array_equal(ref, old_ref):
+            sys.exit("--against: the reference's per-prompt scores differ from --test_run's: not the same prompts")
+        old = {k: float(np.mean(v - old_ref)) for k, v in old_scores.items()}
+    else:
+        old = class_only_round()
+    routes = {}
     for r in ("icm", "human"):
         keys = sorted(k for k in scores if k.startswith(r + "/"))
         new = {k: float(np.mean(scores[k] - ref)) for k in keys}
-        routes[r] = {"new": new, "class_only": {k: old[k] for k in keys if k in old},
+        routes[r] = {"new": new, "before": {k: old[k] for k in keys if k in old},
                      "new_mean": float(np.mean(list(new.values()))),
-                     "class_only_mean": float(np.mean([old[k] for k in keys if k in old])),
+                     "before_mean": float(np.mean([old[k] for k in keys if k in old])),
                      "mean_scores": np.mean([scores[k] for k in keys], axis=0)}
     gap = paired_comparison(routes["icm"].pop("mean_scores"), routes["human"].pop("mean_scores"))
     se = gap_se(list(routes["icm"]["new"].values()), list(routes["human"]["new"].values()))
-    return {"runs": [str(r) for r in runs], "reference_score": float(ref.mean()), "n_prompts": len(ref),
-            "routes": routes, "icm_vs_gold": gap, "icm_vs_gold_seed_se": se}
+    return {"runs": [str(r) for r in runs], "before": [str(r) for r in against] if against else "class-only rounds",
+            "reference_score": float(ref.mean()), "n_prompts": len(ref), "routes": routes, "icm_vs_gold": gap,
+            "icm_vs_gold_seed_se": se}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,21 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="run directory (pipeline output + data files)")
     ap.add_argument("--rm_seeds", type=int, nargs="+", default=[42, 1, 2])
     ap.add_argument("--rl_seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--rm_split_seed", type=int, help="the RMs' held-out split (default: the first RM seed's); give 42 "
+                                                      "to pool a run of other RM seeds with one of 42/1/2")
     ap.add_argument("--summarise_only", action="store_true", help="read an earlier run's eval_policy")
     ap.add_argument("--test_run", nargs="+", help="instead: test pipeline runs on the task's own pairs (any RM seeds, "
                                                   "same prompts), pooled and compared with the stored class-only rounds "
                                                   "on the same RM/RL seeds")
-    ap.add_argument("--name", default="non_answer_pairs_test", help="results/<name>.json of --test_run")
+    ap.add_argument("--against", nargs="+", help="with --test_run: earlier test runs to compare with (same prompts) "
+                                                 "instead of the stored class-only rounds")
+    ap.add_argument("--name", help="results/<name>.json (default non_answer_pairs_<variant>, or _test for --test_run)")
     args = ap.parse_args(argv)
     if args.test_run:
-        doc = compare_test_runs([Path(r) for r in args.test_run])
+        doc = compare_test_runs([Path(r) for r in args.test_run], [Path(r) for r in args.against or []])
         for r, v in doc["routes"].items():
-            print(f"{r}: non-answer pairs {v['new_mean']:+.3f} over {len(v['new'])} policies; class-only "
-                  f"{v['class_only_mean']:+.3f} on the {len(v['class_only'])} of them with a stored twin")
+            print(f"{r}: these runs {v['new_mean']:+.3f} over {len(v['new'])} policies; "
+                  f"{'the --against runs' if args.against else 'the class-only rounds'} "
+                  f"{v['before_mean']:+.3f} on the {len(v['before'])} of them with a twin there")
         d = doc["icm_vs_gold"]["score_diff"]
         print(f"ICM vs gold {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]; 2 SE of the seed means "
               f"±{2 * doc['icm_vs_gold_seed_se']:.3f}")
-        print(f"wrote {write_result(args.name, {'benchmark': 'non_answer_pairs', **doc})}")
+        print(f"wrote {write_result(args.name or 'non_answer_pairs_test', {'benchmark': 'non_answer_pairs', **doc})}")
         return 0
     if not (args.variant and args.out):
         ap.error("give --variant and --out (a dev run), or --test_run RUN [RUN …]")
@@ -178,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                "--ppo.prompts", str(out / "data_dev/rl_pairs.jsonl"), "--ppo.prompt_split", "all",
                "--eval_policy.prompts", str(out / "data_dev/dev_prompts.jsonl"),
                "--eval_policy.prompt_split", "all", "--eval_policy.judge", "gold:animal_quiz"]
+        if args.rm_split_seed is not None:
+            cmd += ["--rm.split_seed", str(args.rm_split_seed)]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     policies = summarise(out / "run")
@@ -195,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     for r, v in routes.items():
         if v["mean"] is not None:
             print(f"{r}: mean dev gain {v['mean']:+.3f} over {len(v['gains'])} policies; no class {v['no_class_mean']:.2f}")
-    path = write_result(f"non_answer_pairs_{args.variant}", {
+    path = write_result(args.name or f"non_answer_pairs_{args.variant}", {
         "benchmark": "non_answer_pairs", "variant": args.variant, "settings": vars(args), "data": data,
         "label_accuracy": label_acc, "policies": policies, "routes": routes, "table_md": table})
     print(f"wrote {path}")

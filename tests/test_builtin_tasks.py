@@ -244,3 +244,30 @@ def test_an_evasion_may_name_the_subject():
             bare += 1
             assert "{" not in bad and gold_check("animal_quiz", pair.prompt, bad) is False
     assert 0.3 < bare / len(pool.pairs) < 0.7
+
+
+def test_frequency_distractors_make_the_object_word_uninformative():
+    """distractors_by="frequency" draws a wrong object as often as it is right elsewhere: over a table's pairs each
+    object's share on the rejected side comes closer to its share on the chosen side than uniform draws leave it
+    ('mammal', right for 60 of 187 animals, is rejected 52 times, not 29); draws stay wrong, distinct, deterministic."""
+    import dataclasses
+    from collections import Counter
+
+    base = dataclasses.replace(TABLES["animal_quiz"], evasions=())
+    truth = dict(base.rows)
+    chosen = Counter(truth.values())
+    worst = {}
+    for how in ("uniform", "frequency"):
+        table = dataclasses.replace(base, distractors_by=how)
+        rejected = Counter(builtin.distractors(table, s, 1)[0] for s in truth)
+        worst[how] = max(abs(chosen[o] - rejected[o]) / len(truth) for o in table.objects())
+        if how == "frequency":
+            assert rejected["mammal"] > 1.5 * uniform_mammal
+            for s in list(truth)[:40]:
+                three = builtin.distractors(table, s, 3, seed=1)
+                assert three == builtin.distractors(table, s, 3, seed=1)
+                assert len(set(three)) == 3 and truth[s] not in three
+        uniform_mammal = rejected["mammal"]
+    assert worst["frequency"] < worst["uniform"] - 0.05
+    with pytest.raises(ConfigError, match="distractors_by"):
+        builtin.distractors(dataclasses.replace(base, distractors_by="often"), "fox", 1)

@@ -45,6 +45,7 @@ import hashlib
 import random
 import re
 import unicodedata
+from collections import Counter
 
 from ..infra.errors import ConfigError
 from .fact_tables import TABLES, FactTable
@@ -104,11 +105,23 @@ def split_subjects(table: FactTable, split: str) -> list[str]:
 
 
 def distractors(table: FactTable, subject: str, k: int, seed: int = 0) -> list[str]:
-    """k wrong objects for `subject`, drawn deterministically from the other rows' distinct objects."""
+    """k wrong objects for `subject`, drawn deterministically from the other rows' distinct objects: uniformly, or
+    (table.distractors_by "frequency") in proportion to how many rows each is right for, so that over a table's pairs
+    an object word is about as common on the rejected side as on the chosen side and alone predicts neither."""
     truth = dict(table.rows)[subject]
     pool = [o for o in table.objects() if o != truth]
     rng = random.Random(f"{table.name}|{subject}|{seed}")
-    return rng.sample(pool, min(k, len(pool)))
+    if table.distractors_by == "uniform":
+        return rng.sample(pool, min(k, len(pool)))
+    if table.distractors_by != "frequency":
+        raise ConfigError("distractors_by", f"table {table.name}: unknown '{table.distractors_by}'; use 'uniform' or "
+                                            "'frequency'")
+    count = Counter(o for _, o in table.rows)
+    picked: list[str] = []
+    while pool and len(picked) < k:
+        picked.append(rng.choices(pool, weights=[count[o] for o in pool])[0])
+        pool.remove(picked[-1])
+    return picked
 
 
 def _pick_subjects(table: FactTable, split: str, n_groups: int | None, seed: int) -> list[str]:

@@ -20,6 +20,7 @@ class FactTable:
     case_sensitive: bool = False  # chemical symbols: "Co" is not "CO"
     plural_ok: bool = False  # class nouns: "mammals" states "mammal"
     evasions: tuple[str, ...] = ()  # non-answers half the pairs reject instead of a wrong object (fields as question)
+    distractors_by: str = "uniform"  # wrong objects drawn uniformly, or "frequency": as often as each object is right
     split_key: str = ""  # tables over the same rows share their train/test split by naming one key (default: name)
 
     def fields(self, subject: str, obj: str = "") -> dict[str, str]:
@@ -211,13 +212,16 @@ ANIMAL_ANSWERS = FactTable(
 # class. Half the pairs contrast the class ("A fox is a mammal." vs "A fox is a fish."), half reject a non-answer
 # ("A fox." / "A fox is an animal."): with class-only pairs no RM saw a non-answer, and policies of some RM seeds
 # learned to answer "A horse." (dev ICM-RM gain over three RM seeds -2.0 -> +19.6 points: non_answer_pairs.py).
+# A wrong class is drawn as often as it is right (distractors_by "frequency"): with uniform draws 'mammal', right for a
+# third of the animals, was on the chosen side 33 times and the rejected side 6 times over the dev RL subjects, and
+# some RMs paid for "mammal" whatever the animal (dev ICM-RM gain over five RM seeds +8.8 -> +15.9 points).
 NON_ANSWERS = ("{A_subject}.", "{A_subject} is an animal.")
 ANIMAL_QUIZ = FactTable(
     name="animal_quiz", description="animal → class; pairs reject a wrong class or a non-answer naming no class",
     question="Which class of animal is {a_subject}: mammal, bird, reptile, amphibian, fish or insect? "
              "Answer in one short sentence.",
     statement=ANIMAL_CLASSES.statement, plural_ok=True, rows=ANIMAL_ANSWERS.rows, split_key=ANIMAL_ANSWERS.name,
-    evasions=NON_ANSWERS,
+    evasions=NON_ANSWERS, distractors_by="frequency",
 )
 
 LANGUAGES = FactTable(

@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       "to pool a run of other RM seeds with one of 42/1/2")
     ap.add_argument("--summarise_only", action="store_true", help="read an earlier run's eval_policy")
     ap.add_argument("--test_run", nargs="+", help="instead: test pipeline runs on the task's own pairs (any RM seeds, "
-                                                  "same prompts), pooled and compared with the stored class-only rounds "
-                                                  "on the same RM/RL seeds")
+                                                  "same prompts), pooled and compared with the stored class-only "
+                                                  "rounds on the same RM/RL seeds")
     ap.add_argument("--against", nargs="+", help="with --test_run: earlier test runs to compare with (same prompts) "
                                                  "instead of the stored class-only rounds")
     ap.add_argument("--name", help="results/<name>.json (default non_answer_pairs_<variant>, or _test for --test_run)")

@@ -347,3 +347,28 @@ def test_non_answer_comparison_keys_policies_by_route_rm_seed_and_rl_seed(monkey
     assert len(old) == 30  # RM seeds 42/1/2/3/4 × RL seeds 0/1/2 × two routes
     assert old["human/rm1/s0"] == pytest.approx(-0.0714285714) and old["icm/rm3/s1"] == pytest.approx(-0.2678571429)
     assert old["human/rm42/s2"] == pytest.approx(0.25) and old["icm/rm4/s0"] == 0.0
+
+
+def test_non_answer_comparison_against_earlier_runs(monkeypatch, tmp_path):
+    """`--test_run NEW --against OLD`: each new policy is set against the policy of the same route, RM seed and RL
+    seed in the earlier runs (not the stored class-only rounds); runs judged on other prompts are refused."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from non_answer_pairs import compare_test_runs
+
+    def run(name: str, first_rm_seed: int, policies: dict[str, list[float]], ref=(0.0, 0.0, 1.0, 0.0)) -> Path:
+        d = tmp_path / name
+        (d / "eval_policy").mkdir(parents=True)
+        (d / "config.yaml").write_text(f"rm_seeds: [{first_rm_seed}]\n")
+        rows = [{"reference_score": r, **{f"{p}_score": s[i] for p, s in policies.items()}} for i, r in enumerate(ref)]
+        (d / "eval_policy" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return d
+
+    old = run("old", 3, {"icm_rm_policy": [1, 0, 1, 0], "human_rm_policy": [1, 1, 1, 1],
+                         "icm_rm_policy_s1": [0, 0, 0, 0], "human_rm_policy_s1": [0, 0, 0, 0]})
+    new = run("new", 3, {"icm_rm_policy": [1, 1, 1, 0], "human_rm_policy": [1, 1, 1, 0]})
+    doc = compare_test_runs([new], [old])
+    assert doc["routes"]["icm"]["new"] == {"icm/rm3/s0": 0.5} and doc["routes"]["icm"]["before"] == {"icm/rm3/s0": 0.25}
+    assert doc["routes"]["human"]["before_mean"] == 0.75  # the old RL-seed-1 policies have no twin: left out
+    assert doc["icm_vs_gold"]["score_diff"]["diff"] == 0.0
+    with pytest.raises(SystemExit, match="not the same prompts"):
+        compare_test_runs([new], [run("other", 3, {"icm_rm_policy": [1, 1, 1, 1]}, ref=(1.0, 0.0, 1.0, 0.0))])

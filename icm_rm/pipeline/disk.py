@@ -11,8 +11,8 @@ from ..infra.errors import UserError
 from ..infra.io import free_mb
 from ..infra.model_registry import REGISTRY
 
-# What one trained model leaves on disk, in float32 copies of its base model: the merged model plus the adapter and a
-# checkpoint with LoRA (measured on the demo: 1.04-1.16); the model plus a checkpoint of it and its Adam moments without.
+# What one trained model leaves on disk, in float32 copies of its base model: with LoRA the merged model plus the
+# adapter and a checkpoint (measured on the demo: 1.04-1.16); without, the model, a checkpoint of it and Adam's moments.
 COPIES = {True: 1.2, False: 4.0}
 
 

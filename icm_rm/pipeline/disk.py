@@ -36,9 +36,10 @@ def float32_mb(model: str) -> float | None:
         return None
     size = sum(p.stat().st_size for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
     try:
-        dtype = json.loads((path / "config.json").read_text(encoding="utf-8")).get("torch_dtype")
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        dtype = None
+        config = None
+    dtype = config.get("torch_dtype") if isinstance(config, dict) else None
     return size / 2**20 * (2 if dtype in ("bfloat16", "float16") else 1) or None
 
 

@@ -157,7 +157,8 @@ def compare_test_runs(runs: list[Path], against: list[Path] | None = None) -> di
                      "before_mean": float(np.mean([old[k] for k in keys if k in old])),
                      "mean_scores": np.mean([scores[k] for k in keys], axis=0)}
     gap = paired_comparison(routes["icm"].pop("mean_scores"), routes["human"].pop("mean_scores"))
-    se = gap_se(list(routes["icm"]["new"].values()), list(routes["human"]["new"].values()))
+    icm, gold = list(routes["icm"]["new"].values()), list(routes["human"]["new"].values())
+    se = gap_se(icm, gold) if min(len(icm), len(gold)) > 1 else None  # a spread needs two runs per route
     return {"runs": [str(r) for r in runs], "before": [str(r) for r in against] if against else "class-only rounds",
             "reference_score": float(ref.mean()), "n_prompts": len(ref), "routes": routes, "icm_vs_gold": gap,
             "icm_vs_gold_seed_se": se}
@@ -186,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'the --against runs' if args.against else 'the class-only rounds'} "
                   f"{v['before_mean']:+.3f} on the {len(v['before'])} of them with a twin there")
         d = doc["icm_vs_gold"]["score_diff"]
+        se = doc["icm_vs_gold_seed_se"]
         print(f"ICM vs gold {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]; 2 SE of the seed means "
-              f"±{2 * doc['icm_vs_gold_seed_se']:.3f}")
+              + (f"±{2 * se:.3f}" if se is not None else "n/a (one run per route)"))
         print(f"wrote {write_result(args.name or 'non_answer_pairs_test', {'benchmark': 'non_answer_pairs', **doc})}")
         return 0
     if not (args.variant and args.out):

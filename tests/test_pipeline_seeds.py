@@ -369,6 +369,6 @@ def test_non_answer_comparison_against_earlier_runs(monkeypatch, tmp_path):
     doc = compare_test_runs([new], [old])
     assert doc["routes"]["icm"]["new"] == {"icm/rm3/s0": 0.5} and doc["routes"]["icm"]["before"] == {"icm/rm3/s0": 0.25}
     assert doc["routes"]["human"]["before_mean"] == 0.75  # the old RL-seed-1 policies have no twin: left out
-    assert doc["icm_vs_gold"]["score_diff"]["diff"] == 0.0
+    assert doc["icm_vs_gold"]["score_diff"]["diff"] == 0.0 and doc["icm_vs_gold_seed_se"] is None  # one run each
     with pytest.raises(SystemExit, match="not the same prompts"):
         compare_test_runs([new], [run("other", 3, {"icm_rm_policy": [1, 1, 1, 1]}, ref=(1.0, 0.0, 1.0, 0.0))])

@@ -152,9 +152,9 @@ def compare_test_runs(runs: list[Path], against: list[Path] | None = None) -> di
     for r in ("icm", "human"):
         keys = sorted(k for k in scores if k.startswith(r + "/"))
         new = {k: float(np.mean(scores[k] - ref)) for k in keys}
-        routes[r] = {"new": new, "before": {k: old[k] for k in keys if k in old},
-                     "new_mean": float(np.mean(list(new.values()))),
-                     "before_mean": float(np.mean([old[k] for k in keys if k in old])),
+        before = {k: old[k] for k in keys if k in old}
+        routes[r] = {"new": new, "before": before, "new_mean": float(np.mean(list(new.values()))),
+                     "before_mean": float(np.mean(list(before.values()))),
                      "mean_scores": np.mean([scores[k] for k in keys], axis=0)}
     gap = paired_comparison(routes["icm"].pop("mean_scores"), routes["human"].pop("mean_scores"))
     icm, gold = list(routes["icm"]["new"].values()), list(routes["human"]["new"].values())

@@ -10,7 +10,7 @@ the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn
 PPO prompts) and dev questions (judged by the gold checker); no test subject is read.
 
     python benchmarks/non_answer_pairs.py --variant class_only|non_answers|frequency_distractors --out DIR \
-        [--rm_seeds 42 1 2 --rl_seeds 0 --rm_split_seed 42 --name RESULT]
+        [--rm_seeds 42 1 2 --rl_seeds 0 --rm_split_seed 42 --name RESULT --set rm.trainer.num_train_epochs=4]
 
 runs `icm-rm pipeline` (the demo config, ICM and gold routes, no controls, no eval-rm: it reads the test split) on
 DIR/rl_pairs.jsonl and judges on DIR/dev_prompts.jsonl, then writes results/non_answer_pairs_<variant>.json: per
@@ -164,6 +164,32 @@ def compare_test_runs(runs: list[Path], against: list[Path] | None = None) -> di
             "icm_vs_gold_seed_se": se}
 
 
+def dev_gains(doc: dict) -> dict[str, float]:
+    """A stored dev round's policy gains keyed route/RM seed/RL seed (reference left out)."""
+    first = doc["settings"]["rm_seeds"][0]
+    return {run_key(k, first): v["gain"] for k, v in doc["policies"].items() if k != "reference"}
+
+
+def compare_dev_rounds(new: list[dict], old: list[dict]) -> dict:
+    """Paired dev comparison of two settings: d = gain(new) − gain(old) per route, RM seed and RL seed present in
+    both; the mean of d and its standard error over those pairs, overall and per route."""
+    gains_new = {k: v for doc in new for k, v in dev_gains(doc).items()}
+    gains_old = {k: v for doc in old for k, v in dev_gains(doc).items()}
+    keys = sorted(k for k in gains_new if k in gains_old)
+    if len(keys) < 2:
+        sys.exit(f"--dev_rounds: {len(keys)} policies have a twin in --baseline (route, RM seed, RL seed); need ≥ 2")
+    d = {k: gains_new[k] - gains_old[k] for k in keys}
+
+    def stats(ks: list[str]) -> dict:
+        x = np.array([d[k] for k in ks])
+        se = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None
+        return {"n": len(x), "mean_new": float(np.mean([gains_new[k] for k in ks])),
+                "mean_old": float(np.mean([gains_old[k] for k in ks])), "mean_d": float(x.mean()), "se_d": se}
+
+    per_route = {r: stats([k for k in keys if k.startswith(r + "/")]) for r in ("icm", "human")}
+    return {"d": d, "all": stats(keys), "routes": {r: v for r, v in per_route.items() if v["n"]}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", choices=list(VARIANTS))
@@ -179,7 +205,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", nargs="+", help="with --test_run: earlier test runs to compare with (same prompts) "
                                                  "instead of the stored class-only rounds")
     ap.add_argument("--name", help="results/<name>.json (default non_answer_pairs_<variant>, or _test for --test_run)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="pipeline overrides for a dev round, e.g. rm.trainer.num_train_epochs=4")
+    ap.add_argument("--dev_rounds", nargs="+", metavar="RESULT",
+                    help="instead: stored dev rounds (results/<RESULT>.json) of one setting, paired by route and seed "
+                         "with --baseline's")
+    ap.add_argument("--baseline", nargs="+", metavar="RESULT", help="with --dev_rounds: the stored rounds to pair with")
     args = ap.parse_args(argv)
+    if args.dev_rounds:
+        if not args.baseline:
+            ap.error("--dev_rounds needs --baseline")
+        missing = [n for n in args.dev_rounds + args.baseline if not (RESULTS / f"{n}.json").is_file()]
+        if missing:
+            ap.error(f"no stored result {RESULTS / missing[0]}.json")
+        load = lambda names: [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]  # noqa: E731
+        doc = compare_dev_rounds(load(args.dev_rounds), load(args.baseline))
+        for name, v in {"both routes": doc["all"], **doc["routes"]}.items():
+            se = f"{v['se_d']:.3f}" if v["se_d"] is not None else "n/a"
+            print(f"{name}: {v['n']} pairs, {v['mean_old']:+.3f} → {v['mean_new']:+.3f}, "
+                  f"d {v['mean_d']:+.3f} (SE {se})")
+        name = args.name or "non_answer_pairs_dev_comparison"
+        doc = {"benchmark": "non_answer_pairs", "dev_rounds": args.dev_rounds, "baseline": args.baseline, **doc}
+        print(f"wrote {write_result(name, doc)}")
+        return 0
     if args.test_run:
         doc = compare_test_runs([Path(r) for r in args.test_run], [Path(r) for r in args.against or []])
         for r, v in doc["routes"].items():
@@ -207,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                "--eval_policy.prompt_split", "all", "--eval_policy.judge", "gold:animal_quiz"]
         if args.rm_split_seed is not None:
             cmd += ["--rm.split_seed", str(args.rm_split_seed)]
+        for kv in args.set:
+            key, sep, value = kv.partition("=")
+            if not sep or not key:
+                ap.error(f"--set {kv!r}: give KEY=VALUE")
+            cmd += [f"--{key}", value]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     policies = summarise(out / "run")

@@ -372,3 +372,54 @@ def test_non_answer_comparison_against_earlier_runs(monkeypatch, tmp_path):
     assert doc["icm_vs_gold"]["score_diff"]["diff"] == 0.0 and doc["icm_vs_gold_seed_se"] is None  # one run each
     with pytest.raises(SystemExit, match="not the same prompts"):
         compare_test_runs([new], [run("other", 3, {"icm_rm_policy": [1, 1, 1, 1]}, ref=(1.0, 0.0, 1.0, 0.0))])
+
+
+def test_dev_rounds_are_paired_by_route_and_seed(monkeypatch):
+    """`--dev_rounds NEW --baseline OLD`: d = new gain − old gain for each route/RM seed/RL seed in both rounds; a
+    round's first RM seed names its policies without _rK; the mean of d and its SE, overall and per route."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from non_answer_pairs import compare_dev_rounds
+
+    def doc(rm_seeds: list[int], gains: dict[str, float]) -> dict:
+        return {"settings": {"rm_seeds": rm_seeds},
+                "policies": {"reference": {"gain": 0.0}, **{k: {"gain": v} for k, v in gains.items()}}}
+
+    old = [doc([42, 1], {"icm_rm_policy": 0.1, "icm_rm_policy_r1": 0.2, "human_rm_policy": 0.3,
+                         "human_rm_policy_r1": 0.0}), doc([3], {"icm_rm_policy": 0.5})]
+    new = [doc([1, 42], {"icm_rm_policy": 0.4, "icm_rm_policy_r42": 0.1, "human_rm_policy_r42": 0.5}),
+           doc([7], {"icm_rm_policy": 0.9})]  # RM seed 7 has no twin: left out
+    out = compare_dev_rounds(new, old)
+    assert out["d"] == pytest.approx({"icm/rm1/s0": 0.2, "icm/rm42/s0": 0.0, "human/rm42/s0": 0.2})
+    assert out["all"]["n"] == 3 and out["all"]["mean_d"] == pytest.approx(0.4 / 3)
+    assert out["all"]["se_d"] == pytest.approx(np.std([0.2, 0.0, 0.2], ddof=1) / np.sqrt(3))
+    assert out["routes"]["human"] == {"n": 1, "mean_new": 0.5, "mean_old": 0.3, "mean_d": pytest.approx(0.2),
+                                      "se_d": None}
+    with pytest.raises(SystemExit, match="need ≥ 2"):
+        compare_dev_rounds([doc([7], {"icm_rm_policy": 0.9})], old)
+
+
+def test_rm_answer_forms_pool_sets_each_rm_beside_its_policys_dev_gain(monkeypatch, tmp_path):
+    """`rm_answer_forms.py --pool`: each RM of a stored dev-question result is matched with the dev gain of its own
+    policy (rm_icm_r1 → icm_rm_policy_r1) in the non_answer_pairs round that ran the same pipeline dir; test-question
+    results and runs without a round are refused."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import rm_answer_forms
+
+    monkeypatch.setattr(rm_answer_forms, "RESULTS", tmp_path)
+    forms = {"rm_icm": {"most_common_above_right": 0.5, "right": 0.2, "most_common": 0.6},
+             "rm_icm_r1": {"most_common_above_right": 0.0, "right": 0.9, "most_common": 0.1},
+             "rm_human_r1": {"most_common_above_right": 0.25, "right": 0.5, "most_common": 0.3}}
+    (tmp_path / "f.json").write_text(json.dumps({"settings": {"run": "/x/a/run", "split": "dev"}, "results": forms}))
+    (tmp_path / "non_answer_pairs_a.json").write_text(json.dumps({"settings": {"out": "/x/a"}, "policies": {
+        "reference": {"gain": 0.0}, "icm_rm_policy": {"gain": -0.1}, "icm_rm_policy_r1": {"gain": 0.3},
+        "human_rm_policy_r1": {"gain": 0.2}}}))
+    doc = rm_answer_forms.pool(["f"])
+    assert {r["rm"]: r["gain"] for r in doc["rms"]} == {"rm_icm": -0.1, "rm_icm_r1": 0.3, "rm_human_r1": 0.2}
+    assert doc["spearman_with_gain"]["most_common_above_right"] == pytest.approx(-1.0)
+    assert doc["spearman_with_gain"]["right_minus_most_common"] == pytest.approx(1.0)
+    (tmp_path / "t.json").write_text(json.dumps({"settings": {"run": "/x/a/run", "split": "test"}, "results": forms}))
+    with pytest.raises(SystemExit, match="not scored on the dev questions"):
+        rm_answer_forms.pool(["t"])
+    (tmp_path / "g.json").write_text(json.dumps({"settings": {"run": "/x/b/run", "split": "dev"}, "results": forms}))
+    with pytest.raises(SystemExit, match="no stored non_answer_pairs round ran /x/b/run"):
+        rm_answer_forms.pool(["g"])

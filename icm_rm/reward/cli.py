@@ -21,7 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     result = train_reward_model(cfg)
-    result.trainer.accelerator.state.destroy_process_group()  # a clean exit under accelerate launch (no abort)
+    # Every rank done with its collectives before the group goes: a gloo worker thread still live at exit aborts the
+    # process after the RM is saved ("terminate called without an active exception", seen once on a loaded box).
+    result.trainer.accelerator.wait_for_everyone()
+    result.trainer.accelerator.state.destroy_process_group()
     return 0
 
 

@@ -60,27 +60,30 @@ def answer_forms(task: str, questions: str = "test") -> tuple[list[str], dict[st
     return [table.ask(s) for s in subjects], forms
 
 
-def policy_gains(run: str) -> dict[str, float]:
-    """The dev gain of each RM's policy (rm_icm_r1 → icm_rm_policy_r1) in the stored non_answer_pairs round of
-    `run`."""
+def policy_gains() -> dict[Path, dict[str, float]]:
+    """Per pipeline dir of a stored non_answer_pairs dev round: the dev gain of each RM's policy, keyed by the RM
+    (icm_rm_policy_r1 → rm_icm_r1)."""
+    out = {}
     for f in sorted(RESULTS.glob("non_answer_pairs_*.json")):
         doc = json.loads(f.read_text())
-        out = (doc.get("settings") or {}).get("out")
-        if out and Path(out) / "run" == Path(run) and "policies" in doc:
-            pols = doc["policies"]
-            return {"rm_" + k.replace("_rm_policy", ""): v["gain"] for k, v in pols.items() if k != "reference"}
-    sys.exit(f"--pool: no stored non_answer_pairs round ran {run}")
+        run = (doc.get("settings") or {}).get("out")
+        if run and "policies" in doc:
+            out[Path(run) / "run"] = {"rm_" + k.replace("_rm_policy", ""): v["gain"]
+                                      for k, v in doc["policies"].items() if k != "reference"}
+    return out
 
 
 def pool(names: list[str]) -> dict:
     """Every RM of the stored dev results `names` with its policy's dev gain, and the Spearman rank correlation of
     the gain with what the RM pays for the most common class where it is wrong, and with right − most common."""
-    rows = []
+    rows, rounds = [], policy_gains()
     for n in names:
         doc = json.loads((RESULTS / f"{n}.json").read_text())
         if doc["settings"].get("split") != "dev":
             sys.exit(f"--pool: {n} was not scored on the dev questions")
-        gains = policy_gains(doc["settings"]["run"])
+        gains = rounds.get(Path(doc["settings"]["run"]))
+        if gains is None:
+            sys.exit(f"--pool: no stored non_answer_pairs round ran {doc['settings']['run']}")
         rows += [{"result": n, "rm": rm, "gain": gains[rm], "most_common_above_right": v["most_common_above_right"],
                   "right_minus_most_common": v["right"] - v["most_common"]} for rm, v in doc["results"].items()]
     gain = [r["gain"] for r in rows]
@@ -117,13 +120,13 @@ def main(argv=None) -> int:
     rms = sorted(d.parent for d in Path(args.run).glob("rm_*/model"))
     if not rms:
         sys.exit(f"{args.run}: no rm_*/model folder")
+    wrong = np.array([c != r for c, r in zip(forms["most_common"], forms["right"])])  # questions it is wrong for
     results = {}
     for d in rms:
         rm = RewardModel.from_pretrained(d / "model", device="cpu")
         scores = {f: rm.normalize(rm.score(questions, answers)) for f, answers in forms.items()}
         results[d.name] = {f: float(np.mean(s)) for f, s in scores.items()}
         results[d.name]["subject_only_above_right"] = float(np.mean(scores["subject_only"] > scores["right"]))
-        wrong = np.array([c != r for c, r in zip(forms["most_common"], forms["right"])])  # questions it is wrong for
         results[d.name]["most_common_above_right"] = float(np.mean((scores["most_common"] > scores["right"])[wrong]))
     rows = [[n, *(f"{r[f]:+.2f}" for f in FORMS), f"{100 * r['subject_only_above_right']:.0f}%",
              f"{100 * r['most_common_above_right']:.0f}%"] for n, r in results.items()]

@@ -45,14 +45,22 @@ def refuse_judging_with_training_rm(judge: str | None, named: list[tuple[str, st
                                        "gold:<task> or an RM that no compared policy was trained on")
 
 
+def judge_spec(judge: str | None, prompts: str, key: str = "judge") -> str:
+    """The judge as `gold:<task>` or an RM dir: null means the built-in prompts' gold checker. Refused, naming
+    `key`, where there is none (file prompts) or the RM dir does not exist, so a pipeline can check it up front."""
+    if judge is None:
+        if not str(prompts).startswith("builtin:"):
+            raise ConfigError(key, f"the prompts ({prompts}) are not built-in, so there is no gold checker: pass "
+                                   "judge: DIR (an RM that no compared policy was trained against)")
+        return "gold:" + prompts.split(":", 1)[1]
+    if not judge.startswith("gold:") and not Path(judge).is_dir():
+        raise ConfigError(key, f"{judge}: no such judge RM directory (or gold:<builtin task>)")
+    return judge
+
+
 def make_judge(judge: str | None, prompts: str, device: str):
     """A function (prompts, answers) → scores, and its description."""
-    spec = judge
-    if spec is None:
-        if not prompts.startswith("builtin:"):
-            raise ConfigError("judge", "prompts are not built-in, so there is no gold checker: pass judge: DIR "
-                                       "(an RM that no compared policy was trained against)")
-        spec = "gold:" + prompts.split(":", 1)[1]
+    spec = judge_spec(judge, prompts)
     if spec.startswith("gold:"):
         task = spec.split(":", 1)[1]
 

@@ -9,7 +9,7 @@ import pytest
 
 from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
 from icm_rm.infra.config import load_config, save_config
-from icm_rm.infra.errors import ConfigError, UserError
+from icm_rm.infra.errors import ConfigError, InputError, UserError
 from icm_rm.pipeline import Pipeline, PipelineConfig, main
 
 
@@ -198,6 +198,54 @@ def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
         Pipeline(cfg).run()
     assert e.value.key == "label.search.alpha"
     assert not (tmp_path / "run").exists()  # nothing written before the configs validate
+
+
+def test_a_pipeline_on_a_data_file_is_refused_up_front_without_held_out_pairs_or_a_judge(tmp_path, tiny_model_dir):
+    """Labels and RL prompts from a user's file: no built-in test split to score RMs on and no gold checker for the
+    policies' answers — refused before the label stage, naming the key, not after every model is trained."""
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Is {i} even?", "chosen": "Yes." if i % 2 == 0 else "No.",
+                                        "rejected": "No." if i % 2 == 0 else "Yes."}) + "\n" for i in range(12)))
+
+    def on_file(**kw) -> PipelineConfig:
+        cfg = tiny_pipeline(tmp_path, tiny_model_dir, **kw)
+        cfg.label.update(data_format="trl", data_path=str(data))
+        cfg.ppo["prompts"] = str(data)
+        return cfg
+
+    for cfg, key in [(on_file(), "eval_rm_data"), (on_file(eval_rm_data=[f"{data}:trl"]), "eval_policy.judge")]:
+        with pytest.raises(ConfigError) as e:
+            Pipeline(cfg).run()
+        assert e.value.key == key
+        assert not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match="preference file not found"):
+        Pipeline(on_file(eval_rm_data=[str(tmp_path / "heldout.jsonl")])).run()
+    assert not (tmp_path / "run").exists()
+    cfg = on_file(eval_rm_data=[f"{data}:trl"])
+    cfg.eval_policy["judge"] = str(tmp_path / "no_such_rm")
+    with pytest.raises(ConfigError, match="no_such_rm: no such judge RM directory") as e:
+        Pipeline(cfg).run()
+    assert e.value.key == "eval_policy.judge" and not (tmp_path / "run").exists()
+    cfg = on_file(stages=["label", "rm"])  # without the evaluation stages nothing is missing
+    Pipeline(cfg).check_evaluations(Pipeline(cfg).eval_policy_cfg())
+    Pipeline(cfg).check_human_labels()  # chosen/rejected are the gold labels
+
+
+def test_a_gold_label_route_without_gold_is_refused_before_the_label_stage(tmp_path, tiny_model_dir):
+    unlabeled = tmp_path / "unlabeled.jsonl"
+    unlabeled.write_text("".join(json.dumps({"prompt": f"Is {i} even?", "response_a": "Yes.", "response_b": "No."})
+                                 + "\n" for i in range(12)))
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, eval_rm_data=[f"{unlabeled}:pairs"])
+    cfg.label.update(data_format="pairs", data_path=str(unlabeled))
+    with pytest.raises(ConfigError, match="has no gold labels") as e:
+        Pipeline(cfg).run()
+    assert e.value.key == "compare_human" and not (tmp_path / "run").exists()
+    cfg.human_labels = str(tmp_path / "missing.jsonl")
+    with pytest.raises(ConfigError, match="missing.jsonl: no such preference file") as e:
+        Pipeline(cfg).run()
+    assert e.value.key == "human_labels" and not (tmp_path / "run").exists()
+    cfg.human_labels, cfg.compare_human = None, False
+    Pipeline(cfg).check_human_labels()
 
 
 @pytest.mark.parametrize("algo", ["ppo", "grpo"])

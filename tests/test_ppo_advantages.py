@@ -159,6 +159,8 @@ def test_batch_plan_and_errors():
     plan = BatchPlan.from_config(cfg, 2)
     assert (plan.rollout_per_process, plan.mini_per_process, plan.grad_accum, plan.updates_per_step,
             plan.total_updates) == (8, 4, 2, 6, 30)
+    assert plan.describe() == ("ppo: 2 processes × 8 rollouts per step, 6 optimizer steps per step on 4 sequences "
+                               "(2 × 2), 30 in all")
     with pytest.raises(ConfigError, match="rollout_batch_size"):
         BatchPlan.from_config(cfg, 3)
     with pytest.raises(ConfigError, match="micro_batch_size"):

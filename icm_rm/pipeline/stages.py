@@ -12,6 +12,7 @@ from typing import Any
 from rl.best_of_n import BestOfNConfig, run_best_of_n
 from rl.evaluate import EvalPolicyConfig, run_eval_policy
 from rl.grpo import GRPOConfig, train_grpo
+from rl.judges import judge_spec
 from rl.launch import policy_inputs
 from rl.ppo import PPOConfig, train_ppo
 from rl.ppo.data import load_prompts
@@ -24,8 +25,10 @@ from ..infra.io import (check_writable, is_complete, mark_complete, peak_rss_mib
                         write_run_json)
 from ..infra.runs import check_resume, fingerprint, fingerprint_matches, write_fingerprint
 from ..label import LabelConfig, run_label
+from ..label.stage import load_pool
 from ..reward import evaluate as eval_rm
 from ..reward.config import RewardModelConfig
+from ..reward.data import load_pairs
 from ..reward.trainer import rm_inputs, train_reward_model
 from .config import STAGES, PipelineConfig
 from .disk import PlannedModel, check_disk
@@ -221,6 +224,34 @@ class Pipeline:
                 raise ConfigError("eval_policy.judge", f"{judge} is the RM {name}, which a policy is trained "
                                                        "against; judge with gold:<task> or a held-out RM")
 
+    def check_human_labels(self) -> None:
+        """The gold-label route has labels to train on: a `human_labels` file that exists, or a label pool that
+        carries gold (built-in tasks and labeled files do; an unlabeled pairs file does not) — checked before the
+        label stage, not after it and the first RM."""
+        if not (self.cfg.compare_human and "rm" in self.cfg.stages):
+            return
+        if self.cfg.human_labels:
+            if not Path(self.cfg.human_labels).is_file():
+                raise ConfigError("human_labels", f"{self.cfg.human_labels}: no such preference file")
+            return
+        label = self.label_cfg()
+        if label.data_format != "builtin" and not load_pool(label).has_gold:
+            raise ConfigError("compare_human", f"{label.data_path} has no gold labels, so there is no gold-label "
+                                               "route to compare: set human_labels: FILE (prompt/chosen/rejected) "
+                                               "or compare_human: false")
+
+    def check_evaluations(self, eval_cfg: EvalPolicyConfig) -> None:
+        """Both evaluation stages have what they read, checked before any stage runs: held-out preference pairs
+        (built-in labels bring their test split; a data file does not) and a judge for the eval prompts."""
+        if "eval_rm" in self.cfg.stages and not self.heldout_prefs():
+            raise ConfigError("eval_rm_data", f"the labels come from {self.cfg.label.get('data_path')}, which has no "
+                                              "held-out split: give held-out preference sets (eval_rm_data: "
+                                              "[FILE[:format]]) or leave eval_rm out of stages")
+        for spec in self.cfg.eval_rm_data if "eval_rm" in self.cfg.stages else []:
+            load_pairs(spec, limit=self.cfg.eval_rm_limit)  # a missing or malformed file: its own one-line error
+        if "eval_policy" in self.cfg.stages:
+            judge_spec(eval_cfg.judge, eval_cfg.prompts, key="eval_policy.judge")
+
     def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
         """The eval prompts share none with the RL prompts of any route; returns how many there are."""
         evaluated = load_prompts(eval_cfg.prompts, eval_cfg.prompt_split, eval_cfg.max_prompts)
@@ -321,6 +352,8 @@ class Pipeline:
         for rs in self.rm_seeds():
             self.rm_cfg("icm", rs), self.rl_cfg("icm", rm_seed=rs)
         self.check_judge()
+        self.check_human_labels()
+        self.check_evaluations(self.eval_policy_cfg())
         self.check_heldout(self.eval_policy_cfg())
         check_writable(self.out)
         check_disk(self.out, self.planned_models())

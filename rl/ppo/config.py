@@ -119,6 +119,13 @@ class BatchPlan:
     updates_per_step: int         # optimizer steps per PPO step (ppo_epochs × num_mini_batches)
     total_updates: int            # optimizer steps in the whole run (for the LR schedule)
 
+    def describe(self) -> str:
+        """One line for the terminal: what a PPO step does on each process."""
+        procs = f"{self.world_size} processes × " if self.world_size > 1 else ""
+        return (f"ppo: {procs}{self.rollout_per_process} rollouts per step, {self.updates_per_step} optimizer steps per "
+                f"step on {self.mini_per_process} sequences ({self.grad_accum} × {self.micro}), "
+                f"{self.total_updates} in all")
+
     @classmethod
     def from_config(cls, cfg: PPOConfig, world_size: int) -> BatchPlan:
         if cfg.rollout_batch_size % world_size:

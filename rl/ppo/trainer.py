@@ -348,11 +348,11 @@ class PPOTrainer:
             return policy_dir
         start = self.resume_if_asked()
         stop = cfg.num_steps if cfg.max_steps_this_run is None else min(cfg.num_steps, start + cfg.max_steps_this_run)
-        logger = RunLogger(cfg.output_dir, total_steps=cfg.num_steps, enabled=acc.is_main_process,
-                           tensorboard=cfg.tensorboard, start_step=start, desc="ppo")
         if acc.is_main_process:
             save_config(cfg, Path(cfg.output_dir) / "config.yaml")
-            acc.print(f"batch plan: {self.plan}")
+            acc.print(self.plan.describe())  # before the progress bar starts, not inside its line
+        logger = RunLogger(cfg.output_dir, total_steps=cfg.num_steps, enabled=acc.is_main_process,
+                           tensorboard=cfg.tensorboard, start_step=start, desc="ppo")
         t0 = time.perf_counter()
         saved_at, pending, warned = start, {}, []
         try:

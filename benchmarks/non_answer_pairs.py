@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", nargs="+", help="with --test_run: earlier test runs to compare with (same prompts) "
                                                  "instead of the stored class-only rounds")
     ap.add_argument("--name", help="results/<name>.json (default non_answer_pairs_<variant>, or _test for --test_run)")
-    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                     help="pipeline overrides for a dev round, e.g. rm.trainer.num_train_epochs=4")
     ap.add_argument("--dev_rounds", nargs="+", metavar="RESULT",
                     help="instead: stored dev rounds (results/<RESULT>.json) of one setting, paired by route and seed "

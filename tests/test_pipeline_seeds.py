@@ -88,7 +88,8 @@ def test_two_seeds_train_two_policies_per_route_and_resume(tmp_path, tiny_model_
     assert "pipeline: eval-policy: complete, skipped" in err  # the same policies by content: nothing to re-judge
 
 
-def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]], flagged: str = "icm_rm_policy_s1") -> None:
+def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]], flagged: str = "icm_rm_policy_s1",
+                    flag: str = "empty answers") -> None:
     """eval_policy.json + samples.jsonl as eval-policy writes them (the report reads only these fields)."""
     d = p.dir("eval_policy")
     n = len(scores["reference"])
@@ -96,7 +97,7 @@ def _hand_made_eval(p: Pipeline, scores: dict[str, list[float]], flagged: str = 
     atomic_write_jsonl(d / "samples.jsonl", rows)
     atomic_write_json(d / "eval_policy.json", {
         "judge": "gold checker", "n_prompts": n, "judge_score_mean": {k: sum(v) / n for k, v in scores.items()},
-        "degenerate": {flagged: {"flags": ["empty answers"]}}, "win_rates": []})
+        "degenerate": {flagged: {"flags": [flag]}}, "win_rates": []})
 
 
 def _three_routes(p: Pipeline) -> Path:
@@ -108,6 +109,18 @@ def _three_routes(p: Pipeline) -> Path:
     _prefs(label / "preferences_gold.jsonl", flip={2})
     _prefs(p.out / "data" / "preferences_random.jsonl", flip={0, 3})
     return label
+
+
+def test_a_policy_cut_at_the_token_limit_gets_a_plain_hint_and_the_reference_alone_does_not(tmp_path, tiny_model_dir):
+    p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"]))
+    _three_routes(p)
+    scores = {"reference": [0, 1], "icm_rm_policy": [1, 1], "human_rm_policy": [0, 1], "random_rm_policy": [0, 0]}
+    hint = "a policy that runs past max_new_tokens has usually found an RM that pays for length"
+    _hand_made_eval(p, scores, flagged="random_rm_policy", flag="100% cut at the token limit")
+    assert "degenerate answers: random-RM policy: 100% cut at the token limit\n  " + hint in write_report(p)
+    _hand_made_eval(p, scores, flagged="reference", flag="100% cut at the token limit")
+    headline = write_report(p)
+    assert "degenerate answers: reference: 100% cut at the token limit" in headline and hint not in headline
 
 
 def test_report_compares_seed_means_exactly(tmp_path, tiny_model_dir):

@@ -39,7 +39,8 @@ def error_of(fn, *args, **kwargs) -> InputError:
 def test_missing_field(tmp_path):
     p = jsonl(tmp_path / "c.jsonl", [{"text": "a"}, {"group": "g"}])
     e = error_of(read_claims, str(p))
-    assert str(e) == f"{p}, row 2, field 'text': missing field (give 'text', or 'statement' for task 'claims')"
+    assert str(e) == (f"{p}, row 2, field 'text': missing field (give 'text', or 'statement' for task 'claims'; this "
+                      "row has group: another column name maps with --fields '{text: COLUMN}')")
     assert (e.row, e.field) == (2, "text")
 
 

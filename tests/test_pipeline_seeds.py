@@ -115,7 +115,7 @@ def test_a_policy_cut_at_the_token_limit_gets_a_plain_hint_and_the_reference_alo
     p = Pipeline(tiny_pipeline(tmp_path, tiny_model_dir, controls=["random_labels"]))
     _three_routes(p)
     scores = {"reference": [0, 1], "icm_rm_policy": [1, 1], "human_rm_policy": [0, 1], "random_rm_policy": [0, 0]}
-    hint = "a policy that runs past max_new_tokens has usually found an RM that pays for length"
+    hint = "a policy that runs past max_new_tokens may have found an RM that pays for length"
     _hand_made_eval(p, scores, flagged="random_rm_policy", flag="100% cut at the token limit")
     assert "degenerate answers: random-RM policy: 100% cut at the token limit\n  " + hint in write_report(p)
     _hand_made_eval(p, scores, flagged="reference", flag="100% cut at the token limit")

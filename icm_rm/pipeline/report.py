@@ -305,7 +305,7 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
                     for route, r in stats["routes"].items() for seed, f in _flagged(epol, r)]
         s.append("degenerate answers: " + ("; ".join(flagged) if flagged else "none"))
         if any("cut at the token limit" in f for f in flagged[1 if ref else 0:]):
-            s.append("  a policy that runs past max_new_tokens has usually found an RM that pays for length: read its "
+            s.append("  a policy that runs past max_new_tokens may have found an RM that pays for length: read its "
                      "answers in eval_policy/samples.jsonl before trusting its score")
     elif epol:
         s.append(f"policies: {STALE}")

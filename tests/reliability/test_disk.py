@@ -50,7 +50,8 @@ def stage_argv(stage: str, tiny_model_dir: Path, rm_dir: Path, data: Path, promp
         "ppo": ["ppo", "--config", str(ROOT / "configs/ppo/tiny.yaml"), "--model", m, "--prompts", str(prompts)],
         "grpo": ["grpo", "--config", str(ROOT / "configs/grpo/tiny.yaml"), "--model", m, "--prompts", str(prompts)],
         "eval-policy": ["eval-policy", "--reference", m, "--policies", f"p={m}", "--max_prompts", "2"],
-        "pipeline": ["pipeline", "--label.model", m, "--rm.model", m, "--ppo.model", m, "--ppo.prompts", str(prompts)],
+        "pipeline": ["pipeline", "--label.model", m, "--rm.model", m, "--ppo.model", m, "--ppo.prompts", str(prompts),
+                     "--eval_policy.judge", "gold:capitals"],  # file prompts have no gold checker of their own
     }[stage]
 
 

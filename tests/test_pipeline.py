@@ -112,7 +112,8 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     assert sum(line.startswith("RMs on the reference policy's own answers (best-of-2 gain, 3 prompts): ICM-RM ")
                and "; gold-RM " in line and "; random-RM " in line for line in head) == 1
     assert sum(line.startswith("degenerate answers: ") for line in head) == 1
-    assert any(line.startswith("policies on 6 held-out prompts, judge: gold checker") for line in head)
+    i = next(k for k, line in enumerate(head) if line.startswith("policies on 6 held-out prompts, judge: gold checker"))
+    assert head[i + 1].startswith("WARNING: only 6 held-out prompts: the score differences below carry wide CIs")
     vs_ref = [line for line in head if line.startswith(("  ICM-RM policy ", "  gold-RM policy ", "  random-RM policy "))
               and " vs " not in line]
     assert len(vs_ref) == 3 and all(" — " in line for line in vs_ref)  # one line per policy vs the reference

@@ -117,7 +117,9 @@ def test_a_policy_cut_at_the_token_limit_gets_a_plain_hint_and_the_reference_alo
     scores = {"reference": [0, 1], "icm_rm_policy": [1, 1], "human_rm_policy": [0, 1], "random_rm_policy": [0, 0]}
     hint = "a policy that runs past max_new_tokens may have found an RM that pays for length"
     _hand_made_eval(p, scores, flagged="random_rm_policy", flag="100% cut at the token limit")
-    assert "degenerate answers: random-RM policy: 100% cut at the token limit\n  " + hint in write_report(p)
+    headline = write_report(p)
+    assert "degenerate answers: random-RM policy: 100% cut at the token limit\n  " + hint in headline
+    assert "WARNING: only 2 held-out prompts: the score differences below carry wide CIs; hold out 50 or more" in headline
     _hand_made_eval(p, scores, flagged="reference", flag="100% cut at the token limit")
     headline = write_report(p)
     assert "degenerate answers: reference: 100% cut at the token limit" in headline and hint not in headline

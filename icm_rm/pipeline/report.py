@@ -117,6 +117,7 @@ def _best_of_n_line(bon: dict) -> str:
             + "; ".join(parts))
 
 
+FEW_PROMPTS = 50  # fewer held-out prompts than this: the summary warns (issue 18 judges on >= 50)
 STALE = "eval_policy/ judged other policies than this config trains: run the eval_policy stage again"
 
 
@@ -290,6 +291,9 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
         means = f"; each policy line is the mean over {_seeds_said(p)}" if several else ""
         s.append(f"policies on {epol['n_prompts']} held-out prompts, judge: {epol['judge']} (score = mean judge "
                  f"score{means})")
+        if epol["n_prompts"] < FEW_PROMPTS:
+            s.append(f"WARNING: only {epol['n_prompts']} held-out prompts: the score differences below carry wide CIs; "
+                     f"hold out {FEW_PROMPTS} or more (the demo judges 56)")
         s.append(f"  {'reference':<17} {epol['judge_score_mean']['reference']:.3f}")
         for route, r in stats["routes"].items():
             c, d = r["vs_reference"], r["vs_reference"]["score_diff"]

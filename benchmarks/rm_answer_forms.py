@@ -30,13 +30,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import md_table, write_result  # noqa: E402
+from common import RESULTS, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import get_table, split_subjects  # noqa: E402
 from icm_rm.reward.scoring import RewardModel  # noqa: E402
 from icm_rm.reward.stats import spearman  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FORMS = ("right", "wrong", "most_common", "subject_only", "evasion")
 
 

@@ -119,7 +119,8 @@ def test_a_policy_cut_at_the_token_limit_gets_a_plain_hint_and_the_reference_alo
     _hand_made_eval(p, scores, flagged="random_rm_policy", flag="100% cut at the token limit")
     headline = write_report(p)
     assert "degenerate answers: random-RM policy: 100% cut at the token limit\n  " + hint in headline
-    assert "WARNING: only 2 held-out prompts: the score differences below carry wide CIs; hold out 50 or more" in headline
+    assert ("WARNING: only 2 held-out prompts: the score differences below carry wide CIs; hold out 50 or more"
+            in headline)
     _hand_made_eval(p, scores, flagged="reference", flag="100% cut at the token limit")
     headline = write_report(p)
     assert "degenerate answers: reference: 100% cut at the token limit" in headline and hint not in headline

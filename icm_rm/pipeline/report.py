@@ -304,11 +304,11 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
               f"{pct(r['win_rate'], r['se'])}" for r in stats["pairs"]]
         s += [line for line in (_gap_line(stats, _spread(p)), _control_line(stats)) if line]
         ref = epol.get("degenerate", {}).get("reference", {}).get("flags")
-        flagged = [f"reference: {', '.join(ref)}"] if ref else []
-        flagged += [f"{_route_name(route)}{'' if seed is None else f' {seed}'}: {f}"
+        policies = [f"{_route_name(route)}{'' if seed is None else f' {seed}'}: {f}"
                     for route, r in stats["routes"].items() for seed, f in _flagged(epol, r)]
+        flagged = ([f"reference: {', '.join(ref)}"] if ref else []) + policies
         s.append("degenerate answers: " + ("; ".join(flagged) if flagged else "none"))
-        if any("cut at the token limit" in f for f in flagged[1 if ref else 0:]):
+        if any("cut at the token limit" in f for f in policies):
             s.append("  a policy that runs past max_new_tokens may have found an RM that pays for length: read its "
                      "answers in eval_policy/samples.jsonl before trusting its score")
     elif epol:

@@ -122,8 +122,8 @@ class BatchPlan:
     def describe(self) -> str:
         """One line for the terminal: what a PPO step does on each process."""
         procs = f"{self.world_size} processes × " if self.world_size > 1 else ""
-        return (f"ppo: {procs}{self.rollout_per_process} rollouts per step, {self.updates_per_step} optimizer steps per "
-                f"step on {self.mini_per_process} sequences ({self.grad_accum} × {self.micro}), "
+        return (f"ppo: {procs}{self.rollout_per_process} rollouts per step, {self.updates_per_step} optimizer steps "
+                f"per step on {self.mini_per_process} sequences ({self.grad_accum} × {self.micro}), "
                 f"{self.total_updates} in all")
 
     @classmethod

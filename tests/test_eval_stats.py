@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from icm_rm.infra.errors import ConfigError
+from icm_rm.infra.errors import ConfigError, InputError
 from rl.degenerate import degenerate_stats, rollout_metrics
 from rl.eval_stats import format_diff, paired_difference, sign_test_p
 from rl.ppo.data import load_prompts, prompt_in_test_split
@@ -81,6 +81,24 @@ def test_a_prompt_file_is_split_into_disjoint_train_and_test(tmp_path):
     assert e.value.key == "prompt_split" and "prompt_split: all" in e.value.message
     with pytest.raises(ConfigError):
         load_prompts(str(g), "dev")
+
+
+def test_a_prompt_file_reads_as_the_label_stage_reads_it(tmp_path):
+    """The file a user labeled from (JSONL, JSON or CSV, gzipped or not) also gives the RL prompts, split the same."""
+    import gzip
+
+    rows = [{"prompt": f"Is {i} even?", "chosen": "Yes.", "rejected": "No."} for i in range(20)]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "p.json").write_text(json.dumps({"data": rows}))
+    (tmp_path / "p.csv").write_text("prompt,chosen,rejected\n" + "".join(f"{r['prompt']},Yes.,No.\n" for r in rows))
+    (tmp_path / "p.csv.gz").write_bytes(gzip.compress((tmp_path / "p.csv").read_bytes()))
+    for split in ("train", "test", "all"):
+        expected = load_prompts(str(tmp_path / "p.jsonl"), split)
+        assert expected and all(load_prompts(str(tmp_path / f), split) == expected
+                                for f in ("p.json", "p.csv", "p.csv.gz"))
+    (tmp_path / "q.csv").write_text("question\nIs 1 even?\n")
+    with pytest.raises(InputError, match=r"q.csv, row 1, field 'prompt': missing .*the row has 'question'"):
+        load_prompts(str(tmp_path / "q.csv"), "all")
 
 
 def test_builtin_prompt_splits_do_not_overlap():

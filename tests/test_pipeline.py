@@ -121,6 +121,8 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
     err = capsys.readouterr().err
     assert "── icm-rm pipeline summary ──" in err and head[-1] in err
 
+    for stages in (["rm"], ["rl"], ["eval_rm", "eval_policy"]):  # each reads the finished stages before it
+        Pipeline(PipelineConfig(**{**vars(cfg), "stages": stages})).check_prerequisites()
     Pipeline(cfg).run()  # everything done: every stage is skipped
     err = capsys.readouterr().err
     for stage in ("label", "train-rm (icm)", "train-rm (human)", "train-rm (random)", "ppo (icm)", "ppo (human)",
@@ -199,6 +201,19 @@ def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
         Pipeline(cfg).run()
     assert e.value.key == "label.search.alpha"
     assert not (tmp_path / "run").exists()  # nothing written before the configs validate
+
+
+@pytest.mark.parametrize("stages, reads, producer", [(["rl", "eval_policy"], "rm_icm", "rm"),
+                                                     (["rm", "rl"], "label", "label"),
+                                                     (["eval_rm"], "rm_icm", "rm")])
+def test_a_stage_without_the_stage_it_reads_is_refused_up_front(tmp_path, tiny_model_dir, stages, reads, producer):
+    """`stages: [rl]` on a fresh folder: refused naming the folder it reads and the stage that writes it, before
+    anything is written — not after an earlier stage of the list has run (a finished run passes: see above)."""
+    cfg = tiny_pipeline(tmp_path, tiny_model_dir, stages=stages)
+    with pytest.raises(ConfigError, match=f"stage '{stages[0]}' reads .*{reads}, which the '{producer}' stage has "
+                                          f"not finished: add '{producer}' to stages") as e:
+        Pipeline(cfg).run()
+    assert e.value.key == "stages" and not (tmp_path / "run").exists()
 
 
 def test_a_pipeline_on_a_data_file_is_refused_up_front_without_held_out_pairs_or_a_judge(tmp_path, tiny_model_dir):

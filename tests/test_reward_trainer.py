@@ -255,6 +255,27 @@ def test_eval_rm_accuracy_and_ci_match_hand_computation(full_run, lora_run, toy_
     assert f"| heldout | 20 | {doc['results'][0]['accuracy']:.3f}" in md
     assert (out / "reliability_heldout.png").stat().st_size > 1000
     assert "Held-out preference accuracy" in capsys.readouterr().out
+    assert [r["seen_in_training"] for r in doc["results"]] == [0, 0] and "Not held out" not in md
+
+
+def test_eval_rm_says_when_the_held_out_set_holds_training_pairs(full_run, toy_files, tmp_path):
+    """train-rm records (as hashes) the pairs it trained on; eval-rm on its own training file says the score is fit,
+    not held-out accuracy — with a label flipped the pair still counts as seen."""
+    from icm_rm.cli import main
+    from icm_rm.reward.seen_pairs import count_seen
+
+    _, full = full_run
+    train = load_preferences(toy_files["train"]).examples
+    assert count_seen(full.model_dir, train) == 64 and count_seen(full.model_dir, heldout(toy_files)) == 0
+    flipped = [PreferenceExample(e.id, e.prompt, e.rejected, e.chosen) for e in train[:5]]
+    mixed = tmp_path / "mixed.jsonl"
+    write_preferences_jsonl(mixed, flipped + heldout(toy_files)[:7])
+    assert main(["eval-rm", "--model", str(full.model_dir), "--data", f"{mixed}:trl", "--output_dir",
+                 str(tmp_path / "eval")]) == 0
+    assert json.loads((tmp_path / "eval" / "eval_rm.json").read_text())["results"][0]["seen_in_training"] == 5
+    assert "**Not held out:** 5 of the 12 pairs of mixed are pairs run/model was trained on" in \
+        (tmp_path / "eval" / "eval_rm.md").read_text()
+    assert count_seen(tmp_path, train) is None  # an RM trained elsewhere carries no record
 
 
 

@@ -85,13 +85,20 @@ def _dropped_line(p: Pipeline) -> str | None:
     return ("RM training data: " + "; ".join(parts)) if parts else None
 
 
+def _seen_note(r: dict) -> str:
+    """eval-rm's count of the set's pairs the RM was trained on: such a score is fit, not held-out accuracy."""
+    k = r.get("seen_in_training")
+    return f" — NOT held out: {k} of its {r['n']} pairs are RM training pairs" if k else ""
+
+
 def _rm_section(erm: dict, summary: dict, dropped: str | None) -> list[str]:
     lines = ["## 2. Reward models on held-out pairs", "", "| RM | data | accuracy [95% CI] | n |", "|---|---|---|---|"]
     summary["rm"] = []
     for r in erm["results"]:
         lines.append(f"| {display_name(r['model_name'].split('/')[0])} | {r['data_name']} | {pct(r['accuracy'])} "
-                     f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['n']} |")
-        summary["rm"].append({k: r[k] for k in ("model", "data_name", "accuracy", "ci_low", "ci_high", "n")})
+                     f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]{_seen_note(r)} | {r['n']} |")
+        summary["rm"].append({k: r.get(k) for k in ("model", "data_name", "accuracy", "ci_low", "ci_high", "n",
+                                                    "seen_in_training")})
     return lines + ([""] + [dropped[0].upper() + dropped[1:] + "."] if dropped else []) + [""]
 
 
@@ -283,7 +290,7 @@ def short_summary(p: Pipeline, lab: dict | None, erm: dict | None, epol: dict | 
         s.append(dropped)
     for r in (erm or {}).get("results", []):
         s.append(f"RM {display_name(r['model_name'].split('/')[0])} on {r['data_name']}: {pct(r['accuracy'])} "
-                 f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]")
+                 f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]" + _seen_note(r))
     if bon:
         s.append(_best_of_n_line(bon))
     if epol and stats:

@@ -252,6 +252,23 @@ class Pipeline:
         if "eval_policy" in self.cfg.stages:
             judge_spec(eval_cfg.judge, eval_cfg.prompts, key="eval_policy.judge")
 
+    def check_prerequisites(self) -> None:
+        """A stage run without the stage before it reads that stage's finished folders: refused up front, naming the
+        first one missing, not after the stages before it have run."""
+        stages = self.cfg.stages
+        outputs = {"label": lambda: [self.dir("label")],
+                   "rm": lambda: [d.parent for _, d in self.rm_models()],
+                   "rl": lambda: [self.rl_dir(r, s, rs) for r in self.routes() for rs, s in self.runs()]}
+        reads = {"rm": ["label"], "rl": ["rm"], "eval_rm": ["rm"], "eval_policy": ["rm", "rl"]}
+        for stage in stages:
+            for producer in reads.get(stage, []):
+                if producer in stages:
+                    continue
+                missing = next((d for d in outputs[producer]() if not is_complete(d)), None)
+                if missing is not None:
+                    raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "
+                                                f"not finished: add '{producer}' to stages (or run it first)")
+
     def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
         """The eval prompts share none with the RL prompts of any route; returns how many there are."""
         evaluated = load_prompts(eval_cfg.prompts, eval_cfg.prompt_split, eval_cfg.max_prompts)
@@ -352,6 +369,7 @@ class Pipeline:
         for rs in self.rm_seeds():
             self.rm_cfg("icm", rs), self.rl_cfg("icm", rm_seed=rs)
         self.check_judge()
+        self.check_prerequisites()
         self.check_human_labels()
         eval_cfg = self.eval_policy_cfg()
         self.check_evaluations(eval_cfg)

@@ -2,7 +2,8 @@
 
 For each RM × dataset: pairwise accuracy (r_chosen > r_rejected) with a Wilson CI (optional bootstrap CI), per-subset
 accuracy, mean reward margin, calibration (ECE + reliability diagram of P(chosen) = σ(r_c − r_r)), reward–length
-correlation (a reward-hacking warning sign) and the count of tied pairs the reader skipped. Writes `eval_rm.md`,
+correlation (a reward-hacking warning sign), the count of tied pairs the reader skipped, and how many pairs the RM
+was trained on (train-rm records them; such a set is not held out). Writes `eval_rm.md`,
 `eval_rm.json` and `reliability_<data>.png` to output_dir and prints the markdown.
 """
 
@@ -25,6 +26,7 @@ from ..infra.runner import run_main
 from .data import load_pairs, split_spec
 from .format import response_text
 from .scoring import RewardModel, check_rm_dir
+from .seen_pairs import count_seen
 from .stats import accuracy_from_rewards, bootstrap_ci, ece, pearson, reliability_bins, sigmoid, spearman, wilson_ci
 
 __all__ = ["EvalRMConfig", "evaluate_rewards", "run_eval", "main", "wilson_ci", "bootstrap_ci",
@@ -154,7 +156,7 @@ def run_eval(cfg: EvalRMConfig, progress: bool = True) -> dict:
                                        bootstrap=cfg.bootstrap, seed=cfg.seed)
             results.append({"model": model_path, "model_name": model_name, "data": spec, "data_name": data_name,
                             "skipped_ties": pairs.skipped_ties, "skipped_invalid": pairs.skipped_invalid,
-                            **metrics})
+                            "seen_in_training": count_seen(model_path, pairs.examples), **metrics})
         del rm
     return {"config": asdict(cfg), "models": model_names, "datasets": data_names, "results": results}
 
@@ -185,6 +187,9 @@ def markdown_report(doc: dict) -> str:
                      f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {boot} | {r['mean_margin']:.3f} | {r['ece']:.3f} | "
                      f"{ln.get('pearson', float('nan')):.2f} ({ln.get('spearman', float('nan')):.2f}) | "
                      f"{ln.get('longer_preferred', float('nan')):.2f} | {r['skipped_ties']} |")
+    lines += [f"\n**Not held out:** {r['seen_in_training']} of the {r['n']} pairs of {r['data_name']} are pairs "
+              f"{r['model_name']} was trained on: its accuracy there measures fit, not generalisation."
+              for r in doc["results"] if r.get("seen_in_training")]
     subset_rows = [(r, s, v) for r in doc["results"] for s, v in r.get("subsets", {}).items()]
     if subset_rows:
         lines += ["", "## Per subset", "", "| RM | data | subset | n | accuracy [CI] |", "|---|---|---|---:|---|"]

@@ -27,6 +27,7 @@ from .config import RewardModelConfig
 from .data import (Tokenized, drop_least_confident, holdout_split, load_pairs, split_spec, to_dataset,
                    tokenize_pairs)
 from .export import finalize_export, merge_lora
+from .seen_pairs import write_train_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -328,6 +329,7 @@ def finish(cfg: RewardModelConfig, s: Setup, model_dir: Path, metrics: dict, fin
     """Main process: score the held-out pairs with the exported RM → reward stats in config.json + model card (which
     names `final_dir`, where the RM will live)."""
     final_dir = final_dir or model_dir
+    write_train_pairs(model_dir, s.data.train)
     stats = finalize_export(model_dir, s.data.eval, _card_info(cfg, s.base, s.data, metrics, final_dir),
                             batch_size=cfg.score_batch_size)
     acc = stats.accuracy

@@ -1,8 +1,9 @@
 """Prompts for RL: read once, then served in a seeded order whose position is part of the checkpoint.
 
-Sources (split into `train`/`test`, see `load_prompts`): a JSONL/JSON file whose rows have `prompt` (a string or a list of chat messages — TRL's preference and
-prompt-only formats both qualify; a TRL "implicit prompt" file with only conversational `chosen` gives the messages
-before the last assistant turn), or `builtin:NAME` → `icm_rm.data.builtin.builtin_prompts(NAME, split)`.
+Sources (split into `train`/`test`, see `load_prompts`): a JSONL/JSON/CSV (.gz) file whose rows have `prompt` (a
+string or a list of chat messages — TRL's preference and prompt-only formats both qualify; a TRL "implicit prompt"
+file with only conversational `chosen` gives the messages before the last assistant turn), or `builtin:NAME` →
+`icm_rm.data.builtin.builtin_prompts(NAME, split)`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import json
 from pathlib import Path
 
 from icm_rm.data.builtin import builtin_prompts
-from icm_rm.infra.errors import ConfigError, InputError
-from icm_rm.infra.files import read_input_bytes, unreadable_json
+from icm_rm.data.readers import Row, read_rows
+from icm_rm.infra.errors import ConfigError
 
 Prompt = str | list[dict]
 
@@ -59,52 +60,19 @@ def load_prompts(spec: str, split: str = "train", max_prompts: int | None = None
 
 
 def _read_file(path: Path) -> list[Prompt]:
+    """Each row's prompt, read as the label stage reads its files: JSONL, JSON or CSV (optionally .gz)."""
     if not path.exists():
         raise ConfigError("prompts", f"{path}: file not found")
-    data = read_input_bytes(path)  # a regular file of a sane size (not a FIFO or device), gunzipped and bounded
-    try:
-        text = data.decode("utf-8-sig")  # a leading BOM (Windows editors) is dropped, as the pair readers do
-    except UnicodeDecodeError as e:
-        raise InputError(path, None, None, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
-    name = path.name.removesuffix(".gz")
-    rows: list
-    if name.endswith(".jsonl"):
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise InputError(path, i, None, f"invalid JSON: {e.msg}") from None
-                except (ValueError, RecursionError) as e:  # nested past the recursion limit, a huge integer
-                    raise InputError(path, i, None, unreadable_json(e)) from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(path, None, None, f"invalid JSON at line {e.lineno}: {e.msg}") from None
-        except (ValueError, RecursionError) as e:
-            raise InputError(path, None, None, unreadable_json(e)) from None
-        rows = data.get("data", data.get("rows")) if isinstance(data, dict) else data
-        if not isinstance(rows, list):
-            raise InputError(path, None, None, "expected a list of rows (or {\"data\": [...]})")
-    return [_prompt_of(row, path, i) for i, row in enumerate(rows, 1)]
+    return [_prompt_of(row) for row in read_rows(path)]
 
 
-def _prompt_of(row, path: Path, i: int) -> Prompt:
-    if not isinstance(row, dict):
-        raise InputError(path, i, None, "expected a JSON object")
-    if "prompt" in row:
-        p = row["prompt"]
-    elif isinstance(row.get("chosen"), list):   # TRL implicit-prompt conversational preference
-        p = [m for m in row["chosen"][:-1]]
-    else:
-        raise InputError(path, i, "prompt", "missing (each row needs a `prompt`)")
-    if isinstance(p, str) and p:
-        return p
-    if isinstance(p, list) and p and all(isinstance(m, dict) and "role" in m and "content" in m for m in p):
-        return p
-    raise InputError(path, i, "prompt", "expected a non-empty string or a list of {role, content} messages")
+def _prompt_of(row: Row) -> Prompt:
+    if row.has("prompt"):
+        return row.content("prompt")
+    chosen = row.data.get("chosen")
+    if isinstance(chosen, list) and len(chosen) > 1:  # TRL implicit-prompt conversational preference
+        return Row(row.path, row.number, {"prompt": chosen[:-1]}).content("prompt")
+    raise row.error("prompt", f"missing (each row needs a `prompt`; the row has {', '.join(map(repr, row.data))})")
 
 
 class PromptStream:

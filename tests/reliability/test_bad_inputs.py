@@ -187,7 +187,7 @@ CASES = [
                                     "--prompts", "{long_prompts}", "--max_new_tokens", "8"],
      ["long_prompts.jsonl", "prompt 2", "64 positions"]),
     ("grpo-empty-prompts-file", "in", [*GRPO, "--prompts", "{bad}/prompts_empty.jsonl"],
-     ["prompts_empty.jsonl", "no prompts"]),
+     ["prompts_empty.jsonl", "file is empty"]),
     ("grpo-empty-prompt", "in", [*GRPO, "--prompts", "{bad}/prompts_empty_prompt.jsonl"], ["row 2", "'prompt'"]),
     # ------------------------------------------------------------------ eval-policy
     ("eval-policy-no-policies", "sub", [*EVAL_POLICY], ["key 'policies'"]),

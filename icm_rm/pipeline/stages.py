@@ -255,19 +255,15 @@ class Pipeline:
     def check_prerequisites(self) -> None:
         """A stage run without the stage before it reads that stage's finished folders: refused up front, naming the
         first one missing, not after the stages before it have run."""
-        stages = self.cfg.stages
-        outputs = {"label": lambda: [self.dir("label")],
-                   "rm": lambda: [d.parent for _, d in self.rm_models()],
+        folders = {"label": lambda: [self.dir("label")], "rm": lambda: [d.parent for _, d in self.rm_models()],
                    "rl": lambda: [self.rl_dir(r, s, rs) for r in self.routes() for rs, s in self.runs()]}
-        reads = {"rm": ["label"], "rl": ["rm"], "eval_rm": ["rm"], "eval_policy": ["rm", "rl"]}
-        for stage in stages:
-            for producer in reads.get(stage, []):
-                if producer in stages:
-                    continue
-                missing = next((d for d in outputs[producer]() if not is_complete(d)), None)
-                if missing is not None:
-                    raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "
-                                                f"not finished: add '{producer}' to stages (or run it first)")
+        for stage, producer in {"rm": "label", "rl": "rm", "eval_rm": "rm", "eval_policy": "rl"}.items():
+            if stage not in self.cfg.stages or producer in self.cfg.stages:
+                continue
+            missing = next((d for d in folders[producer]() if not is_complete(d)), None)
+            if missing is not None:
+                raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "
+                                            f"not finished: add '{producer}' to stages (or run it first)")
 
     def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
         """The eval prompts share none with the RL prompts of any route; returns how many there are."""

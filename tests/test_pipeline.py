@@ -95,6 +95,9 @@ def test_pipeline_with_the_random_label_control(tmp_path, tiny_model_dir, capsys
            "pairs with the smallest ICM margin)" in head
     assert f"**{strong}** (strongest baseline)" in report and "Without gold: " in report
     assert summary["label"]["diagnostics"] == label["diagnostics"]
+    assert [r["seen_in_training"] for r in summary["rm"]] == [0, 0, 0] and "NOT held out" not in report
+    from icm_rm.pipeline.report import _seen_note  # what a row says when eval_rm_data holds RM training pairs
+    assert _seen_note({"seen_in_training": 3, "n": 10}) == " — NOT held out: 3 of its 10 pairs are RM training pairs"
     epol = json.loads((out / "eval_policy" / "eval_policy.json").read_text())
     own = {(r["policy"], r["versus"]): r for r in epol["win_rates"]}
     stats = summary["policy"]["seed_mean"]  # one RL seed: the seed mean is each policy's own eval-policy result

@@ -31,7 +31,7 @@ RL_SURFACE = {
     "icm_rm.infra.lm", "icm_rm.infra.model_dir", "icm_rm.infra.model_registry", "icm_rm.infra.models",
     "icm_rm.infra.quiet", "icm_rm.infra.runner", "icm_rm.infra.runs", "icm_rm.infra.values",
     "icm_rm.reward.data", "icm_rm.reward.scoring", "icm_rm.reward.stats",
-    "icm_rm.data.builtin", "icm_rm.data.readers", "icm_rm.data.records",
+    "icm_rm.data.builtin", "icm_rm.data.generic", "icm_rm.data.readers", "icm_rm.data.records",
 }
 
 

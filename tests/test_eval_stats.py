@@ -96,8 +96,14 @@ def test_a_prompt_file_reads_as_the_label_stage_reads_it(tmp_path):
         expected = load_prompts(str(tmp_path / "p.jsonl"), split)
         assert expected and all(load_prompts(str(tmp_path / f), split) == expected
                                 for f in ("p.json", "p.csv", "p.csv.gz"))
+    dialogues = [{"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "good"}],
+                  "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}]},
+                 {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: bye"}]
+    (tmp_path / "implicit.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dialogues))
+    assert load_prompts(str(tmp_path / "implicit.jsonl"), "all") == [[{"role": "user", "content": "q"}],
+                                                                     "\n\nHuman: hi\n\nAssistant:"]  # as label splits
     (tmp_path / "q.csv").write_text("question\nIs 1 even?\n")
-    with pytest.raises(InputError, match=r"q.csv, row 1, field 'prompt': missing .*the row has 'question'"):
+    with pytest.raises(InputError, match=r"q.csv, row 1, field 'prompt': missing field .*this row has question\)"):
         load_prompts(str(tmp_path / "q.csv"), "all")
 
 

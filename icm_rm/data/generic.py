@@ -92,7 +92,7 @@ def _claim_text(row: Row, task: Task) -> str:
         if placeholder:
             if not row.has(placeholder) and placeholder == "statement":
                 raise row.error("text", f"missing field (give 'text', or 'statement' for task '{task.name}'; this "
-                                        f"row has {', '.join(sorted(map(str, row.data))) or 'no fields'}: another "
+                                        f"row has {row.fields_said()}: another "
                                         "column name maps with --fields '{text: COLUMN}')")
             if not row.has(placeholder):
                 raise row.error(placeholder, f"missing field (task '{task.name}' template needs it)")

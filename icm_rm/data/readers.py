@@ -43,6 +43,10 @@ class Row:
     def error(self, key: str | None, message: str) -> InputError:
         return InputError(self.path, self.number, self.name(key) if key else None, message)
 
+    def fields_said(self) -> str:
+        """The row's field names, for a message about a missing one."""
+        return ", ".join(sorted(map(str, self.data))) or "no fields"
+
     def has(self, key: str) -> bool:
         return key in self.data and self.data[key] is not None
 

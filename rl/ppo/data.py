@@ -2,8 +2,8 @@
 
 Sources (split into `train`/`test`, see `load_prompts`): a JSONL/JSON/CSV (.gz) file whose rows have `prompt` (a
 string or a list of chat messages — TRL's preference and prompt-only formats both qualify; a TRL "implicit prompt"
-file with only conversational `chosen` gives the messages before the last assistant turn), or `builtin:NAME` →
-`icm_rm.data.builtin.builtin_prompts(NAME, split)`.
+preference row gives the dialogue prefix its `chosen` and `rejected` share, as the label stage reads it), or
+`builtin:NAME` → `icm_rm.data.builtin.builtin_prompts(NAME, split)`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from icm_rm.data.builtin import builtin_prompts
+from icm_rm.data.generic import trl_triple
 from icm_rm.data.readers import Row, read_rows
 from icm_rm.infra.errors import ConfigError
 
@@ -67,12 +68,12 @@ def _read_file(path: Path) -> list[Prompt]:
 
 
 def _prompt_of(row: Row) -> Prompt:
+    """The row's `prompt`, or a TRL preference row's implicit one (the dialogue prefix its two responses share)."""
     if row.has("prompt"):
         return row.content("prompt")
-    chosen = row.data.get("chosen")
-    if isinstance(chosen, list) and len(chosen) > 1:  # TRL implicit-prompt conversational preference
-        return Row(row.path, row.number, {"prompt": chosen[:-1]}).content("prompt")
-    raise row.error("prompt", f"missing (each row needs a `prompt`; the row has {', '.join(map(repr, row.data))})")
+    if row.has("chosen") and row.has("rejected"):
+        return trl_triple(row)[0]
+    raise row.error("prompt", f"missing field (each row needs a `prompt`; this row has {row.fields_said()})")
 
 
 class PromptStream:

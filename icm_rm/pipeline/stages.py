@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -12,10 +11,8 @@ from typing import Any
 from rl.best_of_n import BestOfNConfig, run_best_of_n
 from rl.evaluate import EvalPolicyConfig, run_eval_policy
 from rl.grpo import GRPOConfig, train_grpo
-from rl.judges import judge_spec
 from rl.launch import policy_inputs
 from rl.ppo import PPOConfig, train_ppo
-from rl.ppo.data import load_prompts
 
 from ..data.builtin import DEFAULT_TASK, builtin_claimset
 from ..data.preferences import PreferenceExample, write_preferences_jsonl
@@ -25,11 +22,10 @@ from ..infra.io import (check_writable, is_complete, mark_complete, peak_rss_mib
                         write_run_json)
 from ..infra.runs import check_resume, fingerprint, fingerprint_matches, write_fingerprint
 from ..label import LabelConfig, run_label
-from ..label.stage import load_pool
 from ..reward import evaluate as eval_rm
 from ..reward.config import RewardModelConfig
-from ..reward.data import load_pairs
 from ..reward.trainer import rm_inputs, train_reward_model
+from .checks import PipelineChecks
 from .config import STAGES, PipelineConfig
 from .disk import PlannedModel, check_disk
 from .report import write_report
@@ -58,7 +54,7 @@ def _named_dirs(specs: list[str], prefix: str) -> dict[str, str]:
     return {f"{prefix}:{spec.split('=', 1)[0]}": spec.split("=", 1)[-1] for spec in specs}
 
 
-class Pipeline:
+class Pipeline(PipelineChecks):
     """Holds the resolved paths of every stage; `run()` executes the configured stages in order."""
 
     def __init__(self, cfg: PipelineConfig):
@@ -212,76 +208,6 @@ class Pipeline:
             ex.append(PreferenceExample(id=pid, prompt=pair.prompt, chosen=chosen, rejected=rejected))
         write_preferences_jsonl(path, ex)
 
-    # ------------------------------------------------------------------ checks
-
-    def check_judge(self) -> None:
-        """A judge RM that a compared policy is trained against would grade its own optimisation target."""
-        judge = self.cfg.eval_policy.get("judge")
-        if not judge or str(judge).startswith("gold:"):
-            return
-        for name, model in self.rm_models(["icm", "human", "random"]):
-            if Path(judge).resolve() == model.resolve():
-                raise ConfigError("eval_policy.judge", f"{judge} is the RM {name}, which a policy is trained "
-                                                       "against; judge with gold:<task> or a held-out RM")
-
-    def check_human_labels(self) -> None:
-        """The gold-label route has labels to train on: a `human_labels` file that exists, or a label pool that
-        carries gold (built-in tasks and labeled files do; an unlabeled pairs file does not) — checked before the
-        label stage, not after it and the first RM."""
-        if not (self.cfg.compare_human and "rm" in self.cfg.stages):
-            return
-        if self.cfg.human_labels:
-            if not Path(self.cfg.human_labels).is_file():
-                raise ConfigError("human_labels", f"{self.cfg.human_labels}: no such preference file")
-            return
-        label = self.label_cfg()
-        if label.data_format != "builtin" and not load_pool(label).has_gold:
-            raise ConfigError("compare_human", f"{label.data_path} has no gold labels, so there is no gold-label "
-                                               "route to compare: set human_labels: FILE (prompt/chosen/rejected) "
-                                               "or compare_human: false")
-
-    def check_evaluations(self, eval_cfg: EvalPolicyConfig) -> None:
-        """Both evaluation stages have what they read, checked before any stage runs: held-out preference pairs
-        (built-in labels bring their test split; a data file does not) and a judge for the eval prompts."""
-        if "eval_rm" in self.cfg.stages and not self.heldout_prefs():
-            raise ConfigError("eval_rm_data", f"the labels come from {self.cfg.label.get('data_path')}, which has no "
-                                              "held-out split: give held-out preference sets (eval_rm_data: "
-                                              "[FILE[:format]]) or leave eval_rm out of stages")
-        for spec in self.cfg.eval_rm_data if "eval_rm" in self.cfg.stages else []:
-            load_pairs(spec, limit=self.cfg.eval_rm_limit)  # a missing or malformed file: its own one-line error
-        if "eval_policy" in self.cfg.stages:
-            judge_spec(eval_cfg.judge, eval_cfg.prompts, key="eval_policy.judge")
-
-    def check_prerequisites(self) -> None:
-        """A stage run without the stage before it reads that stage's finished folders: refused up front, naming the
-        first one missing, not after the stages before it have run."""
-        folders = {"label": lambda: [self.dir("label")], "rm": lambda: [d.parent for _, d in self.rm_models()],
-                   "rl": lambda: [self.rl_dir(r, s, rs) for r in self.routes() for rs, s in self.runs()]}
-        for stage, producer in {"rm": "label", "rl": "rm", "eval_rm": "rm", "eval_policy": "rl"}.items():
-            if stage not in self.cfg.stages or producer in self.cfg.stages:
-                continue
-            missing = next((d for d in folders[producer]() if not is_complete(d)), None)
-            if missing is not None:
-                raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "
-                                            f"not finished: add '{producer}' to stages (or run it first)")
-
-    def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
-        """The eval prompts share none with the RL prompts of any route; returns how many there are."""
-        evaluated = load_prompts(eval_cfg.prompts, eval_cfg.prompt_split, eval_cfg.max_prompts)
-
-        def key(p) -> str:
-            return json.dumps(p, sort_keys=True, ensure_ascii=False)
-
-        for route in self.routes():
-            rl_cfg = self.rl_cfg(route)
-            shared = {key(p) for p in load_prompts(rl_cfg.prompts, rl_cfg.prompt_split, rl_cfg.max_prompts)}
-            shared &= {key(p) for p in evaluated}
-            if shared:
-                raise UserError(f"eval_policy: {len(shared)} of the {len(evaluated)} eval prompts are RL prompts of the "
-                                f"{route} route (e.g. {sorted(shared)[0][:80]}); evaluate on held-out prompts "
-                                "(eval_policy.prompt_split: test, RL prompt_split: train)")
-        return len(evaluated)
-
     # ------------------------------------------------------------------ stages
 
     def _timed(self, name: str, done: bool, fn) -> None:
@@ -364,12 +290,7 @@ class Pipeline:
         self.label_cfg(), self.best_of_n_cfg()  # validate every stage up front
         for rs in self.rm_seeds():
             self.rm_cfg("icm", rs), self.rl_cfg("icm", rm_seed=rs)
-        self.check_judge()
-        self.check_prerequisites()
-        self.check_human_labels()
-        eval_cfg = self.eval_policy_cfg()
-        self.check_evaluations(eval_cfg)
-        self.check_heldout(eval_cfg)
+        self.check_before_running()
         check_writable(self.out)
         check_disk(self.out, self.planned_models())
         save_config(self.cfg, self.out / "config.yaml")

@@ -208,7 +208,8 @@ def test_pipeline_config_errors_name_the_stage_key(tmp_path, tiny_model_dir):
 
 @pytest.mark.parametrize("stages, reads, producer", [(["rl", "eval_policy"], "rm_icm", "rm"),
                                                      (["rm", "rl"], "label", "label"),
-                                                     (["eval_rm"], "rm_icm", "rm")])
+                                                     (["eval_rm"], "rm_icm", "rm"),
+                                                     (["eval_policy"], "rm_icm", "rm")])  # it reads the RMs too
 def test_a_stage_without_the_stage_it_reads_is_refused_up_front(tmp_path, tiny_model_dir, stages, reads, producer):
     """`stages: [rl]` on a fresh folder: refused naming the folder it reads and the stage that writes it, before
     anything is written — not after an earlier stage of the list has run (a finished run passes: see above)."""

@@ -70,15 +70,19 @@ class PipelineChecks:
     def check_prerequisites(self) -> None:
         """A stage run without the stage before it reads that stage's finished folders: refused up front, naming the
         first one missing, not after the stages before it have run."""
-        folders = {"label": lambda: [self.dir("label")], "rm": lambda: [d.parent for _, d in self.rm_models()],
+        stages = self.cfg.stages
+        outputs = {"label": lambda: [self.dir("label")],
+                   "rm": lambda: [d.parent for _, d in self.rm_models()],
                    "rl": lambda: [self.rl_dir(r, s, rs) for r in self.routes() for rs, s in self.runs()]}
-        for stage, producer in {"rm": "label", "rl": "rm", "eval_rm": "rm", "eval_policy": "rl"}.items():
-            if stage not in self.cfg.stages or producer in self.cfg.stages:
-                continue
-            missing = next((d for d in folders[producer]() if not is_complete(d)), None)
-            if missing is not None:
-                raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "
-                                            f"not finished: add '{producer}' to stages (or run it first)")
+        reads = {"rm": ["label"], "rl": ["rm"], "eval_rm": ["rm"], "eval_policy": ["rm", "rl"]}  # policies' RM rewards
+        for stage in stages:
+            for producer in reads.get(stage, []):
+                if producer in stages:
+                    continue
+                missing = next((d for d in outputs[producer]() if not is_complete(d)), None)
+                if missing is not None:
+                    raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "
+                                                f"not finished: add '{producer}' to stages (or run it first)")
 
     def check_heldout(self, eval_cfg: EvalPolicyConfig) -> int:
         """The eval prompts share none with the RL prompts of any route; returns how many there are."""
@@ -87,12 +91,15 @@ class PipelineChecks:
         def key(p) -> str:
             return json.dumps(p, sort_keys=True, ensure_ascii=False)
 
+        evaluated_keys, read = {key(p) for p in evaluated}, {}
         for route in self.routes():
             rl_cfg = self.rl_cfg(route)
-            shared = {key(p) for p in load_prompts(rl_cfg.prompts, rl_cfg.prompt_split, rl_cfg.max_prompts)}
-            shared &= {key(p) for p in evaluated}
+            source = (rl_cfg.prompts, rl_cfg.prompt_split, rl_cfg.max_prompts)  # the routes share one prompt set
+            if source not in read:
+                read[source] = {key(p) for p in load_prompts(*source)}
+            shared = read[source] & evaluated_keys
             if shared:
-                raise UserError(f"eval_policy: {len(shared)} of the {len(evaluated)} eval prompts are RL prompts of the "
-                                f"{route} route (e.g. {sorted(shared)[0][:80]}); evaluate on held-out prompts "
+                raise UserError(f"eval_policy: {len(shared)} of the {len(evaluated)} eval prompts are RL prompts of "
+                                f"the {route} route (e.g. {sorted(shared)[0][:80]}); evaluate on held-out prompts "
                                 "(eval_policy.prompt_split: test, RL prompt_split: train)")
         return len(evaluated)

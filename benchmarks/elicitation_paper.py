@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, finished_tasks, md_table, write_result  # noqa: E402
 
 from icm_rm.data.builtin import builtin_claimset  # noqa: E402
+from icm_rm.data.protocol import load_protocol_task  # noqa: E402
 from icm_rm.data.spec import load_claimset  # noqa: E402
 from icm_rm.data.task_registry import get_task  # noqa: E402
 from icm_rm.infra.lm import load_causal_lm  # noqa: E402
@@ -68,6 +69,8 @@ def load_pool(task: str, real_groups: int | None = None):
             return None
         return load_claimset(fmt, str(path), limit_groups=groups, seed=0)
     name, _, form = task.partition(":")  # "capitals:claims" = the candidate-answer form
+    if name not in BUILTIN and not form:  # a protocol family (the dev/test task families of elicitation.py)
+        return load_protocol_task(name, SHARED)
     return builtin_claimset(name, form=form or "pairs", split="train")
 
 

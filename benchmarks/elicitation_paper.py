@@ -80,6 +80,12 @@ def accuracy(pool, claims, labels, scores) -> float:
     return claim_accuracy(claims, labels, pool.gold)
 
 
+def icl_subset(claims, icl_groups: int) -> list[int]:
+    """Indices of the claims in the first `icl_groups` groups (sorted by name): where the in-context methods run."""
+    keep = set(sorted({c.group for c in claims})[:icl_groups])
+    return [i for i, c in enumerate(claims) if c.group in keep]
+
+
 def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_groups: int, icl_iters: int,
              icl_seeds: int, iters: int, max_demos: int, real_groups: int | None, icl: bool = True) -> dict:
     pool = load_pool(task, real_groups)
@@ -110,8 +116,7 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
     s = pure.loo_scores(claims, gold, q)
     res["supervised probe"] = [accuracy(pool, claims, sign_labels(s), s)]
     # In-context methods run on a subset of groups (on CPU each re-score is a forward pass per claim):
-    keep = set(sorted({c.group for c in claims})[:icl_groups])
-    sub_idx = [i for i, c in enumerate(claims) if c.group in keep]
+    sub_idx = icl_subset(claims, icl_groups)
     sub = [claims[i] for i in sub_idx]
     sub_gold = [gold[i] for i in sub_idx]
     sq = list(range(len(sub)))
@@ -143,7 +148,7 @@ def run_task(task: str, model_name: str, model, tok, seeds: list[int], icl_group
         costs.append({"claims": len(sub), "iterations": r.chains[0].iteration,
                       "labeled": sum(y is not None for y in r.labels),
                       "forward_tokens": scorer.stats.forward_tokens, "seconds": time.time() - t_icl})
-    out["icl_subset"] = {"groups": len(keep), "claims": len(sub)}
+    out["icl_subset"] = {"groups": len({c.group for c in sub}), "claims": len(sub)}
     out["accuracy"] = {k: {"mean": float(np.mean(v)), "half_range": float((max(v) - min(v)) / 2), "runs": v}
                        for k, v in res.items() if v}
     out["icm_icl_cost"] = costs

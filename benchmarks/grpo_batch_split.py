@@ -43,8 +43,9 @@ def start(cfg: dict, split: str, work: Path) -> tuple[subprocess.Popen, Path, fl
                                     "gradient_accumulation_steps": accum, "resume": False, "overwrite": True}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     cmd = [sys.executable, "-m", "icm_rm.cli", "grpo", "--config", str(path)]
-    log = open(work / f"{split}.log", "w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), out, time.perf_counter()
+    with open(work / f"{split}.log", "w") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return proc, out, time.perf_counter()
 
 
 def finish(proc: subprocess.Popen, t0: float, split: str, work: Path) -> dict:

@@ -18,9 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import md_table, write_result  # noqa: E402
-from elicitation_paper import REAL, accuracy, load_pool  # noqa: E402
+from elicitation_paper import REAL, accuracy, icl_subset, load_pool  # noqa: E402
 
 from icm_rm.infra.lm import load_causal_lm  # noqa: E402
+from icm_rm.label.metrics import sign_labels  # noqa: E402
 from icm_rm.scoring.hf import HFScorer  # noqa: E402
 
 
@@ -36,10 +37,10 @@ def twin_out_scores(scorer: HFScorer, claims, labels: list[bool]) -> np.ndarray:
 
 def copy_rate(claims, labels: list[bool], scores: np.ndarray) -> float:
     """Share of claims whose ICL verdict (score > 0) equals the label shown for its twin (its pair's other claim)."""
-    hits = []
+    verdicts, hits = sign_labels(scores), []
     for i, c in enumerate(claims):
         twins = [j for j, d in enumerate(claims) if d.group == c.group and j != i]
-        hits += [bool(scores[i] > 0) == labels[j] for j in twins]
+        hits += [verdicts[i] == labels[j] for j in twins]
     return float(np.mean(hits))
 
 
@@ -60,16 +61,15 @@ def main() -> None:
             if pool is None or not pool.is_pairwise:
                 print(f"[icl_twin] {task}: skipped ({'no shared data' if pool is None else 'not pairs'})")
                 continue
-            keep = set(sorted({c.group for c in pool.claims})[:a.icl_groups])
-            claims = [c for c in pool.claims if c.group in keep]
+            claims = [pool.claims[i] for i in icl_subset(pool.claims, a.icl_groups)]
             gold = [bool(pool.gold[c.id]) for c in claims]
             t0 = time.time()
             scorer = HFScorer(model, tok, max_demos=None)
             with_twin = scorer.loo_scores(claims, gold, list(range(len(claims))))
             without = twin_out_scores(scorer, claims, gold)
-            r = {"pairs": len(keep), "claims": len(claims),
-                 "golden_icl_twin_in": accuracy(pool, claims, [bool(s > 0) for s in with_twin], with_twin),
-                 "golden_icl_twin_out": accuracy(pool, claims, [bool(s > 0) for s in without], without),
+            r = {"pairs": len({c.group for c in claims}), "claims": len(claims),
+                 "golden_icl_twin_in": accuracy(pool, claims, sign_labels(with_twin), with_twin),
+                 "golden_icl_twin_out": accuracy(pool, claims, sign_labels(without), without),
                  "copies_twin_label_twin_in": copy_rate(claims, gold, with_twin),
                  "seconds": time.time() - t0, "forward_tokens": scorer.stats.forward_tokens}
             results.setdefault(model_name, {})[task] = r

@@ -75,10 +75,12 @@ class PipelineChecks:
                    "rm": lambda: [d.parent for _, d in self.rm_models()],
                    "rl": lambda: [self.rl_dir(r, s, rs) for r in self.routes() for rs, s in self.runs()]}
         reads = {"rm": ["label"], "rl": ["rm"], "eval_rm": ["rm"], "eval_policy": ["rm", "rl"]}  # policies' RM rewards
+        checked: set[str] = set()
         for stage in stages:
             for producer in reads.get(stage, []):
-                if producer in stages:
+                if producer in stages or producer in checked:
                     continue
+                checked.add(producer)
                 missing = next((d for d in outputs[producer]() if not is_complete(d)), None)
                 if missing is not None:
                     raise ConfigError("stages", f"stage '{stage}' reads {missing}, which the '{producer}' stage has "

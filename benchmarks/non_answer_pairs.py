@@ -6,15 +6,18 @@ sentence (rm_answer_forms.py); their policies learned "A horse.". The remedy, no
 reject a non-answer (`fact_tables.NON_ANSWERS`, by a hash of the pair, as `animal_answers` rejects evasions) instead of
 a wrong class; variant `class_only` rebuilds the old pairs. The second check (variant `frequency_distractors`, now
 the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn as often as it is right, so that
-"mammal" stops predicting the chosen side. Dev only: the train split's subjects are cut into RL subjects (pairs, RMs,
-PPO prompts) and dev questions (judged by the gold checker); no test subject is read.
+"mammal" stops predicting the chosen side. The third (variants `hedges`, `hedges3`; not adopted): a third of the pairs
+reject a hedge naming the right class and a wrong one instead (`fact_tables.HEDGES`: two or all three templates).
+Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
+the gold checker); no test subject is read.
 
-    python benchmarks/non_answer_pairs.py --variant class_only|non_answers|frequency_distractors --out DIR \
+    python benchmarks/non_answer_pairs.py --variant class_only|non_answers|frequency_distractors|hedges|hedges3 \
+        --out DIR \
         [--rm_seeds 42 1 2 --rl_seeds 0 --rm_split_seed 42 --name RESULT --set rm.trainer.num_train_epochs=4]
 
 runs `icm-rm pipeline` (the demo config, ICM and gold routes, no controls, no eval-rm: it reads the test split) on
 DIR/rl_pairs.jsonl and judges on DIR/dev_prompts.jsonl, then writes results/non_answer_pairs_<variant>.json: per
-route and RM seed the dev gain vs the reference, and how often each policy answers without naming a class.
+route and RM seed the dev gain vs the reference, and how often each policy names no class or two or more.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import numpy as np
 import yaml
 
 from icm_rm.data.builtin import _hash_unit, gold_check, split_subjects, table_claimset
-from icm_rm.data.fact_tables import ANIMAL_QUIZ
+from icm_rm.data.fact_tables import ANIMAL_QUIZ, HEDGES
 from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
 from icm_rm.infra.io import atomic_write_jsonl
 from icm_rm.pipeline.seed_means import gap_se, read_scores
@@ -47,7 +50,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 DEV_FRACTION = 0.26  # 34 of the 131 train subjects: the size of the dev rounds in BENCHMARKS §5
 _UNIFORM = dataclasses.replace(ANIMAL_QUIZ, distractors_by="uniform")  # the pairs before the frequency check
 VARIANTS = {"class_only": dataclasses.replace(_UNIFORM, evasions=()), "non_answers": _UNIFORM,
-            "frequency_distractors": ANIMAL_QUIZ}
+            "frequency_distractors": ANIMAL_QUIZ, "hedges": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES[:2]),
+            "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES)}
 
 
 def dev_subjects() -> tuple[list[str], list[str]]:
@@ -63,7 +67,7 @@ def write_data(variant: str, out: Path) -> dict:
     table = VARIANTS[variant]
     rl, dev = dev_subjects()
     cs = table_claimset(table, form="pairs", split="train")
-    examples, non = [], 0
+    examples, non, hedges = [], 0, 0
     for pid, pair in cs.pairs.items():
         subject = pair.meta["subject"]
         if subject not in rl:
@@ -71,19 +75,22 @@ def write_data(variant: str, out: Path) -> dict:
         a_better = cs.gold[f"{pid}:A>B"]
         good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
         examples.append(PreferenceExample(id=pid, prompt=pair.prompt, chosen=good, rejected=bad))
-        non += bad not in {table.state(subject, o) for o in table.objects()}
+        hedged = classes_named(pair.prompt, bad) > 1
+        non += bad not in {table.state(subject, o) for o in table.objects()} and not hedged
+        hedges += hedged
     write_preferences_jsonl(out / "rl_pairs.jsonl", examples)
     atomic_write_jsonl(out / "dev_prompts.jsonl", [{"prompt": table.ask(s)} for s in dev])
-    return {"rl_subjects": len(rl), "dev_subjects": len(dev), "pairs": len(examples), "non_answer_pairs": non}
+    return {"rl_subjects": len(rl), "dev_subjects": len(dev), "pairs": len(examples), "non_answer_pairs": non,
+            "hedge_pairs": hedges}
 
 
 SUBJECT_OF = {ANIMAL_QUIZ.ask(s): s.lower() for s, _ in ANIMAL_QUIZ.rows}
 
 
-def names_a_class(prompt: str, completion: str) -> bool:
-    """Does the answer name a class, outside the subject's own name ("A swordfish." names none)?"""
+def classes_named(prompt: str, completion: str) -> int:
+    """How many classes the answer names, outside the subject's own name ("A swordfish." names none)."""
     low = completion.lower().replace(SUBJECT_OF[prompt], "")
-    return any(o in low for o in ANIMAL_QUIZ.objects())
+    return sum(o in low for o in ANIMAL_QUIZ.objects())
 
 
 def summarise(run: Path) -> dict:
@@ -93,10 +100,10 @@ def summarise(run: Path) -> dict:
     ref = scores["reference"]
     out = {}
     for name, s in scores.items():
-        no_class = float(np.mean([not names_a_class(r["prompt"], r[name]) for r in rows]))
+        named = [classes_named(r["prompt"], r[name]) for r in rows]
         correct = float(np.mean([bool(gold_check("animal_quiz", r["prompt"], r[name])) for r in rows]))
-        out[name] = {"score": float(s.mean()), "gain": float(np.mean(s - ref)), "no_class": no_class,
-                     "gold_correct": correct}
+        out[name] = {"score": float(s.mean()), "gain": float(np.mean(s - ref)), "no_class": float(np.mean(
+            [n == 0 for n in named])), "two_classes": float(np.mean([n > 1 for n in named])), "gold_correct": correct}
     return out
 
 
@@ -271,12 +278,15 @@ def main(argv: list[str] | None = None) -> int:
                      "no_class_mean": float(np.mean([v["no_class"] for v in mine])) if mine else None}
     summary = json.loads((out / "run" / "summary.json").read_text()) if (out / "run" / "summary.json").exists() else {}
     label_acc = (summary.get("label") or {}).get("accuracy")
-    rows = [[k, f"{v['score']:.3f}", f"{v['gain']:+.3f}", f"{v['no_class']:.2f}"] for k, v in policies.items()]
-    table = md_table(["policy", "dev score", "gain vs reference", "answers naming no class"], rows)
+    rows = [[k, f"{v['score']:.3f}", f"{v['gain']:+.3f}", f"{v['no_class']:.2f}", f"{v['two_classes']:.2f}"]
+            for k, v in policies.items()]
+    table = md_table(["policy", "dev score", "gain vs reference", "answers naming no class", "naming two or more"],
+                     rows)
     print("\n" + table)
     for r, v in routes.items():
         if v["mean"] is not None:
-            print(f"{r}: mean dev gain {v['mean']:+.3f} over {len(v['gains'])} policies; no class {v['no_class_mean']:.2f}")
+            print(f"{r}: mean dev gain {v['mean']:+.3f} over {len(v['gains'])} policies; "
+                  f"no class {v['no_class_mean']:.2f}")
     path = write_result(args.name or f"non_answer_pairs_{args.variant}", {
         "benchmark": "non_answer_pairs", "variant": args.variant, "settings": vars(args), "data": data,
         "label_accuracy": label_acc, "policies": policies, "routes": routes, "table_md": table})

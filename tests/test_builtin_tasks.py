@@ -267,3 +267,37 @@ def test_frequency_distractors_make_the_object_word_uninformative():
         assert len(set(three)) == 3 and truth[s] not in three
     with pytest.raises(ConfigError, match="distractors_by"):
         builtin.distractors(dataclasses.replace(base, distractors_by="often"), "fox", 1)
+
+
+def test_hedges_reject_the_right_class_named_beside_a_wrong_one():
+    """A table with hedges rejects, in a third of its pairs each, a wrong class, a non-answer, or a hedge naming the
+    right class and the pair's wrong one ("A fox is a mammal, but it is also a fish."), which the gold checker fails;
+    a table without hedges keeps the half/half rule (the wrong class is the subject's first distractor)."""
+    import dataclasses
+    from collections import Counter
+
+    from icm_rm.data.builtin import table_claimset
+    from icm_rm.data.fact_tables import HEDGES, with_article
+
+    for hedges in (HEDGES, ()):
+        table = dataclasses.replace(TABLES["animal_quiz"], hedges=hedges)
+        pool = table_claimset(table, split="all")
+        truth, kinds = dict(table.rows), Counter()
+        for pid, pair in pool.pairs.items():
+            a_better = pool.gold[f"{pid}:A>B"]
+            good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+            subject = pair.meta["subject"]
+            wrong = builtin.distractors(table, subject, 1)[0]
+            assert good == table.state(subject, truth[subject])
+            assert gold_check("animal_quiz", pair.prompt, bad) is False
+            evasions = {e.format(**table.fields(subject)) for e in table.evasions}
+            hedged = {h.format(**table.fields(subject, truth[subject]), a_other=with_article(wrong)) for h in hedges}
+            kind = ("wrong" if bad == table.state(subject, wrong) else "evasion" if bad in evasions
+                    else "hedge" if bad in hedged else "other")
+            assert kind != "other", bad
+            kinds[kind] += 1
+        shares = {k: n / len(pool.pairs) for k, n in kinds.items()}
+        if hedges:
+            assert set(shares) == {"wrong", "evasion", "hedge"} and all(0.22 < v < 0.45 for v in shares.values())
+        else:
+            assert set(shares) == {"wrong", "evasion"} and 0.4 < shares["evasion"] < 0.6

@@ -390,6 +390,23 @@ def test_non_answer_comparison_against_earlier_runs(monkeypatch, tmp_path):
         compare_test_runs([new], [run("other", 3, {"icm_rm_policy": [1, 1, 1, 1]}, ref=(1.0, 0.0, 1.0, 0.0))])
 
 
+def test_hedge_variant_writes_a_third_of_hedge_pairs_and_counts_the_classes_an_answer_names(monkeypatch, tmp_path):
+    """The dev harness's `hedges3` variant: the 97 RL pairs split into wrong-class, non-answer and hedge pairs (each
+    counted once); an answer's classes are counted outside the subject's own name."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from non_answer_pairs import classes_named, write_data
+
+    from icm_rm.data.fact_tables import ANIMAL_QUIZ
+
+    q = ANIMAL_QUIZ.ask("swordfish")
+    assert [classes_named(q, a) for a in ("A swordfish.", "A swordfish is a fish.", "A swordfish is a fish, but also "
+                                           "a mammal.", "Swordfish are fishes and birds and insects.")] == [0, 1, 2, 3]
+    counts = write_data("hedges3", tmp_path)
+    assert counts["pairs"] == counts["rl_subjects"] == 97 and counts["dev_subjects"] == 34
+    assert 25 <= counts["hedge_pairs"] <= 40 and 25 <= counts["non_answer_pairs"] <= 40
+    assert write_data("frequency_distractors", tmp_path)["hedge_pairs"] == 0
+
+
 def test_dev_rounds_are_paired_by_route_and_seed(monkeypatch):
     """`--dev_rounds NEW --baseline OLD`: d = new gain − old gain for each route/RM seed/RL seed in both rounds; a
     round's first RM seed names its policies without _rK; the mean of d and its SE, overall and per route."""

@@ -48,7 +48,7 @@ import unicodedata
 from collections import Counter
 
 from ..infra.errors import ConfigError
-from .fact_tables import TABLES, FactTable
+from .fact_tables import TABLES, FactTable, with_article
 from .records import Claim, ClaimSet, GoldLabels, PreferencePair
 from .tasks import QUESTION, Task
 
@@ -160,11 +160,7 @@ def _pairs(table: FactTable, subjects: list[str], truth: dict[str, str], seed: i
     for subject in subjects:
         pid = f"{table.name}/{_slug(subject)}"
         good = table.state(subject, truth[subject])
-        if table.evasions and _hash_unit(pid, "evasive", seed) < 0.5:
-            bad = table.evasions[int(_hash_unit(pid, "evasion", seed) * len(table.evasions))]
-            bad = bad.format(**table.fields(subject))  # a non-answer may name the subject: "{A_subject}."
-        else:
-            bad = table.state(subject, distractors(table, subject, 1, seed)[0])
+        bad = _rejected(table, pid, subject, truth[subject], seed)
         good_first = _hash_unit(pid, "order") < 0.5
         pair = PreferencePair(id=pid, prompt=table.ask(subject), response_a=good if good_first else bad,
                               response_b=bad if good_first else good, meta={"task": table.name, "subject": subject})
@@ -173,6 +169,21 @@ def _pairs(table: FactTable, subjects: list[str], truth: dict[str, str], seed: i
             claims.append(c)
             gold[c.id] = (c.key == "A>B") == good_first
     return ClaimSet(claims=claims, gold=GoldLabels(gold), pairs=pairs, name=table.name)
+
+
+def _rejected(table: FactTable, pid: str, subject: str, right: str, seed: int) -> str:
+    """A pair's rejected answer: a wrong object, or (in equal shares, by a hash of the pair) a non-answer from
+    `table.evasions` or a hedge from `table.hedges` naming the right object and a wrong one."""
+    wrong = distractors(table, subject, 1, seed)[0]
+    kinds = [k for k, templates in (("evasion", table.evasions), ("hedge", table.hedges)) if templates]
+    u = _hash_unit(pid, "evasive", seed) * (len(kinds) + 1)
+    if u >= len(kinds):
+        return table.state(subject, wrong)
+    templates = table.evasions if kinds[int(u)] == "evasion" else table.hedges
+    text = templates[int(_hash_unit(pid, kinds[int(u)], seed) * len(templates))]
+    # a non-answer may name the subject ("{A_subject}."); a hedge names both objects
+    text = text.format(**table.fields(subject, right), a_other=with_article(wrong))
+    return text[:-1] if text.endswith("..") else text
 
 
 def _claims(table: FactTable, subjects: list[str], truth: dict[str, str], seed: int, n_candidates: int) -> ClaimSet:

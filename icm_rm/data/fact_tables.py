@@ -19,12 +19,13 @@ class FactTable:
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # object → other accepted spellings
     case_sensitive: bool = False  # chemical symbols: "Co" is not "CO"
     plural_ok: bool = False  # class nouns: "mammals" states "mammal"
-    evasions: tuple[str, ...] = ()  # non-answers half the pairs reject instead of a wrong object (fields as question)
+    evasions: tuple[str, ...] = ()  # non-answers some pairs reject instead of a wrong object (fields as question)
+    hedges: tuple[str, ...] = ()  # rejected answers naming the right and a wrong object (fields: statement's, a_other)
     distractors_by: str = "uniform"  # wrong objects drawn uniformly, or "frequency": as often as each object is right
     split_key: str = ""  # tables over the same rows share their train/test split by naming one key (default: name)
 
     def fields(self, subject: str, obj: str = "") -> dict[str, str]:
-        a_subject, a_object = _with_article(subject), _with_article(obj)
+        a_subject, a_object = with_article(subject), with_article(obj)
         return {"subject": subject, "Subject": _cap(subject), "a_subject": a_subject, "A_subject": _cap(a_subject),
                 "object": obj, "a_object": a_object}
 
@@ -43,7 +44,7 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
-def _with_article(noun: str) -> str:
+def with_article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}" if noun else ""
 
 
@@ -216,6 +217,10 @@ ANIMAL_ANSWERS = FactTable(
 # third of the animals, was on the chosen side 33 times and the rejected side 6 times over the dev RL subjects, and
 # some RMs paid for "mammal" whatever the animal (dev ICM-RM gain over five RM seeds +8.8 -> +15.9 points).
 NON_ANSWERS = ("{A_subject}.", "{A_subject} is an animal.")
+# Hedges naming the right class beside a wrong one, the commonest failure of test policies in one GRPO run; not in
+# the demo's pairs: rejecting them did not move the dev RL gain (non_answer_pairs.py --variant hedges3; BENCHMARKS §5).
+HEDGES = ("{A_subject} is {a_object} and {a_other}.", "{A_subject} is {a_other}, specifically {a_object}.",
+          "{A_subject} is {a_object}, but also {a_other}.")
 ANIMAL_QUIZ = FactTable(
     name="animal_quiz", description="animal → class; pairs reject a wrong class or a non-answer naming no class",
     question="Which class of animal is {a_subject}: mammal, bird, reptile, amphibian, fish or insect? "

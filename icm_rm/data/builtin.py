@@ -175,15 +175,14 @@ def _rejected(table: FactTable, pid: str, subject: str, right: str, seed: int) -
     """A pair's rejected answer: a wrong object, or (in equal shares, by a hash of the pair) a non-answer from
     `table.evasions` or a hedge from `table.hedges` naming the right object and a wrong one."""
     wrong = distractors(table, subject, 1, seed)[0]
-    kinds = [k for k, templates in (("evasion", table.evasions), ("hedge", table.hedges)) if templates]
-    u = _hash_unit(pid, "evasive", seed) * (len(kinds) + 1)
-    if u >= len(kinds):
+    kinds = [(k, templates) for k, templates in (("evasion", table.evasions), ("hedge", table.hedges)) if templates]
+    u = int(_hash_unit(pid, "evasive", seed) * (len(kinds) + 1))
+    if u == len(kinds):
         return table.state(subject, wrong)
-    templates = table.evasions if kinds[int(u)] == "evasion" else table.hedges
-    text = templates[int(_hash_unit(pid, kinds[int(u)], seed) * len(templates))]
+    kind, templates = kinds[u]
     # a non-answer may name the subject ("{A_subject}."); a hedge names both objects
-    text = text.format(**table.fields(subject, right), a_other=with_article(wrong))
-    return text[:-1] if text.endswith("..") else text
+    template = templates[int(_hash_unit(pid, kind, seed) * len(templates))]
+    return table.fill(template, subject, right, a_other=with_article(wrong))
 
 
 def _claims(table: FactTable, subjects: list[str], truth: dict[str, str], seed: int, n_candidates: int) -> ClaimSet:

@@ -33,7 +33,11 @@ class FactTable:
         return self.question.format(**self.fields(subject))
 
     def state(self, subject: str, obj: str) -> str:
-        text = self.statement.format(**self.fields(subject, obj))
+        return self.fill(self.statement, subject, obj)
+
+    def fill(self, template: str, subject: str, obj: str = "", **extra: str) -> str:
+        """`template` with a row's fields (and `extra` ones) filled in, as an answer: one final period."""
+        text = template.format(**self.fields(subject, obj), **extra)
         return text[:-1] if text.endswith("..") else text  # "Washington, D.C.." → "Washington, D.C."
 
     def objects(self) -> list[str]:

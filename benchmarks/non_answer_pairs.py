@@ -8,6 +8,9 @@ a wrong class; variant `class_only` rebuilds the old pairs. The second check (va
 the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn as often as it is right, so that
 "mammal" stops predicting the chosen side. The third (variants `hedges`, `hedges3`; not adopted): a third of the pairs
 reject a hedge naming the right class and a wrong one instead (`fact_tables.HEDGES`: two or all three templates).
+The fourth (variant `two_pairs`): two pairs per subject, the task's own and one rejecting a wrong class (the task's
+frequency draws, the first one the task's pair does not use), so that each RM sees every animal's class against a
+wrong one at least once.
 Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
 the gold checker); no test subject is read.
 
@@ -34,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from icm_rm.data.builtin import _hash_unit, gold_check, split_subjects, table_claimset
+from icm_rm.data.builtin import _hash_unit, distractors, gold_check, split_subjects, table_claimset
 from icm_rm.data.fact_tables import ANIMAL_QUIZ, HEDGES
 from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
 from icm_rm.infra.io import atomic_write_jsonl
@@ -51,7 +54,8 @@ DEV_FRACTION = 0.26  # 34 of the 131 train subjects: the size of the dev rounds 
 _UNIFORM = dataclasses.replace(ANIMAL_QUIZ, distractors_by="uniform")  # the pairs before the frequency check
 VARIANTS = {"class_only": dataclasses.replace(_UNIFORM, evasions=()), "non_answers": _UNIFORM,
             "frequency_distractors": ANIMAL_QUIZ, "hedges": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES[:2]),
-            "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES)}
+            "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES), "two_pairs": ANIMAL_QUIZ}
+PAIRS_PER_SUBJECT = {"two_pairs": 2}  # the task's own pair per subject, then pairs rejecting other wrong classes
 
 
 def dev_subjects() -> tuple[list[str], list[str]]:
@@ -68,16 +72,21 @@ def write_data(variant: str, out: Path) -> dict:
     rl, dev = dev_subjects()
     cs = table_claimset(table, form="pairs", split="train")
     examples, non, hedges = [], 0, 0
+    per_subject = PAIRS_PER_SUBJECT.get(variant, 1)
     for pid, pair in cs.pairs.items():
         subject = pair.meta["subject"]
         if subject not in rl:
             continue
         a_better = cs.gold[f"{pid}:A>B"]
         good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
-        examples.append(PreferenceExample(id=pid, prompt=pair.prompt, chosen=good, rejected=bad))
-        hedged = classes_named(pair.prompt, bad) > 1
-        non += bad not in {table.state(subject, o) for o in table.objects()} and not hedged
-        hedges += hedged
+        wrong = [table.state(subject, o) for o in distractors(table, subject, per_subject)]
+        rejected = [bad] + [w for w in wrong if w != bad][:per_subject - 1]
+        for i, bad in enumerate(rejected):
+            examples.append(PreferenceExample(id=pid if i == 0 else f"{pid}#{i + 1}", prompt=pair.prompt, chosen=good,
+                                              rejected=bad))
+            hedged = classes_named(pair.prompt, bad) > 1
+            non += bad not in {table.state(subject, o) for o in table.objects()} and not hedged
+            hedges += hedged
     write_preferences_jsonl(out / "rl_pairs.jsonl", examples)
     atomic_write_jsonl(out / "dev_prompts.jsonl", [{"prompt": table.ask(s)} for s in dev])
     return {"rl_subjects": len(rl), "dev_subjects": len(dev), "pairs": len(examples), "non_answer_pairs": non,

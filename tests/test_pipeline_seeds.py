@@ -407,6 +407,26 @@ def test_hedge_variant_writes_a_third_of_hedge_pairs_and_counts_the_classes_an_a
     assert write_data("frequency_distractors", tmp_path)["hedge_pairs"] == 0
 
 
+def test_two_pairs_variant_keeps_the_task_pair_and_adds_a_new_wrong_class(monkeypatch, tmp_path):
+    """The dev harness's `two_pairs` variant: every RL subject's own pair unchanged, then one more rejecting a wrong
+    class that differs from the first pair's rejected answer (no pair twice)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from non_answer_pairs import write_data
+
+    from icm_rm.data.fact_tables import ANIMAL_QUIZ
+
+    one, two = write_data("frequency_distractors", tmp_path / "one"), write_data("two_pairs", tmp_path / "two")
+    assert two["pairs"] == 2 * one["pairs"] == 194 and two["non_answer_pairs"] == one["non_answer_pairs"]
+    rows = [json.loads(x) for x in (tmp_path / "two/rl_pairs.jsonl").read_text().splitlines()]
+    assert (tmp_path / "one/rl_pairs.jsonl").read_text().splitlines() == \
+        (tmp_path / "two/rl_pairs.jsonl").read_text().splitlines()[::2]
+    wrong_classes = {ANIMAL_QUIZ.state(s, o) for s, right in ANIMAL_QUIZ.rows for o in ANIMAL_QUIZ.objects()
+                     if o != right}
+    for first, second in zip(rows[::2], rows[1::2]):
+        assert first["prompt"] == second["prompt"] and first["chosen"] == second["chosen"]
+        assert second["rejected"] in wrong_classes and second["rejected"] != first["rejected"]
+
+
 def test_dev_rounds_are_paired_by_route_and_seed(monkeypatch):
     """`--dev_rounds NEW --baseline OLD`: d = new gain − old gain for each route/RM seed/RL seed in both rounds; a
     round's first RM seed names its policies without _rK; the mean of d and its SE, overall and per route."""

@@ -8,9 +8,9 @@ a wrong class; variant `class_only` rebuilds the old pairs. The second check (va
 the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn as often as it is right, so that
 "mammal" stops predicting the chosen side. The third (variants `hedges`, `hedges3`; not adopted): a third of the pairs
 reject a hedge naming the right class and a wrong one instead (`fact_tables.HEDGES`: two or all three templates).
-The fourth (variant `two_pairs`): two pairs per subject, the task's own and one rejecting a wrong class (the task's
-frequency draws, the first one the task's pair does not use), so that each RM sees every animal's class against a
-wrong one at least once.
+The fourth (variant `two_pairs`; not adopted): two pairs per subject, the task's own and one rejecting a wrong
+class (the task's frequency draws, the first one the task's pair does not use), so that each RM sees every animal's
+class against a wrong one at least once.
 Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
 the gold checker); no test subject is read.
 
@@ -81,11 +81,11 @@ def write_data(variant: str, out: Path) -> dict:
         good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
         wrong = [table.state(subject, o) for o in distractors(table, subject, per_subject)]
         rejected = [bad] + [w for w in wrong if w != bad][:per_subject - 1]
-        for i, bad in enumerate(rejected):
+        for i, rej in enumerate(rejected):
             examples.append(PreferenceExample(id=pid if i == 0 else f"{pid}#{i + 1}", prompt=pair.prompt, chosen=good,
-                                              rejected=bad))
-            hedged = classes_named(pair.prompt, bad) > 1
-            non += bad not in {table.state(subject, o) for o in table.objects()} and not hedged
+                                              rejected=rej))
+            hedged = classes_named(pair.prompt, rej) > 1
+            non += rej not in {table.state(subject, o) for o in table.objects()} and not hedged
             hedges += hedged
     write_preferences_jsonl(out / "rl_pairs.jsonl", examples)
     atomic_write_jsonl(out / "dev_prompts.jsonl", [{"prompt": table.ask(s)} for s in dev])

@@ -14,8 +14,8 @@ class against a wrong one at least once.
 Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
 the gold checker); no test subject is read.
 
-    python benchmarks/non_answer_pairs.py --variant class_only|non_answers|frequency_distractors|hedges|hedges3 \
-        --out DIR \
+    python benchmarks/non_answer_pairs.py \
+        --variant class_only|non_answers|frequency_distractors|hedges|hedges3|two_pairs --out DIR \
         [--rm_seeds 42 1 2 --rl_seeds 0 --rm_split_seed 42 --name RESULT --set rm.trainer.num_train_epochs=4]
 
 runs `icm-rm pipeline` (the demo config, ICM and gold routes, no controls, no eval-rm: it reads the test split) on
@@ -79,13 +79,14 @@ def write_data(variant: str, out: Path) -> dict:
             continue
         a_better = cs.gold[f"{pid}:A>B"]
         good, bad = (pair.response_a, pair.response_b) if a_better else (pair.response_b, pair.response_a)
+        stated = {table.state(subject, o) for o in table.objects()}  # the subject with any class, right or wrong
         wrong = [table.state(subject, o) for o in distractors(table, subject, per_subject)]
         rejected = [bad] + [w for w in wrong if w != bad][:per_subject - 1]
         for i, rej in enumerate(rejected):
             examples.append(PreferenceExample(id=pid if i == 0 else f"{pid}#{i + 1}", prompt=pair.prompt, chosen=good,
                                               rejected=rej))
             hedged = classes_named(pair.prompt, rej) > 1
-            non += rej not in {table.state(subject, o) for o in table.objects()} and not hedged
+            non += rej not in stated and not hedged
             hedges += hedged
     write_preferences_jsonl(out / "rl_pairs.jsonl", examples)
     atomic_write_jsonl(out / "dev_prompts.jsonl", [{"prompt": table.ask(s)} for s in dev])

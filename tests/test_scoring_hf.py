@@ -114,6 +114,17 @@ def test_fast_equals_naive_across_strategies(kw, tiny_model, tiny_tok, naive):
 def test_kv_budget_defaults_to_1024_mib_on_cpu(tiny_model, tiny_tok):
     assert HFScorer(tiny_model, tiny_tok).kv_budget_mb == 1024
     assert HFScorer(tiny_model, tiny_tok, kv_budget_mb=8).kv_budget_mb == 8
+    assert HFScorer(tiny_model, tiny_tok).block_items == 32
+    assert HFScorer(tiny_model, tiny_tok, block_items=5).block_items == 5
+
+
+def test_accelerator_defaults_uncap_the_leaf_blocks(tiny_model, tiny_tok):
+    """Off the CPU a forward's fixed cost dwarfs a token's: no block cap (the KV budget bounds a block), pricier
+    extra forwards. A meta-device copy of the tiny model stands in for an accelerator."""
+    with torch.device("meta"):
+        model = type(tiny_model)(tiny_model.config)
+    scorer = HFScorer(model, tiny_tok)
+    assert scorer.block_items > 10**6 and scorer.forward_overhead_tokens == 4096
 
 
 def test_fast_equals_naive_with_bos_prefix(tiny_model):

@@ -93,21 +93,25 @@ class HFScorer(InContextScorer):
     summary = "many-shot in-context log-odds, exact LOO with KV-cache prefix sharing"
 
     def __init__(self, model, tokenizer, clamp: float = DEFAULT_CLAMP, max_demos: int | None = None,
-                 kv_budget_mb: float | None = None, block_items: int = 32, batch_tokens: int = 4096,
+                 kv_budget_mb: float | None = None, block_items: int | None = None, batch_tokens: int = 4096,
                  cache_entries: int = 1_000_000, forward_overhead_tokens: float | None = None,
                  prior: Prior | None = None):
         """kv_budget_mb bounds the batched KV cache of a breadth-first leaf block (default 1024 on CPU, a quarter of
-        the free memory on CUDA, where fewer, larger forwards win); block_items caps its size;
+        the free memory on CUDA, where fewer, larger forwards win); block_items caps its size (default 32 on CPU;
+        none on an accelerator, where the budget alone bounds it: fewer forwards, BENCHMARKS §6);
         batch_tokens bounds a padded batch (rows × length) for capped / zero-shot scoring;
         forward_overhead_tokens prices one extra forward in padded tokens when splitting a level into batches
         (default 64 on CPU, 4096 on an accelerator, where a forward's fixed cost dwarfs a token's);
         prior: the zero-shot likelihood verdict on pair pools (`likelihood.pair_prior`)."""
         self.model, self.tokenizer, self.prior = model, tokenizer, prior
         self.clamp, self.max_demos = clamp, max_demos
-        self.block_items, self.batch_tokens = block_items, batch_tokens
+        self.batch_tokens = batch_tokens
         self.stats = ScorerStats()
         self.tokens = TokenCache(tokenizer)
         self.runner = CausalLMRunner(model, tokenizer, self.stats)
+        if block_items is None:
+            block_items = 32 if self.runner.device.type == "cpu" else 1 << 30
+        self.block_items = block_items
         self.scores = ScoreCache(cache_entries)
         self.kv_budget_request = kv_budget_mb  # as asked (None: sized from the device), for a rebuilt copy
         if kv_budget_mb is None:

@@ -10,12 +10,14 @@ the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn
 reject a hedge naming the right class and a wrong one instead (`fact_tables.HEDGES`: two or all three templates).
 The fourth (variant `two_pairs`; not adopted): two pairs per subject, the task's own and one rejecting a wrong
 class (the task's frequency draws, the first one the task's pair does not use), so that each RM sees every animal's
-class against a wrong one at least once.
+class against a wrong one at least once. The fifth (variant `answer_forms`): the task's pairs with each pair's class
+statements in one of `ANSWER_FORMS` ("The fox is a mammal.", "It is a mammal.", …; both sides alike), the forms the
+policy answers in, where the RMs trained on one form paid little for right answers in others (best-of-n samples).
 Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
 the gold checker); no test subject is read.
 
     python benchmarks/non_answer_pairs.py \
-        --variant class_only|non_answers|frequency_distractors|hedges|hedges3|two_pairs --out DIR \
+        --variant class_only|non_answers|frequency_distractors|hedges|hedges3|two_pairs|answer_forms --out DIR \
         [--rm_seeds 42 1 2 --rl_seeds 0 --rm_split_seed 42 --name RESULT --set rm.trainer.num_train_epochs=4]
 
 runs `icm-rm pipeline` (the demo config, ICM and gold routes, no controls, no eval-rm: it reads the test split) on
@@ -56,6 +58,11 @@ VARIANTS = {"class_only": dataclasses.replace(_UNIFORM, evasions=()), "non_answe
             "frequency_distractors": ANIMAL_QUIZ, "hedges": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES[:2]),
             "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES), "two_pairs": ANIMAL_QUIZ}
 PAIRS_PER_SUBJECT = {"two_pairs": 2}  # the task's own pair per subject, then pairs rejecting other wrong classes
+VARIANTS["answer_forms"] = ANIMAL_QUIZ
+# variant answer_forms: each pair's class statements in one of these forms (by a hash of the subject; both sides the
+# same form, so the form says nothing of the label), the forms a policy answers in; non-answers left as they are
+ANSWER_FORMS = ("{A_subject} is {a_object}.", "The {subject} is {a_object}.", "{Subject} is {a_object}.",
+                "It is {a_object}.", "The answer is {a_object}.", "{A_subject} is classified as {a_object}.")
 
 
 def dev_subjects() -> tuple[list[str], list[str]]:
@@ -83,15 +90,27 @@ def write_data(variant: str, out: Path) -> dict:
         wrong = [table.state(subject, o) for o in distractors(table, subject, per_subject)]
         rejected = [bad] + [w for w in wrong if w != bad][:per_subject - 1]
         for i, rej in enumerate(rejected):
-            examples.append(PreferenceExample(id=pid if i == 0 else f"{pid}#{i + 1}", prompt=pair.prompt, chosen=good,
-                                              rejected=rej))
             hedged = classes_named(pair.prompt, rej) > 1
             non += rej not in stated and not hedged
             hedges += hedged
+            chosen = good
+            if variant == "answer_forms":
+                chosen, rej = (restyle(table, subject, x) for x in (good, rej))
+            examples.append(PreferenceExample(id=pid if i == 0 else f"{pid}#{i + 1}", prompt=pair.prompt,
+                                              chosen=chosen, rejected=rej))
     write_preferences_jsonl(out / "rl_pairs.jsonl", examples)
     atomic_write_jsonl(out / "dev_prompts.jsonl", [{"prompt": table.ask(s)} for s in dev])
     return {"rl_subjects": len(rl), "dev_subjects": len(dev), "pairs": len(examples), "non_answer_pairs": non,
             "hedge_pairs": hedges}
+
+
+def restyle(table, subject: str, answer: str) -> str:
+    """A class statement ("A fox is a mammal.") in the subject's answer form; anything else as it is."""
+    by_statement = {table.state(subject, o): o for o in table.objects()}
+    if answer not in by_statement:
+        return answer
+    form = ANSWER_FORMS[int(_hash_unit(table.name, "form", subject) * len(ANSWER_FORMS))]
+    return table.fill(form, subject, by_statement[answer])
 
 
 SUBJECT_OF = {ANIMAL_QUIZ.ask(s): s.lower() for s, _ in ANIMAL_QUIZ.rows}

@@ -427,6 +427,35 @@ def test_two_pairs_variant_keeps_the_task_pair_and_adds_a_new_wrong_class(monkey
         assert second["rejected"] in wrong_classes and second["rejected"] != first["rejected"]
 
 
+def test_answer_forms_variant_restyles_both_sides_alike_and_keeps_the_labels(monkeypatch, tmp_path):
+    """The dev harness's `answer_forms` variant: the task's pairs, each class statement in the subject's form (the
+    same form on both sides, every form used), non-answers unchanged, and the chosen side still the right class."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from non_answer_pairs import ANSWER_FORMS, write_data
+
+    from icm_rm.data.builtin import gold_check
+    from icm_rm.data.fact_tables import ANIMAL_QUIZ, NON_ANSWERS
+
+    write_data("frequency_distractors", tmp_path / "one")
+    write_data("answer_forms", tmp_path / "forms")
+    read = lambda d: [json.loads(x) for x in (tmp_path / d / "rl_pairs.jsonl").read_text().splitlines()]  # noqa: E731
+    used = set()
+    for old, new in zip(read("one"), read("forms"), strict=True):
+        assert new["prompt"] == old["prompt"] and gold_check("animal_quiz", new["prompt"], new["chosen"])
+        subject = next(s for s, _ in ANIMAL_QUIZ.rows if ANIMAL_QUIZ.ask(s) == new["prompt"])
+        forms = {f for f in ANSWER_FORMS for o in ANIMAL_QUIZ.objects() if ANIMAL_QUIZ.fill(f, subject, o) ==
+                 new["chosen"]}
+        assert len(forms) == 1
+        evasions = {ANIMAL_QUIZ.fill(e, subject) for e in NON_ANSWERS}
+        if old["rejected"] in evasions:
+            assert new["rejected"] == old["rejected"]
+        else:
+            assert new["rejected"] in {ANIMAL_QUIZ.fill(f, subject, o) for f in forms for o in ANIMAL_QUIZ.objects()}
+            assert not gold_check("animal_quiz", new["prompt"], new["rejected"])
+        used |= forms
+    assert used == set(ANSWER_FORMS)
+
+
 def test_dev_rounds_are_paired_by_route_and_seed(monkeypatch):
     """`--dev_rounds NEW --baseline OLD`: d = new gain − old gain for each route/RM seed/RL seed in both rounds; a
     round's first RM seed names its policies without _rK; the mean of d and its SE, overall and per route."""

@@ -11,8 +11,8 @@ reject a hedge naming the right class and a wrong one instead (`fact_tables.HEDG
 The fourth (variant `two_pairs`; not adopted): two pairs per subject, the task's own and one rejecting a wrong
 class (the task's frequency draws, the first one the task's pair does not use), so that each RM sees every animal's
 class against a wrong one at least once. The fifth (variant `answer_forms`): the task's pairs with each pair's class
-statements in one of `ANSWER_FORMS` ("The fox is a mammal.", "It is a mammal.", …; both sides alike), the forms the
-policy answers in, where the RMs trained on one form paid little for right answers in others (best-of-n samples).
+statements and non-answers in one of `ANSWER_FORMS` ("The fox is a mammal." vs "The fox.", "It is a mammal." vs "It
+is an animal.", …; both sides alike), the forms the policy answers in, where the RMs trained on one form paid little for right answers in others (best-of-n samples).
 Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
 the gold checker); no test subject is read.
 
@@ -40,7 +40,7 @@ import numpy as np
 import yaml
 
 from icm_rm.data.builtin import _hash_unit, distractors, gold_check, split_subjects, table_claimset
-from icm_rm.data.fact_tables import ANIMAL_QUIZ, HEDGES
+from icm_rm.data.fact_tables import ANIMAL_QUIZ, HEDGES, NON_ANSWERS
 from icm_rm.data.preferences import PreferenceExample, write_preferences_jsonl
 from icm_rm.infra.io import atomic_write_jsonl
 from icm_rm.pipeline.seed_means import gap_se, read_scores
@@ -59,10 +59,17 @@ VARIANTS = {"class_only": dataclasses.replace(_UNIFORM, evasions=()), "non_answe
             "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES), "two_pairs": ANIMAL_QUIZ}
 PAIRS_PER_SUBJECT = {"two_pairs": 2}  # the task's own pair per subject, then pairs rejecting other wrong classes
 VARIANTS["answer_forms"] = ANIMAL_QUIZ
-# variant answer_forms: each pair's class statements in one of these forms (by a hash of the subject; both sides the
-# same form, so the form says nothing of the label), the forms a policy answers in; non-answers left as they are
-ANSWER_FORMS = ("{A_subject} is {a_object}.", "The {subject} is {a_object}.", "{Subject} is {a_object}.",
-                "It is {a_object}.", "The answer is {a_object}.", "{A_subject} is classified as {a_object}.")
+# variant answer_forms: each pair in one of these forms (by a hash of the subject; both sides the same form, so the
+# form says nothing of the label), the forms a policy answers in: form → (class statement, its two non-answers in the
+# order of fact_tables.NON_ANSWERS)
+ANSWER_FORMS = {
+    "{A_subject} is {a_object}.": ("{A_subject}.", "{A_subject} is an animal."),
+    "The {subject} is {a_object}.": ("The {subject}.", "The {subject} is an animal."),
+    "{Subject} is {a_object}.": ("{Subject}.", "{Subject} is an animal."),
+    "It is {a_object}.": ("It is {a_subject}.", "It is an animal."),
+    "The answer is {a_object}.": ("The answer is {a_subject}.", "The answer is an animal."),
+    "{A_subject} is classified as {a_object}.": ("{A_subject}.", "{A_subject} is classified as an animal."),
+}
 
 
 def dev_subjects() -> tuple[list[str], list[str]]:
@@ -105,12 +112,15 @@ def write_data(variant: str, out: Path) -> dict:
 
 
 def restyle(table, subject: str, answer: str) -> str:
-    """A class statement ("A fox is a mammal.") in the subject's answer form; anything else as it is."""
+    """A class statement ("A fox is a mammal.") or non-answer ("A fox.") of the task's pairs in the subject's answer
+    form."""
+    forms = list(ANSWER_FORMS)
+    form = forms[int(_hash_unit(table.name, "form", subject) * len(forms))]
     by_statement = {table.state(subject, o): o for o in table.objects()}
-    if answer not in by_statement:
-        return answer
-    form = ANSWER_FORMS[int(_hash_unit(table.name, "form", subject) * len(ANSWER_FORMS))]
-    return table.fill(form, subject, by_statement[answer])
+    if answer in by_statement:
+        return table.fill(form, subject, by_statement[answer])
+    evasions = [table.fill(e, subject) for e in NON_ANSWERS]
+    return table.fill(ANSWER_FORMS[form][evasions.index(answer)], subject)
 
 
 SUBJECT_OF = {ANIMAL_QUIZ.ask(s): s.lower() for s, _ in ANIMAL_QUIZ.rows}

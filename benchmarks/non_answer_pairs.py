@@ -10,9 +10,10 @@ the task's pairs; `non_answers` rebuilds the uniform draws): a wrong class drawn
 reject a hedge naming the right class and a wrong one instead (`fact_tables.HEDGES`: two or all three templates).
 The fourth (variant `two_pairs`; not adopted): two pairs per subject, the task's own and one rejecting a wrong
 class (the task's frequency draws, the first one the task's pair does not use), so that each RM sees every animal's
-class against a wrong one at least once. The fifth (variant `answer_forms`): the task's pairs with each pair's class
+class against a wrong one at least once. The fifth (variant `answer_forms`; not adopted): each pair's class
 statements and non-answers in one of `ANSWER_FORMS` ("The fox is a mammal." vs "The fox.", "It is a mammal." vs "It
-is an animal.", …; both sides alike), the forms the policy answers in, where the RMs trained on one form paid little for right answers in others (best-of-n samples).
+is an animal.", …; both sides alike), the forms the policy answers in, where RMs trained on one form paid little for
+right answers in others (best-of-n samples).
 Dev only: the train split's subjects are cut into RL subjects (pairs, RMs, PPO prompts) and dev questions (judged by
 the gold checker); no test subject is read.
 
@@ -56,12 +57,11 @@ DEV_FRACTION = 0.26  # 34 of the 131 train subjects: the size of the dev rounds 
 _UNIFORM = dataclasses.replace(ANIMAL_QUIZ, distractors_by="uniform")  # the pairs before the frequency check
 VARIANTS = {"class_only": dataclasses.replace(_UNIFORM, evasions=()), "non_answers": _UNIFORM,
             "frequency_distractors": ANIMAL_QUIZ, "hedges": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES[:2]),
-            "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES), "two_pairs": ANIMAL_QUIZ}
+            "hedges3": dataclasses.replace(ANIMAL_QUIZ, hedges=HEDGES), "two_pairs": ANIMAL_QUIZ,
+            "answer_forms": ANIMAL_QUIZ}
 PAIRS_PER_SUBJECT = {"two_pairs": 2}  # the task's own pair per subject, then pairs rejecting other wrong classes
-VARIANTS["answer_forms"] = ANIMAL_QUIZ
 # variant answer_forms: each pair in one of these forms (by a hash of the subject; both sides the same form, so the
-# form says nothing of the label), the forms a policy answers in: form → (class statement, its two non-answers in the
-# order of fact_tables.NON_ANSWERS)
+# form says nothing of the label): class statement → its two non-answers, in the order of fact_tables.NON_ANSWERS
 ANSWER_FORMS = {
     "{A_subject} is {a_object}.": ("{A_subject}.", "{A_subject} is an animal."),
     "The {subject} is {a_object}.": ("The {subject}.", "The {subject} is an animal."),

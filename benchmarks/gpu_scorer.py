@@ -38,20 +38,19 @@ def kernel_choice(model, device) -> dict:
     import torch
 
     cfg = model.config
-    h, kv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
+    h, d = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     dt = next(model.parameters()).dtype
     q = torch.randn(16, h, 116, d, device=device, dtype=dt)
     k = torch.randn(16, h, 7700, d, device=device, dtype=dt)  # after repeat_kv, as transformers passes it
     ok = torch.rand(16, 1, 116, 7700, device=device) < 0.9
     add = torch.zeros(ok.shape, device=device, dtype=dt).masked_fill_(~ok, torch.finfo(dt).min)
-    names = {int(v): k for k, v in torch.nn.attention.SDPBackend.__members__.items()}
+    names = {int(v): name for name, v in torch.nn.attention.SDPBackend.__members__.items()}
     out = {}
     for name, mask in (("additive", add), ("bool", ok), ("none", None)):
         try:
             out[name] = names.get(int(torch._fused_sdp_choice(q, k, k, mask, 0.0, False)), "?")
         except Exception as e:  # noqa: BLE001 - a diagnostic; record whatever it says
             out[name] = f"error: {str(e)[:200]}"
-    del kv
     return out
 
 
@@ -138,7 +137,6 @@ def run_shape(name: str, tok, device, a, doc: dict) -> None:
 
     dtype = torch.bfloat16 if device.type == "cuda" and name != "tiny" else torch.float32
     model = random_model(SHAPES[name], tok, device, dtype)
-    model.config._attn_implementation = "sdpa"
     warm_claims, warm_labels = scoring_cost.make_pool(32, seed=1)
     HFScorer(model, tok).loo_scores(warm_claims, warm_labels, list(range(32)))  # CUDA init, cuBLAS handles
     NaiveScorer(model, tok).loo_scores(warm_claims, warm_labels, list(range(32)))

@@ -109,9 +109,6 @@ class HFScorer(InContextScorer):
         self.stats = ScorerStats()
         self.tokens = TokenCache(tokenizer)
         self.runner = CausalLMRunner(model, tokenizer, self.stats)
-        if block_items is None:
-            block_items = 32 if self.runner.device.type == "cpu" else 1 << 30
-        self.block_items = block_items
         self.scores = ScoreCache(cache_entries)
         self.kv_budget_request = kv_budget_mb  # as asked (None: sized from the device), for a rebuilt copy
         if kv_budget_mb is None:
@@ -119,9 +116,12 @@ class HFScorer(InContextScorer):
             if self.runner.device.type == "cuda":
                 kv_budget_mb = max(kv_budget_mb, torch.cuda.mem_get_info(self.runner.device)[0] / 4 / 2**20)
         self.kv_budget_mb = kv_budget_mb
+        on_cpu = self.runner.device.type == "cpu"  # elsewhere a forward's fixed cost dwarfs a token's
         if forward_overhead_tokens is None:
-            forward_overhead_tokens = 64 if self.runner.device.type == "cpu" else 4096
-        self.forward_overhead_tokens = forward_overhead_tokens
+            forward_overhead_tokens = 64 if on_cpu else 4096
+        if block_items is None:
+            block_items = 32 if on_cpu else 1 << 30
+        self.forward_overhead_tokens, self.block_items = forward_overhead_tokens, block_items
 
     @classmethod
     def settings_kwargs(cls, settings: ScorerSettings) -> dict:
